@@ -1,0 +1,453 @@
+package lkelocal
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Service accounts an LKE cluster has in kube-system. lke-admin backs the
+// kubeconfig the Linode API serves; the others are the control-plane
+// components' tokens that "regenerate service token" replaces.
+const (
+	AdminServiceAccount = "lke-admin"
+)
+
+// ControlPlaneServiceAccounts are replaced by regenerating the service token.
+var ControlPlaneServiceAccounts = []string{"ccm-user", "cluster-autoscaler-user", "kubernetes-dashboard-lke-user"}
+
+// Cluster is one emulated LKE cluster: the Linode-side record (pools, the
+// served kubeconfig) backed by a real kube-apiserver and controller manager.
+type Cluster struct {
+	ID         int
+	Label      string
+	Region     string
+	K8sVersion string
+	Tier       string
+	Created    time.Time
+
+	cp     *controlPlane
+	client kubernetes.Interface
+	ctx    context.Context // ends when the cluster is deleted or the environment closes
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
+
+	mu                sync.Mutex
+	updated           time.Time
+	kubeconfig        []byte    // what GET /kubeconfig serves once ready
+	kubeconfigReadyAt time.Time // GET /kubeconfig answers 503 before this
+	pendingRegens     int       // regenerations still replacing secrets
+	kubeconfigDelay   time.Duration
+	recycleDelay      time.Duration
+	pools             []*nodePool
+	adminKubeconfig   string
+}
+
+type nodePool struct {
+	ID    int
+	Type  string
+	Tags  []string
+	Nodes []*poolNode
+}
+
+type poolNode struct {
+	ID         string // Linode's pool-node id, e.g. 855494-25e3fe070000
+	InstanceID int
+	Status     string // ready | not_ready
+	Name       string // the Kubernetes Node name, e.g. lke433107-855494-1a2b3c4d
+}
+
+// ClusterSpec shapes a new emulated cluster.
+type ClusterSpec struct {
+	Label string
+	// Pools lists node counts per pool; default one pool of 3 nodes.
+	Pools []int
+}
+
+func (env *Environment) newCluster(ctx context.Context, id int, spec ClusterSpec) (_ *Cluster, err error) {
+	if spec.Label == "" {
+		spec.Label = "kubecreds-local-" + strconv.Itoa(id)
+	}
+	if len(spec.Pools) == 0 {
+		spec.Pools = []int{3}
+	}
+	dir := filepath.Join(env.Dir, "lke"+strconv.Itoa(id))
+	cp, err := startControlPlane(ctx, env.bin, dir, env.etcd.url, "/lke"+strconv.Itoa(id))
+	if err != nil {
+		return nil, fmt.Errorf("cluster %d: %w", id, err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	cctx, cancel := context.WithCancel(env.ctx)
+	c := &Cluster{
+		ID: id, Label: spec.Label, Region: "us-ord", K8sVersion: "1.37", Tier: "standard",
+		Created: now, updated: now, cp: cp, ctx: cctx, cancel: cancel,
+		kubeconfigDelay: env.opts.KubeconfigDelay,
+		recycleDelay:    env.opts.RecycleDelay,
+		adminKubeconfig: filepath.Join(dir, "admin.kubeconfig"),
+	}
+	defer func() {
+		if err != nil {
+			c.stop()
+		}
+	}()
+	if c.client, err = kubernetes.NewForConfig(cp.admin); err != nil {
+		return nil, err
+	}
+	if err := writeClientCertKubeconfig(c.adminKubeconfig, "lke"+strconv.Itoa(id)+"-local-admin", cp.host, cp.ca.certPEM(),
+		cp.admin.CertFile, cp.admin.KeyFile); err != nil {
+		return nil, err
+	}
+	for i, count := range spec.Pools {
+		p := &nodePool{ID: id*10 + i + 1, Type: "g6-standard-2", Tags: []string{}}
+		for range count {
+			p.Nodes = append(p.Nodes, c.newPoolNode(p))
+		}
+		c.pools = append(c.pools, p)
+	}
+	if err := c.bootstrap(ctx); err != nil {
+		return nil, fmt.Errorf("cluster %d: bootstrap: %w\n%s", id, err, c.LogTail())
+	}
+	return c, nil
+}
+
+// bootstrap creates what LKE puts in a new cluster: the kube-system service
+// accounts with legacy token secrets, lke-admin bound to cluster-admin, a
+// Ready Node per pool node, and the kubeconfig the API serves.
+func (c *Cluster) bootstrap(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	for _, sa := range append([]string{AdminServiceAccount}, ControlPlaneServiceAccounts...) {
+		_, err := c.client.CoreV1().ServiceAccounts(metav1.NamespaceSystem).Create(ctx,
+			&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create service account %s: %w", sa, err)
+		}
+	}
+	_, err := c.client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "lke-admin-crb"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: AdminServiceAccount, Namespace: metav1.NamespaceSystem}},
+	}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("bind lke-admin: %w", err)
+	}
+	token, err := c.replaceTokenSecret(ctx, AdminServiceAccount)
+	if err != nil {
+		return err
+	}
+	for _, sa := range ControlPlaneServiceAccounts {
+		if _, err := c.replaceTokenSecret(ctx, sa); err != nil {
+			return err
+		}
+	}
+	for _, p := range c.pools {
+		for _, n := range p.Nodes {
+			if err := c.createNode(ctx, p, n); err != nil {
+				return err
+			}
+		}
+	}
+	kc, err := lkeKubeconfig(c.ID, c.cp.host, c.cp.ca.certPEM(), token)
+	if err != nil {
+		return err
+	}
+	c.kubeconfig = kc
+	return nil
+}
+
+// replaceTokenSecret deletes the service account's legacy token secrets,
+// creates a new one, and waits for the token controller to fill it.
+func (c *Cluster) replaceTokenSecret(ctx context.Context, serviceAccount string) (string, error) {
+	secrets := c.client.CoreV1().Secrets(metav1.NamespaceSystem)
+	list, err := secrets.List(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("type", string(corev1.SecretTypeServiceAccountToken)).String(),
+	})
+	if err != nil {
+		return "", fmt.Errorf("list token secrets: %w", err)
+	}
+	for _, s := range list.Items {
+		if s.Annotations[corev1.ServiceAccountNameKey] != serviceAccount {
+			continue
+		}
+		if err := secrets.Delete(ctx, s.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return "", fmt.Errorf("delete secret %s: %w", s.Name, err)
+		}
+	}
+	created, err := secrets.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: serviceAccount + "-token-",
+			Annotations:  map[string]string{corev1.ServiceAccountNameKey: serviceAccount},
+		},
+		Type: corev1.SecretTypeServiceAccountToken,
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("create token secret for %s: %w", serviceAccount, err)
+	}
+	var token string
+	err = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		s, err := secrets.Get(ctx, created.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		token = string(s.Data[corev1.ServiceAccountTokenKey])
+		return token != "", nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("token controller did not fill secret %s: %w", created.Name, err)
+	}
+	return token, nil
+}
+
+func (c *Cluster) newPoolNode(p *nodePool) *poolNode {
+	suffix := randomHex(4)
+	return &poolNode{
+		ID:         fmt.Sprintf("%d-%s0000", p.ID, suffix),
+		InstanceID: 90000000 + int(randomUint16())*100 + len(p.Nodes),
+		Status:     "ready",
+		Name:       fmt.Sprintf("lke%d-%d-%s", c.ID, p.ID, suffix),
+	}
+}
+
+func (c *Cluster) createNode(ctx context.Context, p *nodePool, n *poolNode) error {
+	node, err := c.client.CoreV1().Nodes().Create(ctx, &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: map[string]string{
+			"lke.linode.com/pool-id":          strconv.Itoa(p.ID),
+			"node.kubernetes.io/instance-type": p.Type,
+			"kubernetes.io/hostname":           n.Name,
+		}},
+		Spec: corev1.NodeSpec{ProviderID: "linode://" + strconv.Itoa(n.InstanceID)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("create node %s: %w", n.Name, err)
+	}
+	now := metav1.Now()
+	node.Status.Conditions = []corev1.NodeCondition{{
+		Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+		Message: "kubelet is posting ready status", LastHeartbeatTime: now, LastTransitionTime: now,
+	}}
+	if _, err := c.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("mark node %s Ready: %w", n.Name, err)
+	}
+	return nil
+}
+
+// regenerate starts what POST /regenerate does: the Linode API answers at
+// once, replaces the chosen secrets in the background, and serves 503 for the
+// kubeconfig until the replacement is done and the configured delay has passed.
+func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
+	c.mu.Lock()
+	c.pendingRegens++
+	c.updated = time.Now().UTC().Truncate(time.Second)
+	readyAt := time.Now().Add(c.kubeconfigDelay)
+	c.kubeconfigReadyAt = readyAt
+	c.mu.Unlock()
+
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		var newKubeconfig []byte
+		err := func() error {
+			if kubeconfig {
+				token, err := c.replaceTokenSecret(c.ctx, AdminServiceAccount)
+				if err != nil {
+					return err
+				}
+				if newKubeconfig, err = lkeKubeconfig(c.ID, c.cp.host, c.cp.ca.certPEM(), token); err != nil {
+					return err
+				}
+			}
+			if serviceToken {
+				for _, sa := range ControlPlaneServiceAccounts {
+					if _, err := c.replaceTokenSecret(c.ctx, sa); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}()
+		if err != nil && c.ctx.Err() == nil {
+			log.Printf("lkelocal: cluster %d: regenerate: %v", c.ID, err)
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.pendingRegens--
+		if newKubeconfig != nil {
+			c.kubeconfig = newKubeconfig
+		}
+	}()
+}
+
+// servedKubeconfig is what GET /kubeconfig answers: the kubeconfig, or
+// ready=false while a regeneration is under way.
+func (c *Cluster) servedKubeconfig() (kc []byte, ready bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pendingRegens > 0 || time.Now().Before(c.kubeconfigReadyAt) {
+		return nil, false
+	}
+	return c.kubeconfig, true
+}
+
+// recycle replaces the nodes of the given pools (all when none are given):
+// they turn not_ready at once and, after the recycle delay, their Node objects
+// are replaced by new ones with new names, Ready.
+func (c *Cluster) recycle(poolIDs ...int) bool {
+	c.mu.Lock()
+	var targets []*nodePool
+	for _, p := range c.pools {
+		if len(poolIDs) == 0 || slices.Contains(poolIDs, p.ID) {
+			targets = append(targets, p)
+			for _, n := range p.Nodes {
+				n.Status = "not_ready"
+			}
+		}
+	}
+	delay := c.recycleDelay
+	c.updated = time.Now().UTC().Truncate(time.Second)
+	c.mu.Unlock()
+	if len(targets) == 0 {
+		return false
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		select {
+		case <-time.After(delay):
+		case <-c.ctx.Done():
+			return
+		}
+		for _, p := range targets {
+			c.mu.Lock()
+			old := p.Nodes
+			fresh := make([]*poolNode, 0, len(old))
+			p.Nodes = nil
+			for range old {
+				n := c.newPoolNode(p)
+				p.Nodes = append(p.Nodes, n)
+				fresh = append(fresh, n)
+			}
+			c.mu.Unlock()
+			for _, n := range fresh {
+				if err := c.createNode(c.ctx, p, n); err != nil && c.ctx.Err() == nil {
+					log.Printf("lkelocal: cluster %d: recycle: %v", c.ID, err)
+				}
+			}
+			for _, n := range old {
+				err := c.client.CoreV1().Nodes().Delete(c.ctx, n.Name, metav1.DeleteOptions{})
+				if err != nil && !apierrors.IsNotFound(err) && c.ctx.Err() == nil {
+					log.Printf("lkelocal: cluster %d: recycle: delete node %s: %v", c.ID, n.Name, err)
+				}
+			}
+		}
+	}()
+	return true
+}
+
+// SetKubeconfigDelay sets how long GET /kubeconfig answers 503 after a regeneration.
+func (c *Cluster) SetKubeconfigDelay(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.kubeconfigDelay = d
+}
+
+// SetRecycleDelay sets how long a recycle takes before the new nodes appear.
+func (c *Cluster) SetRecycleDelay(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.recycleDelay = d
+}
+
+// Host is the API server URL.
+func (c *Cluster) Host() string { return c.cp.host }
+
+// CACertificate is the cluster CA in PEM form.
+func (c *Cluster) CACertificate() []byte { return c.cp.ca.certPEM() }
+
+// AdminConfig is a client configuration with a system:masters client
+// certificate: it keeps working across rotations, for tests and people.
+func (c *Cluster) AdminConfig() *rest.Config { return rest.CopyConfig(c.cp.admin) }
+
+// AdminKubeconfigPath is a kubeconfig file holding AdminConfig.
+func (c *Cluster) AdminKubeconfigPath() string { return c.adminKubeconfig }
+
+// Kubeconfig is the kubeconfig the Linode API serves (or will serve once a
+// pending regeneration finishes), whatever its readiness.
+func (c *Cluster) Kubeconfig() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]byte(nil), c.kubeconfig...)
+}
+
+// NodeNames lists the Kubernetes Node names of the cluster's pool nodes.
+func (c *Cluster) NodeNames() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var names []string
+	for _, p := range c.pools {
+		for _, n := range p.Nodes {
+			names = append(names, n.Name)
+		}
+	}
+	return names
+}
+
+// MemoryBytes is the resident memory of the cluster's API server and controller manager.
+func (c *Cluster) MemoryBytes() (int64, error) {
+	a, err := c.cp.apiserver.rss()
+	if err != nil {
+		return 0, err
+	}
+	b, err := c.cp.controller.rss()
+	return a + b, err
+}
+
+// LogTail returns the end of the cluster's process logs, for failing tests.
+func (c *Cluster) LogTail() string {
+	s := ""
+	for _, p := range []*process{c.cp.apiserver, c.cp.controller} {
+		if p != nil {
+			s += fmt.Sprintf("--- %s (cluster %d) log tail ---\n%s\n", p.name, c.ID, p.tail(4096))
+		}
+	}
+	return s
+}
+
+func (c *Cluster) stop() {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.bg.Wait()
+	c.cp.stop()
+	_ = os.RemoveAll(c.cp.dir)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func randomUint16() uint16 {
+	b := make([]byte, 2)
+	_, _ = rand.Read(b)
+	return uint16(b[0])<<8 | uint16(b[1])
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

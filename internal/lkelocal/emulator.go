@@ -1,0 +1,352 @@
+package lkelocal
+
+import (
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Emulator is the Linode API's LKE subset, served over HTTPS on loopback and
+// answering as the real API does (see shared/fixtures/linode-api), with each
+// cluster backed by a real control plane.
+type Emulator struct {
+	// URL is the API root without version, for LINODE_URL.
+	URL string
+	// Token is the bearer token the emulator accepts, for LINODE_TOKEN.
+	Token string
+	// CAPath is the CA certificate that signed the emulator's TLS certificate, for LINODE_CA.
+	CAPath string
+
+	env      *Environment
+	server   *http.Server
+	listener net.Listener
+	closing  chan struct{}
+	faults   faultTable
+
+	logMu sync.Mutex
+	log   []RequestRecord
+}
+
+// Linode's error envelope.
+type apiError struct {
+	Reason string `json:"reason"`
+	Field  string `json:"field,omitempty"`
+}
+
+const kubeconfigNotReady = "Cluster kubeconfig is not yet available. Please try again later."
+
+func newEmulator(env *Environment, token, certPath, keyPath, caPath string) (*Emulator, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	e := &Emulator{
+		URL:      "https://" + l.Addr().String(),
+		Token:    token,
+		CAPath:   caPath,
+		env:      env,
+		listener: l,
+		closing:  make(chan struct{}),
+	}
+	mux := http.NewServeMux()
+	routes := map[string]http.HandlerFunc{
+		EndpointListClusters:     e.listClusters,
+		EndpointGetCluster:       e.withCluster(e.getCluster),
+		EndpointGetKubeconfig:    e.withCluster(e.getKubeconfig),
+		EndpointDeleteKubeconfig: e.withCluster(e.deleteKubeconfig),
+		EndpointRegenerate:       e.withCluster(e.regenerate),
+		EndpointDeleteServiceTok: e.withCluster(e.deleteServiceToken),
+		EndpointListPools:        e.withCluster(e.listPools),
+		EndpointGetPool:          e.withCluster(e.getPool),
+		EndpointRecycleCluster:   e.withCluster(e.recycleCluster),
+		EndpointRecyclePool:      e.withCluster(e.recyclePool),
+		EndpointListAPIEndpoints: e.withCluster(e.listAPIEndpoints),
+	}
+	for endpoint, h := range routes {
+		method, path, _ := strings.Cut(endpoint, " ")
+		mux.Handle(method+" /{version}"+path, e.middleware(endpoint, h))
+	}
+	mux.Handle("/", e.middleware("", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, apiError{Reason: "Not found"})
+	}))
+	e.server = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		// HTTP/1.1 only, as a dropped connection must look the same to every client.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	go func() { _ = e.server.ServeTLS(l, certPath, keyPath) }()
+	return e, nil
+}
+
+// close stops serving; hanging requests are released.
+func (e *Emulator) close() {
+	close(e.closing)
+	_ = e.server.Close()
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// middleware records the request, checks the version and the bearer token,
+// and plays any queued fault before the real handler.
+func (e *Emulator) middleware(endpoint string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		entry := RequestRecord{At: time.Now(), Method: r.Method, Path: r.URL.Path, Endpoint: endpoint}
+		defer func() {
+			entry.Status = rec.status
+			e.logMu.Lock()
+			e.log = append(e.log, entry)
+			e.logMu.Unlock()
+		}()
+		if v := r.PathValue("version"); endpoint != "" && v != "v4" && v != "v4beta" {
+			entry.Endpoint = ""
+			writeError(rec, http.StatusNotFound, apiError{Reason: "Not found"})
+			return
+		}
+		if !e.authorized(r) {
+			writeError(rec, http.StatusUnauthorized, apiError{Reason: "Invalid Token"})
+			return
+		}
+		if endpoint != "" {
+			if f, ok := e.faults.pop(endpoint); ok {
+				entry.Fault = true
+				if e.applyFault(rec, r, f) {
+					return
+				}
+			}
+		}
+		h(rec, r)
+	})
+}
+
+func (e *Emulator) authorized(r *http.Request) bool {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(token), []byte(e.Token)) == 1
+}
+
+func (e *Emulator) withCluster(h func(http.ResponseWriter, *http.Request, *Cluster)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.Atoi(r.PathValue("id"))
+		c := e.env.Cluster(id)
+		if err != nil || c == nil {
+			writeError(w, http.StatusNotFound, apiError{Reason: "Not found"})
+			return
+		}
+		h(w, r, c)
+	}
+}
+
+// clusterJSON is the cluster object as GET /lke/clusters/{id} answers it.
+type clusterJSON struct {
+	ID           int      `json:"id"`
+	Status       string   `json:"status"`
+	Created      string   `json:"created"`
+	Updated      string   `json:"updated"`
+	Label        string   `json:"label"`
+	Region       string   `json:"region"`
+	K8sVersion   string   `json:"k8s_version"`
+	Tier         string   `json:"tier"`
+	ControlPlane struct {
+		HighAvailability bool `json:"high_availability"`
+	} `json:"control_plane"`
+	APLEnabled bool     `json:"apl_enabled"`
+	Tags       []string `json:"tags"`
+	Locks      []string `json:"locks"`
+}
+
+const linodeTime = "2006-01-02T15:04:05"
+
+func (c *Cluster) toJSON() clusterJSON {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return clusterJSON{
+		ID: c.ID, Status: "ready", Created: c.Created.Format(linodeTime), Updated: c.updated.Format(linodeTime),
+		Label: c.Label, Region: c.Region, K8sVersion: c.K8sVersion, Tier: c.Tier,
+		Tags: []string{}, Locks: []string{},
+	}
+}
+
+type poolJSON struct {
+	ID         int            `json:"id"`
+	Type       string         `json:"type"`
+	Label      string         `json:"label"`
+	Count      int            `json:"count"`
+	Nodes      []poolNodeJSON `json:"nodes"`
+	Disks      []any          `json:"disks"`
+	Autoscaler struct {
+		Enabled bool `json:"enabled"`
+		Min     int  `json:"min"`
+		Max     int  `json:"max"`
+	} `json:"autoscaler"`
+	Labels         map[string]string `json:"labels"`
+	Taints         []any             `json:"taints"`
+	Tags           []string          `json:"tags"`
+	DiskEncryption string            `json:"disk_encryption"`
+	Locks          []string          `json:"locks"`
+}
+
+type poolNodeJSON struct {
+	ID         string `json:"id"`
+	InstanceID int    `json:"instance_id"`
+	Status     string `json:"status"`
+}
+
+func (c *Cluster) poolsJSON() []poolJSON {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]poolJSON, 0, len(c.pools))
+	for _, p := range c.pools {
+		pj := poolJSON{ID: p.ID, Type: p.Type, Count: len(p.Nodes), Nodes: []poolNodeJSON{}, Disks: []any{},
+			Labels: map[string]string{}, Taints: []any{}, Tags: append([]string{}, p.Tags...),
+			DiskEncryption: "enabled", Locks: []string{}}
+		pj.Autoscaler.Min, pj.Autoscaler.Max = len(p.Nodes), len(p.Nodes)
+		for _, n := range p.Nodes {
+			pj.Nodes = append(pj.Nodes, poolNodeJSON{ID: n.ID, InstanceID: n.InstanceID, Status: n.Status})
+		}
+		out = append(out, pj)
+	}
+	return out
+}
+
+func (e *Emulator) listClusters(w http.ResponseWriter, r *http.Request) {
+	var items []any
+	for _, c := range e.env.Clusters() {
+		items = append(items, c.toJSON())
+	}
+	writePage(w, r, items)
+}
+
+func (e *Emulator) getCluster(w http.ResponseWriter, _ *http.Request, c *Cluster) {
+	writeJSON(w, http.StatusOK, c.toJSON())
+}
+
+func (e *Emulator) getKubeconfig(w http.ResponseWriter, _ *http.Request, c *Cluster) {
+	kc, ready := c.servedKubeconfig()
+	if !ready {
+		writeError(w, http.StatusServiceUnavailable, apiError{Reason: kubeconfigNotReady})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"kubeconfig": base64.StdEncoding.EncodeToString(kc)})
+}
+
+func (e *Emulator) deleteKubeconfig(w http.ResponseWriter, _ *http.Request, c *Cluster) {
+	c.regenerate(true, false)
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (e *Emulator) deleteServiceToken(w http.ResponseWriter, _ *http.Request, c *Cluster) {
+	c.regenerate(false, true)
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (e *Emulator) regenerate(w http.ResponseWriter, r *http.Request, c *Cluster) {
+	var body struct {
+		Kubeconfig   *bool `json:"kubeconfig"`
+		ServiceToken *bool `json:"servicetoken"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, apiError{Reason: "Invalid JSON"})
+		return
+	}
+	kubeconfig := body.Kubeconfig != nil && *body.Kubeconfig
+	serviceToken := body.ServiceToken != nil && *body.ServiceToken
+	if !kubeconfig && !serviceToken {
+		writeError(w, http.StatusBadRequest,
+			apiError{Reason: "At least one of kubeconfig or servicetoken must be true.", Field: "kubeconfig"},
+			apiError{Reason: "At least one of kubeconfig or servicetoken must be true.", Field: "servicetoken"})
+		return
+	}
+	c.regenerate(kubeconfig, serviceToken)
+	writeJSON(w, http.StatusOK, c.toJSON())
+}
+
+func (e *Emulator) listPools(w http.ResponseWriter, r *http.Request, c *Cluster) {
+	var items []any
+	for _, p := range c.poolsJSON() {
+		items = append(items, p)
+	}
+	writePage(w, r, items)
+}
+
+func (e *Emulator) getPool(w http.ResponseWriter, r *http.Request, c *Cluster) {
+	id, _ := strconv.Atoi(r.PathValue("pool"))
+	for _, p := range c.poolsJSON() {
+		if p.ID == id {
+			writeJSON(w, http.StatusOK, p)
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, apiError{Reason: "Not found"})
+}
+
+func (e *Emulator) recycleCluster(w http.ResponseWriter, _ *http.Request, c *Cluster) {
+	c.recycle()
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (e *Emulator) recyclePool(w http.ResponseWriter, r *http.Request, c *Cluster) {
+	id, err := strconv.Atoi(r.PathValue("pool"))
+	if err != nil || !c.recycle(id) {
+		writeError(w, http.StatusNotFound, apiError{Reason: "Not found"})
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (e *Emulator) listAPIEndpoints(w http.ResponseWriter, r *http.Request, c *Cluster) {
+	writePage(w, r, []any{map[string]string{"endpoint": c.Host()}})
+}
+
+// writePage answers a list in Linode's paged envelope, honouring ?page= and ?page_size=.
+func writePage(w http.ResponseWriter, r *http.Request, items []any) {
+	size := 100
+	if s, err := strconv.Atoi(r.URL.Query().Get("page_size")); err == nil {
+		if s < 25 || s > 500 {
+			writeError(w, http.StatusBadRequest, apiError{Reason: "Must be 25-500", Field: "page_size"})
+			return
+		}
+		size = s
+	}
+	page := 1
+	if p, err := strconv.Atoi(r.URL.Query().Get("page")); err == nil {
+		page = p
+	}
+	pages := max(1, (len(items)+size-1)/size)
+	if page < 1 || page > pages {
+		writeError(w, http.StatusBadRequest, apiError{Reason: "Must be 1-" + strconv.Itoa(pages), Field: "page"})
+		return
+	}
+	start, end := (page-1)*size, min(page*size, len(items))
+	data := items[start:end]
+	if data == nil {
+		data = []any{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": data, "page": page, "pages": pages, "results": len(items)})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Ratelimit-Limit", "1600")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, errs ...apiError) {
+	writeJSON(w, status, map[string][]apiError{"errors": errs})
+}

@@ -1,0 +1,222 @@
+// Package lkelocal runs a local stand-in for Linode Kubernetes Engine: real
+// kube-apiserver and kube-controller-manager processes (built from the Go
+// module proxy, see tools/controlplane) sharing one etcd, and an emulator of
+// the Linode API's LKE endpoints in front of them. Tests, benchmarks and the
+// demo use it; it has nothing to do with Terraform.
+package lkelocal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configure an Environment.
+type Options struct {
+	// Clusters is how many emulated clusters to start (default 1).
+	Clusters int
+	// KubeconfigDelay is how long GET /kubeconfig answers 503 after a
+	// regeneration (LKE takes tens of seconds; tests use less).
+	KubeconfigDelay time.Duration
+	// RecycleDelay is how long a node recycle takes before the new nodes appear.
+	RecycleDelay time.Duration
+	// Dir holds certificates, etcd data and logs; default a new temporary
+	// directory, removed by Close.
+	Dir string
+	// Token is the Linode API token the emulator accepts; default random.
+	Token string
+	// BinaryPath is the control-plane binary; default FindBinary().
+	BinaryPath string
+	// FirstClusterID numbers the clusters (default 100001).
+	FirstClusterID int
+}
+
+// Environment is a running local LKE.
+type Environment struct {
+	Dir      string
+	Emulator *Emulator
+
+	opts    Options
+	bin     string
+	ownDir  bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	etcd    *etcd
+	mu      sync.Mutex
+	cluster map[int]*Cluster
+	nextID  int
+}
+
+// Start brings up etcd, the Linode API emulator and opts.Clusters clusters
+// (in parallel), and returns when every API server is ready and bootstrapped.
+// On error everything started is stopped again.
+func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
+	if opts.Clusters == 0 {
+		opts.Clusters = 1
+	}
+	if opts.FirstClusterID == 0 {
+		opts.FirstClusterID = 100001
+	}
+	bin := opts.BinaryPath
+	if bin == "" {
+		if bin, err = FindBinary(); err != nil {
+			return nil, err
+		}
+	}
+	env := &Environment{opts: opts, bin: bin, cluster: map[int]*Cluster{}, nextID: opts.FirstClusterID}
+	env.ctx, env.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			env.Close()
+		}
+	}()
+	if opts.Dir == "" {
+		if env.Dir, err = os.MkdirTemp("", "lkelocal-"); err != nil {
+			return nil, err
+		}
+		env.ownDir = true
+	} else {
+		env.Dir = opts.Dir
+		if err := os.MkdirAll(env.Dir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	if env.etcd, err = startEtcd(ctx, bin, env.Dir); err != nil {
+		return nil, err
+	}
+	ca, err := newAuthority(env.Dir, "linode-api-ca")
+	if err != nil {
+		return nil, err
+	}
+	certPath, keyPath, err := ca.issue(env.Dir, "linode-api", leaf{commonName: "linode-api-emulator", hosts: []string{"127.0.0.1", "localhost"}})
+	if err != nil {
+		return nil, err
+	}
+	token := opts.Token
+	if token == "" {
+		token = randomHex(32)
+	}
+	if env.Emulator, err = newEmulator(env, token, certPath, keyPath, ca.certPath); err != nil {
+		return nil, err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, opts.Clusters)
+	for i := range opts.Clusters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = env.AddCluster(ctx, ClusterSpec{})
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// AddCluster starts one more emulated cluster.
+func (env *Environment) AddCluster(ctx context.Context, spec ClusterSpec) (*Cluster, error) {
+	env.mu.Lock()
+	id := env.nextID
+	env.nextID++
+	env.mu.Unlock()
+	c, err := env.newCluster(ctx, id, spec)
+	if err != nil {
+		return nil, err
+	}
+	env.mu.Lock()
+	env.cluster[id] = c
+	env.mu.Unlock()
+	return c, nil
+}
+
+// DeleteCluster removes a cluster as if deleted out of band: the API answers
+// 404 for it from now on and its control plane stops.
+func (env *Environment) DeleteCluster(id int) error {
+	env.mu.Lock()
+	c, ok := env.cluster[id]
+	delete(env.cluster, id)
+	env.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no cluster %d", id)
+	}
+	c.stop()
+	return nil
+}
+
+// Cluster returns the cluster with id, or nil.
+func (env *Environment) Cluster(id int) *Cluster {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	return env.cluster[id]
+}
+
+// Clusters returns the clusters ordered by id.
+func (env *Environment) Clusters() []*Cluster {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	out := make([]*Cluster, 0, len(env.cluster))
+	for _, c := range env.cluster {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// LinodeEnv returns the environment variables that point linodego (and the
+// provider) at the emulator.
+func (env *Environment) LinodeEnv() map[string]string {
+	return map[string]string{
+		"LINODE_URL":   env.Emulator.URL,
+		"LINODE_TOKEN": env.Emulator.Token,
+		"LINODE_CA":    env.Emulator.CAPath,
+	}
+}
+
+// LogTail returns the end of every process log, to print when a test fails.
+func (env *Environment) LogTail() string {
+	var b strings.Builder
+	if env.etcd != nil {
+		fmt.Fprintf(&b, "--- etcd log tail ---\n%s\n", env.etcd.proc.tail(2048))
+	}
+	for _, c := range env.Clusters() {
+		b.WriteString(c.LogTail())
+	}
+	return b.String()
+}
+
+// Close stops every process the environment started and removes its
+// temporary directory. It is safe to call more than once.
+func (env *Environment) Close() {
+	if env.cancel != nil {
+		env.cancel()
+	}
+	if env.Emulator != nil {
+		env.Emulator.close()
+		env.Emulator = nil
+	}
+	env.mu.Lock()
+	clusters := env.cluster
+	env.cluster = map[int]*Cluster{}
+	env.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range clusters {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.stop() }()
+	}
+	wg.Wait()
+	if env.etcd != nil {
+		env.etcd.proc.stop()
+		env.etcd = nil
+	}
+	if env.ownDir && env.Dir != "" {
+		_ = os.RemoveAll(env.Dir)
+	}
+}
+

@@ -1,0 +1,172 @@
+package lkelocal
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Endpoints of the emulated Linode API, as keys for fault injection and the
+// request log (method and path pattern without the /v4 or /v4beta prefix).
+const (
+	EndpointListClusters      = "GET /lke/clusters"
+	EndpointGetCluster        = "GET /lke/clusters/{id}"
+	EndpointGetKubeconfig     = "GET /lke/clusters/{id}/kubeconfig"
+	EndpointDeleteKubeconfig  = "DELETE /lke/clusters/{id}/kubeconfig"
+	EndpointRegenerate        = "POST /lke/clusters/{id}/regenerate"
+	EndpointDeleteServiceTok  = "DELETE /lke/clusters/{id}/servicetoken"
+	EndpointListPools         = "GET /lke/clusters/{id}/pools"
+	EndpointGetPool           = "GET /lke/clusters/{id}/pools/{pool}"
+	EndpointRecycleCluster    = "POST /lke/clusters/{id}/recycle"
+	EndpointRecyclePool       = "POST /lke/clusters/{id}/pools/{pool}/recycle"
+	EndpointListAPIEndpoints  = "GET /lke/clusters/{id}/api-endpoints"
+)
+
+// Fault is one programmed answer of an endpoint, used instead of (or before)
+// the real one.
+type Fault struct {
+	// Status answers with this HTTP status and Linode's error envelope. Zero
+	// passes the request on to the real handler (after Delay).
+	Status int
+	// Reason is the error text; empty takes a text fitting Status.
+	Reason string
+	// RetryAfter sets the Retry-After header, in whole seconds.
+	RetryAfter time.Duration
+	// Delay waits this long before answering.
+	Delay time.Duration
+	// Hang holds the request without answering until the client gives up or
+	// the emulator closes.
+	Hang bool
+	// Drop closes the connection without an answer.
+	Drop bool
+}
+
+// RequestRecord is one request the emulator received.
+type RequestRecord struct {
+	At       time.Time
+	Method   string
+	Path     string // as sent, without the query
+	Endpoint string // one of the Endpoint constants; empty when no route matched
+	Status   int    // 0 when the connection was dropped or the request hung
+	Fault    bool   // answered by an injected fault
+}
+
+type faultTable struct {
+	mu     sync.Mutex
+	queues map[string][]Fault
+}
+
+func (t *faultTable) push(endpoint string, faults []Fault) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.queues == nil {
+		t.queues = map[string][]Fault{}
+	}
+	t.queues[endpoint] = append(t.queues[endpoint], faults...)
+}
+
+func (t *faultTable) pop(endpoint string) (Fault, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	q := t.queues[endpoint]
+	if len(q) == 0 {
+		return Fault{}, false
+	}
+	t.queues[endpoint] = q[1:]
+	return q[0], true
+}
+
+func (t *faultTable) clear() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.queues = nil
+}
+
+// InjectFaults queues faults for an endpoint: each following request to it
+// takes the next one, in order; when the queue is empty requests are served
+// normally again.
+func (e *Emulator) InjectFaults(endpoint string, faults ...Fault) {
+	e.faults.push(endpoint, faults)
+}
+
+// ClearFaults drops every queued fault.
+func (e *Emulator) ClearFaults() { e.faults.clear() }
+
+// Requests returns the requests received so far, oldest first.
+func (e *Emulator) Requests() []RequestRecord {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	return append([]RequestRecord(nil), e.log...)
+}
+
+// CountRequests counts the requests received for an endpoint ("" counts all).
+func (e *Emulator) CountRequests(endpoint string) int {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	n := 0
+	for _, r := range e.log {
+		if endpoint == "" || r.Endpoint == endpoint {
+			n++
+		}
+	}
+	return n
+}
+
+// ResetRequests empties the request log.
+func (e *Emulator) ResetRequests() {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	e.log = nil
+}
+
+// applyFault acts out f. It reports whether the request was answered (so the
+// real handler must not run).
+func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, f Fault) bool {
+	if f.Delay > 0 {
+		select {
+		case <-time.After(f.Delay):
+		case <-r.Context().Done():
+			return true
+		case <-e.closing:
+			return true
+		}
+	}
+	switch {
+	case f.Hang:
+		select {
+		case <-r.Context().Done():
+		case <-e.closing:
+		}
+		return true
+	case f.Drop:
+		// Aborts the exchange: the connection closes with no response.
+		panic(http.ErrAbortHandler)
+	case f.Status != 0:
+		if f.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(f.RetryAfter.Round(time.Second)/time.Second)))
+		}
+		reason := f.Reason
+		if reason == "" {
+			reason = defaultReason(f.Status)
+		}
+		writeError(w, f.Status, apiError{Reason: reason})
+		return true
+	}
+	return false
+}
+
+func defaultReason(status int) string {
+	switch status {
+	case http.StatusTooManyRequests:
+		return "Too many requests"
+	case http.StatusServiceUnavailable:
+		return "Service Unavailable"
+	case http.StatusUnauthorized:
+		return "Invalid Token"
+	case http.StatusNotFound:
+		return "Not found"
+	default:
+		return http.StatusText(status)
+	}
+}
