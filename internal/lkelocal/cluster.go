@@ -228,7 +228,7 @@ func (c *Cluster) newPoolNode(p *nodePool) *poolNode {
 func (c *Cluster) createNode(ctx context.Context, p *nodePool, n *poolNode) error {
 	node, err := c.client.CoreV1().Nodes().Create(ctx, &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: map[string]string{
-			"lke.linode.com/pool-id":          strconv.Itoa(p.ID),
+			"lke.linode.com/pool-id":           strconv.Itoa(p.ID),
 			"node.kubernetes.io/instance-type": p.Type,
 			"kubernetes.io/hostname":           n.Name,
 		}},

@@ -154,14 +154,14 @@ func (e *Emulator) withCluster(h func(http.ResponseWriter, *http.Request, *Clust
 
 // clusterJSON is the cluster object as GET /lke/clusters/{id} answers it.
 type clusterJSON struct {
-	ID           int      `json:"id"`
-	Status       string   `json:"status"`
-	Created      string   `json:"created"`
-	Updated      string   `json:"updated"`
-	Label        string   `json:"label"`
-	Region       string   `json:"region"`
-	K8sVersion   string   `json:"k8s_version"`
-	Tier         string   `json:"tier"`
+	ID           int    `json:"id"`
+	Status       string `json:"status"`
+	Created      string `json:"created"`
+	Updated      string `json:"updated"`
+	Label        string `json:"label"`
+	Region       string `json:"region"`
+	K8sVersion   string `json:"k8s_version"`
+	Tier         string `json:"tier"`
 	ControlPlane struct {
 		HighAvailability bool `json:"high_availability"`
 	} `json:"control_plane"`

@@ -219,4 +219,3 @@ func (env *Environment) Close() {
 		_ = os.RemoveAll(env.Dir)
 	}
 }
-

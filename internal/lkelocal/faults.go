@@ -10,17 +10,17 @@ import (
 // Endpoints of the emulated Linode API, as keys for fault injection and the
 // request log (method and path pattern without the /v4 or /v4beta prefix).
 const (
-	EndpointListClusters      = "GET /lke/clusters"
-	EndpointGetCluster        = "GET /lke/clusters/{id}"
-	EndpointGetKubeconfig     = "GET /lke/clusters/{id}/kubeconfig"
-	EndpointDeleteKubeconfig  = "DELETE /lke/clusters/{id}/kubeconfig"
-	EndpointRegenerate        = "POST /lke/clusters/{id}/regenerate"
-	EndpointDeleteServiceTok  = "DELETE /lke/clusters/{id}/servicetoken"
-	EndpointListPools         = "GET /lke/clusters/{id}/pools"
-	EndpointGetPool           = "GET /lke/clusters/{id}/pools/{pool}"
-	EndpointRecycleCluster    = "POST /lke/clusters/{id}/recycle"
-	EndpointRecyclePool       = "POST /lke/clusters/{id}/pools/{pool}/recycle"
-	EndpointListAPIEndpoints  = "GET /lke/clusters/{id}/api-endpoints"
+	EndpointListClusters     = "GET /lke/clusters"
+	EndpointGetCluster       = "GET /lke/clusters/{id}"
+	EndpointGetKubeconfig    = "GET /lke/clusters/{id}/kubeconfig"
+	EndpointDeleteKubeconfig = "DELETE /lke/clusters/{id}/kubeconfig"
+	EndpointRegenerate       = "POST /lke/clusters/{id}/regenerate"
+	EndpointDeleteServiceTok = "DELETE /lke/clusters/{id}/servicetoken"
+	EndpointListPools        = "GET /lke/clusters/{id}/pools"
+	EndpointGetPool          = "GET /lke/clusters/{id}/pools/{pool}"
+	EndpointRecycleCluster   = "POST /lke/clusters/{id}/recycle"
+	EndpointRecyclePool      = "POST /lke/clusters/{id}/pools/{pool}/recycle"
+	EndpointListAPIEndpoints = "GET /lke/clusters/{id}/api-endpoints"
 )
 
 // Fault is one programmed answer of an endpoint, used instead of (or before)
