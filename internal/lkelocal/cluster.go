@@ -52,7 +52,7 @@ type Cluster struct {
 	mu                sync.Mutex
 	updated           time.Time
 	kubeconfig        []byte    // what GET /kubeconfig serves once ready
-	kubeconfigReadyAt time.Time // GET /kubeconfig answers 503 before this
+	lastRegenAt       time.Time // GET /kubeconfig answers 503 until kubeconfigDelay after this
 	pendingRegens     int       // regenerations still replacing secrets
 	kubeconfigDelay   time.Duration
 	recycleDelay      time.Duration
@@ -255,8 +255,7 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 	c.mu.Lock()
 	c.pendingRegens++
 	c.updated = time.Now().UTC().Truncate(time.Second)
-	readyAt := time.Now().Add(c.kubeconfigDelay)
-	c.kubeconfigReadyAt = readyAt
+	c.lastRegenAt = time.Now()
 	c.mu.Unlock()
 
 	c.bg.Add(1)
@@ -299,7 +298,7 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 func (c *Cluster) servedKubeconfig() (kc []byte, ready bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.pendingRegens > 0 || time.Now().Before(c.kubeconfigReadyAt) {
+	if c.pendingRegens > 0 || time.Now().Before(c.lastRegenAt.Add(c.kubeconfigDelay)) {
 		return nil, false
 	}
 	return c.kubeconfig, true

@@ -1,0 +1,451 @@
+package lkelocal_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/linode/linodego"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+)
+
+// newLinodeClient is a linodego client for the emulator as a user would
+// configure one (LINODE_URL, LINODE_CA, LINODE_TOKEN), with retries off so
+// that tests see each answer.
+func newLinodeClient(t *testing.T, token string) *linodego.Client {
+	t.Helper()
+	caPEM, err := os.ReadFile(env.Emulator.CAPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	// No keep-alive: net/http silently retries a GET once when a reused
+	// connection drops, which would hide an injected drop from the test.
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true,
+	}}
+	c := linodego.NewClient(hc)
+	c.SetBaseURL(env.Emulator.URL)
+	c.SetAPIVersion("v4beta")
+	c.SetToken(token)
+	c.SetRetryCount(0)
+	return &c
+}
+
+func clientsetFor(t *testing.T, kubeconfig []byte) kubernetes.Interface {
+	t.Helper()
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+	if err != nil {
+		t.Fatalf("served kubeconfig does not parse: %v", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+func servedKubeconfig(ctx context.Context, t *testing.T, lc *linodego.Client, id int) []byte {
+	t.Helper()
+	kc, err := lc.GetLKEClusterKubeconfig(ctx, id)
+	if err != nil {
+		t.Fatalf("GET kubeconfig of cluster %d: %v", id, err)
+	}
+	b, err := base64.StdEncoding.DecodeString(kc.KubeConfig)
+	if err != nil {
+		t.Fatalf("kubeconfig is not base64: %v", err)
+	}
+	return b
+}
+
+func TestListAndGetClusters(t *testing.T) {
+	ctx := t.Context()
+	lc := newLinodeClient(t, env.Emulator.Token)
+	clusters, err := lc.ListLKEClusters(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(clusters) != len(env.Clusters()) {
+		t.Fatalf("listed %d clusters, environment has %d", len(clusters), len(env.Clusters()))
+	}
+	for i, c := range env.Clusters() {
+		if clusters[i].ID != c.ID || clusters[i].Status != linodego.LKEClusterReady {
+			t.Errorf("cluster %d listed as %+v", c.ID, clusters[i])
+		}
+		got, err := lc.GetLKECluster(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Label != c.Label || got.Created == nil || got.K8sVersion == "" {
+			t.Errorf("GET cluster %d = %+v", c.ID, got)
+		}
+	}
+}
+
+func TestServedKubeconfigReachesTheClusterAsLKEAdmin(t *testing.T) {
+	ctx := t.Context()
+	c := env.Clusters()[0]
+	lc := newLinodeClient(t, env.Emulator.Token)
+	kc := servedKubeconfig(ctx, t, lc, c.ID)
+
+	raw, err := clientcmd.Load(kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "lke" + itoa(c.ID)
+	if raw.CurrentContext != name+"-ctx" || raw.Contexts[name+"-ctx"] == nil ||
+		raw.Contexts[name+"-ctx"].AuthInfo != name+"-admin" || raw.Contexts[name+"-ctx"].Namespace != "default" ||
+		raw.Clusters[name] == nil || raw.AuthInfos[name+"-admin"] == nil || raw.AuthInfos[name+"-admin"].Token == "" {
+		t.Fatalf("kubeconfig does not have LKE's shape:\n%s", redact(kc))
+	}
+	cs := clientsetFor(t, kc)
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list nodes with the served kubeconfig: %v", err)
+	}
+	if len(nodes.Items) != len(c.NodeNames()) {
+		t.Fatalf("%d nodes, want %d", len(nodes.Items), len(c.NodeNames()))
+	}
+	for _, n := range nodes.Items {
+		if !nodeReady(&n) {
+			t.Errorf("node %s is not Ready", n.Name)
+		}
+	}
+	review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if review.Status.UserInfo.Username != "system:serviceaccount:kube-system:lke-admin" {
+		t.Errorf("served kubeconfig authenticates as %q", review.Status.UserInfo.Username)
+	}
+}
+
+func TestKubeSystemHoldsLKEServiceAccountTokens(t *testing.T) {
+	ctx := t.Context()
+	admin, err := kubernetes.NewForConfig(env.Clusters()[0].AdminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets, err := admin.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("type", string(corev1.SecretTypeServiceAccountToken)).String(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bySA := map[string]int{}
+	for _, s := range secrets.Items {
+		if len(s.Data["token"]) < 800 {
+			t.Errorf("secret %s holds a %d-byte token; the token controller should have filled it", s.Name, len(s.Data["token"]))
+		}
+		bySA[s.Annotations[corev1.ServiceAccountNameKey]]++
+	}
+	for _, sa := range append([]string{lkelocal.AdminServiceAccount}, lkelocal.ControlPlaneServiceAccounts...) {
+		if bySA[sa] != 1 {
+			t.Errorf("service account %s has %d token secrets, want 1", sa, bySA[sa])
+		}
+	}
+}
+
+func TestRegenerateReplacesTheAdminToken(t *testing.T) {
+	ctx := t.Context()
+	c := env.Clusters()[1]
+	lc := newLinodeClient(t, env.Emulator.Token)
+	oldKC := servedKubeconfig(ctx, t, lc, c.ID)
+	oldClient := clientsetFor(t, oldKC)
+	if _, err := oldClient.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatalf("old kubeconfig should work before the rotation: %v", err)
+	}
+
+	c.SetKubeconfigDelay(1500 * time.Millisecond)
+	defer c.SetKubeconfigDelay(0)
+	start := time.Now()
+	if _, err := lc.RegenerateLKECluster(ctx, c.ID, linodego.LKEClusterRegenerateOptions{KubeConfig: true}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := lc.GetLKEClusterKubeconfig(ctx, c.ID)
+	var lerr *linodego.Error
+	if !errors.As(err, &lerr) || lerr.Code != http.StatusServiceUnavailable || lerr.Message != "Cluster kubeconfig is not yet available. Please try again later." {
+		t.Fatalf("right after regenerate, GET kubeconfig = %v; want the 503 'not yet available'", err)
+	}
+	var newKC []byte
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		kc, err := lc.GetLKEClusterKubeconfig(ctx, c.ID)
+		if linodego.ErrHasStatus(err, http.StatusServiceUnavailable) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		newKC, err = base64.StdEncoding.DecodeString(kc.KubeConfig)
+		return true, err
+	})
+	if err != nil {
+		t.Fatalf("new kubeconfig never served: %v", err)
+	}
+	if waited := time.Since(start); waited < 1500*time.Millisecond {
+		t.Errorf("kubeconfig served after %s, before the configured 1.5s delay", waited)
+	}
+	if string(newKC) == string(oldKC) {
+		t.Fatal("regenerate served the same kubeconfig")
+	}
+	if _, err := clientsetFor(t, newKC).CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatalf("new kubeconfig is rejected: %v", err)
+	}
+	// The API server caches token authentication for 10 s.
+	rejectedAfter := time.Now()
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 15*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := oldClient.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		return apierrors.IsUnauthorized(err), nil
+	})
+	if err != nil {
+		t.Fatalf("old token still accepted 15s after the rotation")
+	}
+	t.Logf("old token rejected %s after the new kubeconfig was served", time.Since(rejectedAfter).Round(100*time.Millisecond))
+}
+
+func TestRegenerateServiceTokenReplacesControlPlaneTokens(t *testing.T) {
+	ctx := t.Context()
+	c := env.Clusters()[1]
+	admin, err := kubernetes.NewForConfig(c.AdminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := tokenSecretNames(ctx, t, admin)
+	lc := newLinodeClient(t, env.Emulator.Token)
+	if err := lc.DeleteLKEClusterServiceToken(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitKubeconfigServed(ctx, t, lc, c.ID)
+	after := tokenSecretNames(ctx, t, admin)
+	for _, sa := range lkelocal.ControlPlaneServiceAccounts {
+		if before[sa] == after[sa] || after[sa] == "" {
+			t.Errorf("%s token secret: before %q, after %q; want a new one", sa, before[sa], after[sa])
+		}
+	}
+	if before[lkelocal.AdminServiceAccount] != after[lkelocal.AdminServiceAccount] {
+		t.Errorf("regenerating the service token replaced the lke-admin secret too")
+	}
+}
+
+func TestRegenerateWithNothingToDoIsRejected(t *testing.T) {
+	lc := newLinodeClient(t, env.Emulator.Token)
+	_, err := lc.RegenerateLKECluster(t.Context(), env.Clusters()[0].ID, linodego.LKEClusterRegenerateOptions{})
+	var lerr *linodego.Error
+	if !errors.As(err, &lerr) || lerr.Code != http.StatusBadRequest {
+		t.Fatalf("regenerate with both false = %v; want 400", err)
+	}
+	if want := "[kubeconfig] At least one of kubeconfig or servicetoken must be true.; [servicetoken] At least one of kubeconfig or servicetoken must be true."; lerr.Message != want {
+		t.Fatalf("400 message %q, want field errors %q", lerr.Message, want)
+	}
+}
+
+func TestWrongTokenAndUnknownClusterDecodeAsLinodeErrors(t *testing.T) {
+	ctx := t.Context()
+	_, err := newLinodeClient(t, "not-the-token").GetLKECluster(ctx, env.Clusters()[0].ID)
+	var lerr *linodego.Error
+	if !errors.As(err, &lerr) || lerr.Code != http.StatusUnauthorized || lerr.Message != "Invalid Token" {
+		t.Errorf("wrong token: %v; want 401 Invalid Token", err)
+	}
+	_, err = newLinodeClient(t, "").ListLKEClusters(ctx, nil)
+	if !linodego.ErrHasStatus(err, http.StatusUnauthorized) {
+		t.Errorf("no token: %v; want 401", err)
+	}
+	_, err = newLinodeClient(t, env.Emulator.Token).GetLKECluster(ctx, 999)
+	if !errors.As(err, &lerr) || lerr.Code != http.StatusNotFound || lerr.Message != "Not found" {
+		t.Errorf("unknown cluster: %v; want 404 Not found", err)
+	}
+}
+
+func TestFaultSequencesAreReplayedInOrder(t *testing.T) {
+	ctx := t.Context()
+	id := env.Clusters()[0].ID
+	env.Emulator.ResetRequests()
+	env.Emulator.InjectFaults(lkelocal.EndpointGetCluster,
+		lkelocal.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second},
+		lkelocal.Fault{Status: http.StatusInternalServerError},
+		lkelocal.Fault{Drop: true},
+		lkelocal.Fault{Status: http.StatusBadGateway},
+	)
+	lc := newLinodeClient(t, env.Emulator.Token)
+	want := []int{429, 500, 0, 502, 200}
+	for i, status := range want {
+		_, err := lc.GetLKECluster(ctx, id)
+		switch {
+		case status == 200 && err != nil:
+			t.Errorf("call %d: %v; want success once the faults are used up", i, err)
+		case status == 0 && err == nil:
+			t.Errorf("call %d succeeded; want a dropped connection", i)
+		case status != 0 && status != 200 && !linodego.ErrHasStatus(err, status):
+			t.Errorf("call %d: %v; want %d", i, err, status)
+		}
+	}
+	log := env.Emulator.Requests()
+	if len(log) != len(want) {
+		t.Fatalf("emulator logged %d requests, want %d", len(log), len(want))
+	}
+	for i, r := range log {
+		if r.Endpoint != lkelocal.EndpointGetCluster || r.Status != want[i] {
+			t.Errorf("request %d logged as %s %d, want %s %d", i, r.Endpoint, r.Status, lkelocal.EndpointGetCluster, want[i])
+		}
+	}
+}
+
+func TestLinodegoRetriesHonourRetryAfter(t *testing.T) {
+	ctx := t.Context()
+	lc := newLinodeClient(t, env.Emulator.Token)
+	lc.SetRetryCount(3)
+	env.Emulator.InjectFaults(lkelocal.EndpointGetCluster, lkelocal.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second})
+	start := time.Now()
+	if _, err := lc.GetLKECluster(ctx, env.Clusters()[0].ID); err != nil {
+		t.Fatalf("linodego should retry a 429: %v", err)
+	}
+	if waited := time.Since(start); waited < time.Second {
+		t.Errorf("retried after %s, before Retry-After: 1", waited)
+	}
+}
+
+func TestHangingRequestTimesOutAndTheNextSucceeds(t *testing.T) {
+	ctx := t.Context()
+	id := env.Clusters()[0].ID
+	env.Emulator.InjectFaults(lkelocal.EndpointListPools, lkelocal.Fault{Hang: true})
+	lc := newLinodeClient(t, env.Emulator.Token)
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, err := lc.ListLKENodePools(short, id, nil); err == nil {
+		t.Fatal("a hanging request returned")
+	}
+	if _, err := lc.ListLKENodePools(ctx, id, nil); err != nil {
+		t.Fatalf("after the hang: %v", err)
+	}
+}
+
+func TestRecycleReplacesNodesWithNewReadyOnes(t *testing.T) {
+	ctx := t.Context()
+	c := env.Clusters()[0]
+	c.SetRecycleDelay(500 * time.Millisecond)
+	lc := newLinodeClient(t, env.Emulator.Token)
+	before := c.NodeNames()
+	if err := lc.RecycleLKEClusterNodes(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	pools, err := lc.ListLKENodePools(ctx, c.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pools[0].Linodes[0].Status != linodego.LKELinodeNotReady {
+		t.Errorf("right after recycle, node status %q; want not_ready", pools[0].Linodes[0].Status)
+	}
+	admin, err := kubernetes.NewForConfig(c.AdminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		nodes, err := admin.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil || len(nodes.Items) != len(before) {
+			return false, nil
+		}
+		for _, n := range nodes.Items {
+			for _, old := range before {
+				if n.Name == old || !nodeReady(&n) {
+					return false, nil
+				}
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("nodes were not replaced by new Ready ones: before %v, now %v", before, c.NodeNames())
+	}
+	pools, err = lc.ListLKENodePools(ctx, c.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range pools[0].Linodes {
+		if n.Status != linodego.LKELinodeReady {
+			t.Errorf("pool node %s is %s after recycling", n.ID, n.Status)
+		}
+	}
+}
+
+func TestClustersDoNotAcceptEachOthersTokens(t *testing.T) {
+	ctx := t.Context()
+	clusters := env.Clusters()
+	lc := newLinodeClient(t, env.Emulator.Token)
+	kcA := servedKubeconfig(ctx, t, lc, clusters[0].ID)
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(kcA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Host = clusters[1].Host()
+	cfg.TLSClientConfig.CAData = clusters[1].CACertificate()
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); !apierrors.IsUnauthorized(err) {
+		t.Fatalf("cluster %d's token on cluster %d: %v; want 401", clusters[0].ID, clusters[1].ID, err)
+	}
+}
+
+func TestAPIEndpointsNameTheAPIServer(t *testing.T) {
+	lc := newLinodeClient(t, env.Emulator.Token)
+	c := env.Clusters()[0]
+	eps, err := lc.ListLKEClusterAPIEndpoints(t.Context(), c.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(eps) != 1 || eps[0].Endpoint != c.Host() {
+		t.Fatalf("api-endpoints = %+v, want %s", eps, c.Host())
+	}
+}
+
+func waitKubeconfigServed(ctx context.Context, t *testing.T, lc *linodego.Client, id int) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := lc.GetLKEClusterKubeconfig(ctx, id)
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("kubeconfig of cluster %d never served again", id)
+	}
+}
+
+func tokenSecretNames(ctx context.Context, t *testing.T, cs kubernetes.Interface) map[string]string {
+	t.Helper()
+	list, err := cs.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("type", string(corev1.SecretTypeServiceAccountToken)).String(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, s := range list.Items {
+		out[s.Annotations[corev1.ServiceAccountNameKey]] = s.Name
+	}
+	return out
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
