@@ -49,15 +49,15 @@ type Cluster struct {
 	cancel context.CancelFunc
 	bg     sync.WaitGroup
 
-	mu                sync.Mutex
-	updated           time.Time
-	kubeconfig        []byte    // what GET /kubeconfig serves once ready
-	lastRegenAt       time.Time // GET /kubeconfig answers 503 until kubeconfigDelay after this
-	pendingRegens     int       // regenerations still replacing secrets
-	kubeconfigDelay   time.Duration
-	recycleDelay      time.Duration
-	pools             []*nodePool
-	adminKubeconfig   string
+	mu              sync.Mutex
+	updated         time.Time
+	kubeconfig      []byte    // what GET /kubeconfig serves once ready
+	lastRegenAt     time.Time // GET /kubeconfig answers 503 until kubeconfigDelay after this
+	pendingRegens   int       // regenerations still replacing secrets
+	kubeconfigDelay time.Duration
+	recycleDelay    time.Duration
+	pools           []*nodePool
+	adminKubeconfig string
 }
 
 type nodePool struct {
