@@ -238,6 +238,7 @@ func (c *Cluster) createNode(ctx context.Context, p *nodePool, n *poolNode) erro
 		return fmt.Errorf("create node %s: %w", n.Name, err)
 	}
 	now := metav1.Now()
+	node.Status.NodeInfo.KubeletVersion = "v1.37.2+lke1"
 	node.Status.Conditions = []corev1.NodeCondition{{
 		Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
 		Message: "kubelet is posting ready status", LastHeartbeatTime: now, LastTransitionTime: now,

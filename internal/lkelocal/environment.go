@@ -10,9 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -76,10 +80,14 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 		}
 	}()
 	if opts.Dir == "" {
-		if env.Dir, err = os.MkdirTemp("", "lkelocal-"); err != nil {
+		sweepStaleDirs()
+		if env.Dir, err = os.MkdirTemp("", tempPrefix); err != nil {
 			return nil, err
 		}
 		env.ownDir = true
+		if err := os.WriteFile(filepath.Join(env.Dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+			return nil, err
+		}
 	} else {
 		env.Dir = opts.Dir
 		if err := os.MkdirAll(env.Dir, 0o700); err != nil {
@@ -189,6 +197,44 @@ func (env *Environment) LogTail() string {
 		b.WriteString(c.LogTail())
 	}
 	return b.String()
+}
+
+const (
+	tempPrefix = "lkelocal-"
+	ownerFile  = "owner.pid"
+)
+
+// sweepStaleDirs removes temporary directories left by environments whose
+// process died without closing them (a panicking test, a SIGKILL). Their
+// control-plane processes are already gone: they die with their parent.
+func sweepStaleDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), tempPrefix+"*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(dir)
+		}
+	}
+}
+
+// CloseOnSignal closes the environment and exits when the process is
+// interrupted (Ctrl-C during `go test`), so nothing is left behind.
+func (env *Environment) CloseOnSignal() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-ch
+		fmt.Fprintf(os.Stderr, "lkelocal: %v: stopping the local LKE\n", sig)
+		env.Close()
+		os.Exit(130)
+	}()
 }
 
 // Close stops every process the environment started and removes its

@@ -28,6 +28,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer env.Close()
+	env.CloseOnSignal()
 	code := m.Run()
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "%s", env.LogTail())

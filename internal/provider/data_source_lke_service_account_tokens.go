@@ -1,0 +1,151 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+	"k8s.io/client-go/metadata"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
+)
+
+var (
+	_ datasource.DataSource              = (*lkeServiceAccountTokensDataSource)(nil)
+	_ datasource.DataSourceWithConfigure = (*lkeServiceAccountTokensDataSource)(nil)
+)
+
+func newLKEServiceAccountTokensDataSource() datasource.DataSource {
+	return &lkeServiceAccountTokensDataSource{}
+}
+
+type lkeServiceAccountTokensDataSource struct {
+	data *providerData
+}
+
+type lkeServiceAccountTokensModel struct {
+	ID         types.String       `tfsdk:"id"`
+	ClusterID  types.Int64        `tfsdk:"cluster_id"`
+	Namespaces types.Set          `tfsdk:"namespaces"`
+	Tokens     []tokenSecretModel `tfsdk:"tokens"`
+}
+
+type tokenSecretModel struct {
+	Namespace      types.String `tfsdk:"namespace"`
+	Name           types.String `tfsdk:"name"`
+	ServiceAccount types.String `tfsdk:"service_account"`
+	CreatedAt      types.String `tfsdk:"created_at"`
+	Age            types.String `tfsdk:"age"`
+}
+
+// defaultNamespaces is where the runbook looks when no namespaces are given.
+var defaultNamespaces = []string{"kube-system"}
+
+func (d *lkeServiceAccountTokensDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_lke_service_account_tokens"
+}
+
+func (d *lkeServiceAccountTokensDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		Description: "Lists the `kubernetes.io/service-account-token` secrets of an LKE cluster: the first step of the rotation runbook, " +
+			"as an audit and a preview of what `kubecreds_lke_secret_rotation` would delete. Only metadata is read; token values never reach Terraform.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				Description: "The cluster id.",
+				Computed:    true,
+			},
+			"cluster_id": schema.Int64Attribute{
+				Description: "ID of the LKE cluster, as the Linode API and `linode_lke_cluster.id` give it.",
+				Required:    true,
+				Validators:  []validator.Int64{int64validator.AtLeast(1)},
+			},
+			"namespaces": schema.SetAttribute{
+				Description: "Namespaces to list token secrets in. Defaults to `[\"kube-system\"]`.",
+				ElementType: types.StringType,
+				Optional:    true,
+				Validators: []validator.Set{
+					setvalidator.SizeAtLeast(1),
+					setvalidator.ValueStringsAre(namespaceNameValidators()...),
+				},
+			},
+			"tokens": schema.ListNestedAttribute{
+				Description: "The token secrets, sorted by namespace and name.",
+				Computed:    true,
+				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+					"namespace":       schema.StringAttribute{Computed: true, Description: "Namespace of the secret."},
+					"name":            schema.StringAttribute{Computed: true, Description: "Name of the secret."},
+					"service_account": schema.StringAttribute{Computed: true, Description: "Service account the token belongs to (the `kubernetes.io/service-account.name` annotation)."},
+					"created_at":      schema.StringAttribute{Computed: true, Description: "When the secret was created, RFC 3339."},
+					"age":             schema.StringAttribute{Computed: true, Description: "Age of the secret at read time, as a Go duration string such as `2160h5m0s`."},
+				}},
+			},
+		},
+	}
+}
+
+// namespaceNameValidators check a Kubernetes namespace name (RFC 1123 label).
+func namespaceNameValidators() []validator.String {
+	return []validator.String{
+		stringvalidator.LengthBetween(1, 63),
+		stringvalidator.RegexMatches(namespacePattern, "must be a Kubernetes namespace name: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters"),
+	}
+}
+
+func (d *lkeServiceAccountTokensDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
+	if req.ProviderData == nil {
+		return
+	}
+	d.data = req.ProviderData.(*providerData)
+}
+
+func (d *lkeServiceAccountTokensDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	var m lkeServiceAccountTokensModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	clusterID := int(m.ClusterID.ValueInt64())
+	namespaces := defaultNamespaces
+	if !m.Namespaces.IsNull() {
+		namespaces = nil
+		resp.Diagnostics.Append(m.Namespaces.ElementsAs(ctx, &namespaces, false)...)
+	}
+	cfg, diags := d.data.lkeRESTConfig(ctx, clusterID, 5*time.Minute)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot build a Kubernetes client", err.Error())
+		return
+	}
+	secrets, err := rotation.ListServiceAccountTokens(ctx, meta, namespaces)
+	if err != nil {
+		resp.Diagnostics.AddError(fmt.Sprintf("Cannot list token secrets of LKE cluster %d", clusterID), err.Error())
+		return
+	}
+	now := time.Now()
+	m.ID = types.StringValue(strconv.Itoa(clusterID))
+	m.Tokens = make([]tokenSecretModel, 0, len(secrets))
+	for _, s := range secrets {
+		m.Tokens = append(m.Tokens, tokenSecretModel{
+			Namespace:      types.StringValue(s.Namespace),
+			Name:           types.StringValue(s.Name),
+			ServiceAccount: types.StringValue(s.ServiceAccount),
+			CreatedAt:      types.StringValue(s.Created.UTC().Format(time.RFC3339)),
+			Age:            types.StringValue(now.Sub(s.Created).Round(time.Second).String()),
+		})
+	}
+	tflog.Info(ctx, "listed service-account-token secrets", map[string]any{"cluster_id": clusterID, "count": len(secrets), "namespaces": namespaces})
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}

@@ -1,0 +1,90 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+)
+
+// testEnv is the local LKE this package's acceptance tests run against.
+var testEnv *lkelocal.Environment
+
+// testProviders serves the provider in-process to the real terraform binary.
+var testProviders = map[string]func() (tfprotov6.ProviderServer, error){
+	"kubecreds": providerserver.NewProtocol6WithError(New("test")()),
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	if err := prepareTerraform(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var err error
+	testEnv, err = lkelocal.Start(ctx, lkelocal.Options{Clusters: 1})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: cannot start the local LKE the acceptance tests need: %v\n", err)
+		return 1
+	}
+	defer testEnv.Close()
+	testEnv.CloseOnSignal()
+	for k, v := range testEnv.LinodeEnv() {
+		os.Setenv(k, v)
+	}
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprint(os.Stderr, testEnv.LogTail())
+	}
+	return code
+}
+
+// prepareTerraform points terraform-plugin-testing at the installed
+// terraform. These tests are the proof that the provider works, so they run
+// unless TF_ACC is explicitly set to something else; a missing terraform is
+// a failure, not a skip.
+func prepareTerraform() error {
+	if _, ok := os.LookupEnv("TF_ACC"); !ok {
+		os.Setenv("TF_ACC", "1")
+	}
+	if os.Getenv("TF_ACC_TERRAFORM_VERSION") != "" {
+		return fmt.Errorf("TF_ACC_TERRAFORM_VERSION is set: it makes terraform-plugin-testing download terraform, which cannot work here; set TF_ACC_TERRAFORM_PATH instead")
+	}
+	if os.Getenv("TF_ACC_TERRAFORM_PATH") == "" {
+		p, err := exec.LookPath("terraform")
+		if err != nil {
+			return fmt.Errorf("terraform not found on PATH and TF_ACC_TERRAFORM_PATH unset: the acceptance tests need a terraform binary")
+		}
+		os.Setenv("TF_ACC_TERRAFORM_PATH", p)
+	}
+	if f := os.Getenv("TF_CLI_CONFIG_FILE"); f == "" || !fileExists(f) {
+		dir, err := os.MkdirTemp("", "kubecreds-tfcli-")
+		if err != nil {
+			return err
+		}
+		empty := filepath.Join(dir, "terraformrc")
+		if err := os.WriteFile(empty, nil, 0o600); err != nil {
+			return err
+		}
+		os.Setenv("TF_CLI_CONFIG_FILE", empty)
+	}
+	return nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

@@ -1,0 +1,155 @@
+// Package provider is the Terraform face of kubecreds: schemas, models, the
+// CRUD and Open/Close glue, validators and diagnostics. The procedures
+// themselves live in internal/rotation and internal/kubeconfig.
+package provider
+
+import (
+	"context"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/ephemeral"
+	"github.com/hashicorp/terraform-plugin-framework/provider"
+	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+)
+
+var (
+	_ provider.Provider                       = (*kubecredsProvider)(nil)
+	_ provider.ProviderWithEphemeralResources = (*kubecredsProvider)(nil)
+)
+
+// New returns the provider factory for providerserver.Serve and tests.
+func New(version string) func() provider.Provider {
+	return func() provider.Provider {
+		return &kubecredsProvider{version: version}
+	}
+}
+
+type kubecredsProvider struct {
+	version string
+}
+
+type providerModel struct {
+	LinodeToken      types.String     `tfsdk:"linode_token"`
+	LinodeAPIURL     types.String     `tfsdk:"linode_api_url"`
+	LinodeAPIVersion types.String     `tfsdk:"linode_api_version"`
+	LinodeCAPath     types.String     `tfsdk:"linode_ca_path"`
+	Kubernetes       *kubernetesModel `tfsdk:"kubernetes"`
+}
+
+type kubernetesModel struct {
+	ConfigPath           types.String `tfsdk:"config_path"`
+	ConfigContext        types.String `tfsdk:"config_context"`
+	Host                 types.String `tfsdk:"host"`
+	Token                types.String `tfsdk:"token"`
+	ClusterCACertificate types.String `tfsdk:"cluster_ca_certificate"`
+	ClientCertificate    types.String `tfsdk:"client_certificate"`
+	ClientKey            types.String `tfsdk:"client_key"`
+	Insecure             types.Bool   `tfsdk:"insecure"`
+}
+
+func (p *kubecredsProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
+	resp.TypeName = "kubecreds"
+	resp.Version = p.version
+}
+
+func (p *kubecredsProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		Description: "Rotates Kubernetes credentials as part of plan and apply: LKE secret rotation through the " +
+			"Linode API, and short-lived kubeconfigs that are revoked when the run ends.",
+		Attributes: map[string]schema.Attribute{
+			"linode_token": schema.StringAttribute{
+				Description: "Linode API personal access token with read/write access to Kubernetes. " +
+					"Falls back to the LINODE_TOKEN environment variable. Needed only by resources that reach a cluster through the Linode API.",
+				Optional:  true,
+				Sensitive: true,
+			},
+			"linode_api_url": schema.StringAttribute{
+				Description: "Root URL of the Linode API, without the version (default https://api.linode.com). " +
+					"Must use https. Falls back to the LINODE_URL environment variable.",
+				Optional: true,
+			},
+			"linode_api_version": schema.StringAttribute{
+				Description: "Linode API version: `v4` or `v4beta`. Falls back to the LINODE_API_VERSION environment variable, then `v4`.",
+				Optional:    true,
+				Validators:  []validator.String{stringvalidator.OneOf(linodeAPIVersions...)},
+			},
+			"linode_ca_path": schema.StringAttribute{
+				Description: "Path to a PEM file of extra CA certificates to trust for the Linode API (for a proxy or a local emulator). " +
+					"Falls back to the LINODE_CA environment variable.",
+				Optional: true,
+			},
+		},
+		Blocks: map[string]schema.Block{
+			"kubernetes": schema.SingleNestedBlock{
+				Description: "How to reach a Kubernetes cluster that is not reached through the Linode API " +
+					"(used by `kubecreds_short_lived_kubeconfig` when it names neither `lke_cluster_id` nor `base_kubeconfig`). " +
+					"Each attribute falls back to the environment variable the kubernetes provider reads.",
+				Attributes: map[string]schema.Attribute{
+					"config_path": schema.StringAttribute{
+						Description: "Path to a kubeconfig file. Falls back to KUBE_CONFIG_PATH.",
+						Optional:    true,
+					},
+					"config_context": schema.StringAttribute{
+						Description: "Context of the kubeconfig to use instead of its current context. Falls back to KUBE_CTX.",
+						Optional:    true,
+					},
+					"host": schema.StringAttribute{
+						Description: "URL of the Kubernetes API server, e.g. `https://203.0.113.10:6443`. Falls back to KUBE_HOST.",
+						Optional:    true,
+					},
+					"token": schema.StringAttribute{
+						Description: "Bearer token. Falls back to KUBE_TOKEN.",
+						Optional:    true,
+						Sensitive:   true,
+					},
+					"cluster_ca_certificate": schema.StringAttribute{
+						Description: "PEM-encoded CA certificate of the API server. Falls back to KUBE_CLUSTER_CA_CERT_DATA.",
+						Optional:    true,
+					},
+					"client_certificate": schema.StringAttribute{
+						Description: "PEM-encoded client certificate. Falls back to KUBE_CLIENT_CERT_DATA.",
+						Optional:    true,
+					},
+					"client_key": schema.StringAttribute{
+						Description: "PEM-encoded client key. Falls back to KUBE_CLIENT_KEY_DATA.",
+						Optional:    true,
+						Sensitive:   true,
+					},
+					"insecure": schema.BoolAttribute{
+						Description: "Skip verification of the API server's certificate. Defaults to false; " +
+							"setting it produces a warning, since anyone on the path can then read the credentials. Falls back to KUBE_INSECURE.",
+						Optional: true,
+					},
+				},
+			},
+		},
+	}
+}
+
+func (p *kubecredsProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
+	var cfg providerModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	data := newProviderData(ctx, p.version, req.TerraformVersion, cfg, &resp.Diagnostics)
+	resp.DataSourceData = data
+	resp.ResourceData = data
+	resp.EphemeralResourceData = data
+}
+
+func (p *kubecredsProvider) Resources(context.Context) []func() resource.Resource {
+	return nil
+}
+
+func (p *kubecredsProvider) DataSources(context.Context) []func() datasource.DataSource {
+	return []func() datasource.DataSource{newLKEServiceAccountTokensDataSource}
+}
+
+func (p *kubecredsProvider) EphemeralResources(context.Context) []func() ephemeral.EphemeralResource {
+	return nil
+}

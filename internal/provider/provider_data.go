@@ -1,0 +1,265 @@
+package provider
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+	"github.com/linode/linodego"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
+)
+
+var linodeAPIVersions = []string{"v4", "v4beta"}
+
+// setting is one provider setting resolved from the configuration or, when
+// the configuration leaves it null, its environment variable.
+type setting struct {
+	value   string
+	unknown bool   // fed from a value not known until apply
+	attr    string // attribute name, for messages
+	env     string // environment variable, for messages
+}
+
+func resolve(v types.String, attr, env string) setting {
+	s := setting{attr: attr, env: env}
+	switch {
+	case v.IsUnknown():
+		s.unknown = true
+	case !v.IsNull():
+		s.value = v.ValueString()
+	default:
+		s.value = os.Getenv(env)
+	}
+	return s
+}
+
+// providerData is what Configure hands to resources. Values may still be
+// unknown during plan (fed from other resources), so clients are built
+// lazily, the first time something needs them, and a missing credential is
+// reported only then.
+type providerData struct {
+	userAgent string
+
+	linodeToken, linodeURL, linodeVersion, linodeCA setting
+
+	kube            kubeconfig.Settings
+	kubeUnknown     []string // attributes of the kubernetes block not known yet
+	kubeInsecureSet bool
+
+	mu     sync.Mutex
+	linode *linodeClients
+}
+
+// linodeClients are two clients sharing settings: API retries 429 and 5xx
+// answers as linodego does; Poll does not, so that polling for a kubeconfig
+// sees each 503 "not yet available" and notices the kubeconfig at once.
+type linodeClients struct {
+	API  *linodego.Client
+	Poll *linodego.Client
+}
+
+func newProviderData(ctx context.Context, version, tfVersion string, cfg providerModel, diags *diag.Diagnostics) *providerData {
+	d := &providerData{
+		userAgent: fmt.Sprintf("terraform-provider-kubecreds/%s (+https://registry.terraform.io/providers/kubecreds/kubecreds) Terraform/%s",
+			version, tfVersion),
+		linodeToken:   resolve(cfg.LinodeToken, "linode_token", linodego.APIEnvVar),
+		linodeURL:     resolve(cfg.LinodeAPIURL, "linode_api_url", linodego.APIHostVar),
+		linodeVersion: resolve(cfg.LinodeAPIVersion, "linode_api_version", linodego.APIVersionVar),
+		linodeCA:      resolve(cfg.LinodeCAPath, "linode_ca_path", linodego.APIHostCert),
+	}
+	if v := d.linodeVersion; !v.unknown && v.value != "" && v.value != "v4" && v.value != "v4beta" {
+		diags.AddAttributeError(path.Root("linode_api_version"), "Invalid Linode API version",
+			fmt.Sprintf("%s (from %s) is %q; allowed values are v4 and v4beta.", v.attr, v.env, v.value))
+	}
+	d.resolveKubernetes(cfg.Kubernetes, diags)
+	tflog.Debug(ctx, "kubecreds provider configured", map[string]any{
+		"linode_token_set": d.linodeToken.value != "" || d.linodeToken.unknown,
+		"linode_api_url":   d.linodeURL.value,
+		"kubernetes_host":  d.kube.Host,
+		"kubernetes_path":  d.kube.ConfigPath,
+	})
+	return d
+}
+
+func (d *providerData) resolveKubernetes(m *kubernetesModel, diags *diag.Diagnostics) {
+	if m == nil {
+		m = &kubernetesModel{}
+	}
+	str := func(v types.String, attr, env string) string {
+		s := resolve(v, attr, env)
+		if s.unknown {
+			d.kubeUnknown = append(d.kubeUnknown, "kubernetes."+attr)
+		}
+		return s.value
+	}
+	d.kube = kubeconfig.Settings{
+		ConfigPath:           str(m.ConfigPath, "config_path", "KUBE_CONFIG_PATH"),
+		ConfigContext:        str(m.ConfigContext, "config_context", "KUBE_CTX"),
+		Host:                 str(m.Host, "host", "KUBE_HOST"),
+		Token:                str(m.Token, "token", "KUBE_TOKEN"),
+		ClusterCACertificate: str(m.ClusterCACertificate, "cluster_ca_certificate", "KUBE_CLUSTER_CA_CERT_DATA"),
+		ClientCertificate:    str(m.ClientCertificate, "client_certificate", "KUBE_CLIENT_CERT_DATA"),
+		ClientKey:            str(m.ClientKey, "client_key", "KUBE_CLIENT_KEY_DATA"),
+	}
+	switch {
+	case m.Insecure.IsUnknown():
+		d.kubeUnknown = append(d.kubeUnknown, "kubernetes.insecure")
+	case !m.Insecure.IsNull():
+		d.kube.Insecure = m.Insecure.ValueBool()
+	default:
+		if v := os.Getenv("KUBE_INSECURE"); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				diags.AddError("Invalid KUBE_INSECURE", fmt.Sprintf("KUBE_INSECURE is %q; allowed values are true and false.", v))
+			}
+			d.kube.Insecure = b
+		}
+	}
+	if d.kube.Insecure {
+		diags.AddAttributeWarning(path.Root("kubernetes").AtName("insecure"), "TLS verification is off",
+			"kubernetes.insecure (or KUBE_INSECURE) is true: the Kubernetes API server's certificate is not verified, "+
+				"so anyone on the network path can read the credentials this provider sends and issues.")
+	}
+}
+
+// Linode returns the Linode API clients, building them on first use.
+func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnostics) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var diags diag.Diagnostics
+	if d.linode != nil {
+		return d.linode, nil
+	}
+	for _, s := range []setting{d.linodeToken, d.linodeURL, d.linodeVersion, d.linodeCA} {
+		if s.unknown {
+			diags.AddError("Linode provider setting not known yet",
+				fmt.Sprintf("The provider's %s comes from a value that is not known until apply, but this operation needs to call the Linode API now. "+
+					"Give it a value known at plan time, or set %s.", s.attr, s.env))
+			return nil, diags
+		}
+	}
+	if d.linodeToken.value == "" {
+		diags.AddError("Missing Linode API token",
+			"This operation calls the Linode API and no token is configured: set linode_token in the provider configuration "+
+				"or the LINODE_TOKEN environment variable to a personal access token with read/write access to Kubernetes.")
+		return nil, diags
+	}
+	baseURL := "https://api.linode.com"
+	if d.linodeURL.value != "" {
+		u, err := url.Parse(d.linodeURL.value)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			diags.AddError("Invalid Linode API URL",
+				fmt.Sprintf("%s (or %s) is %q; it must be an https:// URL such as https://api.linode.com.", d.linodeURL.attr, d.linodeURL.env, d.linodeURL.value))
+			return nil, diags
+		}
+		baseURL = d.linodeURL.value
+	}
+	apiVersion := d.linodeVersion.value
+	if apiVersion == "" {
+		apiVersion = "v4"
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if d.linodeCA.value != "" {
+		pem, err := os.ReadFile(d.linodeCA.value)
+		if err != nil {
+			diags.AddError("Cannot read Linode CA file",
+				fmt.Sprintf("%s (or %s) names %q: %v.", d.linodeCA.attr, d.linodeCA.env, d.linodeCA.value, err))
+			return nil, diags
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			diags.AddError("Invalid Linode CA file",
+				fmt.Sprintf("%s (or %s) names %q, which holds no PEM certificate.", d.linodeCA.attr, d.linodeCA.env, d.linodeCA.value))
+			return nil, diags
+		}
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	// The wrapping transport also keeps linodego from reading LINODE_CA on
+	// its own (it exits the process when that file is unreadable).
+	hc := &http.Client{Timeout: linodeRequestTimeout, Transport: &loggingTransport{base: transport, service: "linode"}}
+
+	newClient := func() *linodego.Client {
+		c := linodego.NewClient(hc)
+		c.SetBaseURL(baseURL)
+		c.SetAPIVersion(apiVersion)
+		c.SetToken(d.linodeToken.value)
+		c.SetUserAgent(d.userAgent + " " + linodego.DefaultUserAgent)
+		// LINODE_DEBUG would print response bodies, kubeconfigs included.
+		c.SetDebug(false)
+		return &c
+	}
+	api, poll := newClient(), newClient()
+	poll.SetRetryCount(0)
+	d.linode = &linodeClients{API: api, Poll: poll}
+	return d.linode, nil
+}
+
+// linodeRequestTimeout bounds one Linode API request; a request that hangs
+// longer fails and is retried (or reported) like any other transient fault.
+var linodeRequestTimeout = 30 * time.Second
+
+// KubernetesConfig returns the client configuration of the provider's
+// kubernetes block (or KUBE_* variables).
+func (d *providerData) KubernetesConfig() (*rest.Config, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	if len(d.kubeUnknown) > 0 {
+		diags.AddError("Kubernetes provider setting not known yet",
+			fmt.Sprintf("The provider's %v come from values not known until apply, but this operation needs the cluster now.", d.kubeUnknown))
+		return nil, diags
+	}
+	cfg, err := d.kube.RESTConfig()
+	if err == kubeconfig.ErrNotConfigured {
+		diags.AddError("No Kubernetes cluster configured",
+			"This operation needs a cluster from the provider configuration: set kubernetes { config_path } (or KUBE_CONFIG_PATH), "+
+				"or kubernetes { host } with credentials (or KUBE_HOST and KUBE_TOKEN / KUBE_CLIENT_CERT_DATA).")
+		return nil, diags
+	}
+	if err != nil {
+		diags.AddError("Invalid Kubernetes provider configuration", "The provider's kubernetes block (or KUBE_* variables): "+err.Error())
+		return nil, diags
+	}
+	cfg.UserAgent = d.userAgent
+	return cfg, nil
+}
+
+// loggingTransport logs each HTTP exchange (method, path, status, duration)
+// at debug level. Headers and bodies are never logged: they carry tokens
+// and kubeconfigs.
+type loggingTransport struct {
+	base    http.RoundTripper
+	service string
+}
+
+func (t *loggingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.base.RoundTrip(r)
+	fields := map[string]any{
+		"service":     t.service,
+		"method":      r.Method,
+		"path":        r.URL.Path,
+		"duration_ms": time.Since(start).Milliseconds(),
+	}
+	if err != nil {
+		fields["error"] = "request failed"
+	} else {
+		fields["status"] = resp.StatusCode
+	}
+	tflog.Debug(r.Context(), "HTTP request", fields)
+	return resp, err
+}

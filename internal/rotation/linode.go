@@ -1,0 +1,81 @@
+package rotation
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/linode/linodego"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// LinodeAPI is the part of the Linode API the runbook uses; *linodego.Client
+// implements it.
+type LinodeAPI interface {
+	GetLKECluster(ctx context.Context, clusterID int) (*linodego.LKECluster, error)
+	GetLKEClusterKubeconfig(ctx context.Context, clusterID int) (*linodego.LKEClusterKubeconfig, error)
+	RegenerateLKECluster(ctx context.Context, clusterID int, opts linodego.LKEClusterRegenerateOptions) (*linodego.LKECluster, error)
+	ListLKENodePools(ctx context.Context, clusterID int, opts *linodego.ListOptions) ([]linodego.LKENodePool, error)
+	RecycleLKEClusterNodes(ctx context.Context, clusterID int) error
+}
+
+var _ LinodeAPI = (*linodego.Client)(nil)
+
+// KubeconfigPoll says how FetchKubeconfig waits while the Linode API answers
+// 503 "not yet available". The defaults keep the lag between the kubeconfig
+// being served and us having it under half a second, at no more than two
+// requests a second.
+type KubeconfigPoll struct {
+	Initial time.Duration // first wait (default 100ms)
+	Max     time.Duration // longest wait between polls (default 500ms)
+}
+
+func (p KubeconfigPoll) backoff() wait.Backoff {
+	if p.Initial <= 0 {
+		p.Initial = 100 * time.Millisecond
+	}
+	if p.Max <= 0 {
+		p.Max = 500 * time.Millisecond
+	}
+	return wait.Backoff{Duration: p.Initial, Factor: 1.5, Jitter: 0.1, Steps: 1 << 30, Cap: p.Max}
+}
+
+// ErrKubeconfigNotReady is returned when the context ends while the Linode
+// API still answers 503 for the kubeconfig.
+var ErrKubeconfigNotReady = errors.New("kubeconfig not yet available")
+
+// FetchKubeconfig returns the decoded kubeconfig the Linode API serves for the
+// cluster, polling through 503 "not yet available" until ctx ends. api should
+// not retry 503s itself, or it will hide how soon the kubeconfig appears.
+func FetchKubeconfig(ctx context.Context, api LinodeAPI, clusterID int, poll KubeconfigPoll) ([]byte, error) {
+	var (
+		kubeconfig []byte
+		polls      int
+		lastErr    error
+	)
+	err := wait.ExponentialBackoffWithContext(ctx, poll.backoff(), func(ctx context.Context) (bool, error) {
+		polls++
+		kc, err := api.GetLKEClusterKubeconfig(ctx, clusterID)
+		if linodego.ErrHasStatus(err, http.StatusServiceUnavailable) {
+			lastErr = err
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if kubeconfig, err = base64.StdEncoding.DecodeString(kc.KubeConfig); err != nil {
+			return false, fmt.Errorf("kubeconfig served for cluster %d is not base64", clusterID)
+		}
+		return true, nil
+	})
+	if err != nil {
+		if lastErr != nil && ctx.Err() != nil {
+			return nil, fmt.Errorf("%w after %d polls: %v", ErrKubeconfigNotReady, polls, lastErr)
+		}
+		return nil, err
+	}
+	return kubeconfig, nil
+}
