@@ -84,4 +84,3 @@ func sanitize(err error) error {
 	}
 	return errors.New("the document is not a valid kubeconfig")
 }
-
