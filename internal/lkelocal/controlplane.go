@@ -245,8 +245,10 @@ var controllers = []string{
 
 // stop ends the cluster's processes; the caller removes the directory.
 func (cp *controlPlane) stop() {
-	cp.controller.stop()
+	done := make(chan struct{})
+	go func() { cp.controller.stop(); close(done) }()
 	cp.apiserver.stop()
+	<-done
 }
 
 // failed reports a process of the control plane that has exited.

@@ -45,15 +45,16 @@ type Environment struct {
 	Dir      string
 	Emulator *Emulator
 
-	opts    Options
-	bin     string
-	ownDir  bool
-	ctx     context.Context
-	cancel  context.CancelFunc
-	etcd    *etcd
-	mu      sync.Mutex
-	cluster map[int]*Cluster
-	nextID  int
+	opts      Options
+	bin       string
+	ownDir    bool
+	ctx       context.Context
+	cancel    context.CancelFunc
+	etcd      *etcd
+	mu        sync.Mutex
+	cluster   map[int]*Cluster
+	closeOnce sync.Once
+	nextID    int
 }
 
 // Start brings up etcd, the Linode API emulator and opts.Clusters clusters
@@ -238,8 +239,13 @@ func (env *Environment) CloseOnSignal() {
 }
 
 // Close stops every process the environment started and removes its
-// temporary directory. It is safe to call more than once.
+// temporary directory. It is safe to call more than once, and from a signal
+// handler while a deferred Close runs: every call returns once it is done.
 func (env *Environment) Close() {
+	env.closeOnce.Do(env.close)
+}
+
+func (env *Environment) close() {
 	if env.cancel != nil {
 		env.cancel()
 	}

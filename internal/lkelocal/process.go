@@ -60,7 +60,11 @@ func (p *process) exited() (bool, error) {
 	}
 }
 
-// stop asks the process group to terminate and kills it after a grace period.
+// stopGrace is how long a process may take to exit after SIGTERM. These are
+// throwaway test processes; nothing they hold needs a graceful shutdown.
+const stopGrace = 2 * time.Second
+
+// stop asks the process group to terminate and kills it after stopGrace.
 func (p *process) stop() {
 	if p == nil {
 		return
@@ -72,7 +76,7 @@ func (p *process) stop() {
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
 	case <-p.done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(stopGrace):
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-p.done
 	}
