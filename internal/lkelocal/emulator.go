@@ -123,8 +123,13 @@ func (e *Emulator) middleware(endpoint string, h http.HandlerFunc) http.Handler 
 			writeError(rec, http.StatusUnauthorized, apiError{Reason: "Invalid Token"})
 			return
 		}
+		entry.ClusterID, _ = strconv.Atoi(r.PathValue("id"))
 		if endpoint != "" {
-			if f, ok := e.faults.pop(endpoint); ok {
+			f, ok := e.faults.pop(clusterFaultKey(entry.ClusterID, endpoint))
+			if !ok {
+				f, ok = e.faults.pop(endpoint)
+			}
+			if ok {
 				entry.Fault = true
 				if e.applyFault(rec, r, f) {
 					return

@@ -44,12 +44,13 @@ type Fault struct {
 
 // RequestRecord is one request the emulator received.
 type RequestRecord struct {
-	At       time.Time
-	Method   string
-	Path     string // as sent, without the query
-	Endpoint string // one of the Endpoint constants; empty when no route matched
-	Status   int    // 0 when the connection was dropped or the request hung
-	Fault    bool   // answered by an injected fault
+	At        time.Time
+	Method    string
+	Path      string // as sent, without the query
+	Endpoint  string // one of the Endpoint constants; empty when no route matched
+	ClusterID int    // the {id} of the path, 0 when it names none
+	Status    int    // 0 when the connection was dropped or the request hung
+	Fault     bool   // answered by an injected fault
 }
 
 type faultTable struct {
@@ -90,6 +91,17 @@ func (e *Emulator) InjectFaults(endpoint string, faults ...Fault) {
 	e.faults.push(endpoint, faults)
 }
 
+// InjectClusterFaults queues faults for an endpoint of one cluster only, so
+// that tests on other clusters can run meanwhile. They are taken before any
+// queued with InjectFaults.
+func (e *Emulator) InjectClusterFaults(clusterID int, endpoint string, faults ...Fault) {
+	e.faults.push(clusterFaultKey(clusterID, endpoint), faults)
+}
+
+func clusterFaultKey(clusterID int, endpoint string) string {
+	return endpoint + "#" + strconv.Itoa(clusterID)
+}
+
 // ClearFaults drops every queued fault.
 func (e *Emulator) ClearFaults() { e.faults.clear() }
 
@@ -102,11 +114,17 @@ func (e *Emulator) Requests() []RequestRecord {
 
 // CountRequests counts the requests received for an endpoint ("" counts all).
 func (e *Emulator) CountRequests(endpoint string) int {
+	return e.CountClusterRequests(0, endpoint)
+}
+
+// CountClusterRequests counts the requests for an endpoint ("" for all) about
+// one cluster (0 for any).
+func (e *Emulator) CountClusterRequests(clusterID int, endpoint string) int {
 	e.logMu.Lock()
 	defer e.logMu.Unlock()
 	n := 0
 	for _, r := range e.log {
-		if endpoint == "" || r.Endpoint == endpoint {
+		if (endpoint == "" || r.Endpoint == endpoint) && (clusterID == 0 || r.ClusterID == clusterID) {
 			n++
 		}
 	}

@@ -18,6 +18,15 @@ import (
 // describeLinodeError explains a Linode API error in terms of what to fix.
 // linodego's messages carry the API's reason, never the token.
 func describeLinodeError(err error, clusterID int) string {
+	if hint := linodeHint(err, clusterID); hint != "" {
+		return hint
+	}
+	return err.Error()
+}
+
+// linodeHint says what to fix for the Linode API errors a user can fix:
+// a bad token, missing permission, a wrong cluster id. Otherwise "".
+func linodeHint(err error, clusterID int) string {
 	var lerr *linodego.Error
 	if errors.As(err, &lerr) {
 		switch lerr.Code {
@@ -29,7 +38,7 @@ func describeLinodeError(err error, clusterID int) string {
 			return fmt.Sprintf("LKE cluster %d does not exist, or the token cannot see it (404 %s).", clusterID, lerr.Message)
 		}
 	}
-	return err.Error()
+	return ""
 }
 
 // lkeRESTConfig reaches an LKE cluster the way the runbook does: with the

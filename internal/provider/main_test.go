@@ -35,7 +35,7 @@ func runTests(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var err error
-	testEnv, err = lkelocal.Start(ctx, lkelocal.Options{Clusters: 1})
+	testEnv, err = lkelocal.Start(ctx, lkelocal.Options{Clusters: 4, RecycleDelay: time.Second})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: cannot start the local LKE the acceptance tests need: %v\n", err)
 		return 1

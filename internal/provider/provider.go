@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"k8s.io/utils/clock"
 )
 
 var (
@@ -23,13 +24,19 @@ var (
 
 // New returns the provider factory for providerserver.Serve and tests.
 func New(version string) func() provider.Provider {
+	return newWithClock(version, clock.RealClock{})
+}
+
+// newWithClock lets tests move time forward instead of sleeping.
+func newWithClock(version string, clk clock.PassiveClock) func() provider.Provider {
 	return func() provider.Provider {
-		return &kubecredsProvider{version: version}
+		return &kubecredsProvider{version: version, clock: clk}
 	}
 }
 
 type kubecredsProvider struct {
 	version string
+	clock   clock.PassiveClock
 }
 
 type providerModel struct {
@@ -137,13 +144,14 @@ func (p *kubecredsProvider) Configure(ctx context.Context, req provider.Configur
 		return
 	}
 	data := newProviderData(ctx, p.version, req.TerraformVersion, cfg, &resp.Diagnostics)
+	data.clock = p.clock
 	resp.DataSourceData = data
 	resp.ResourceData = data
 	resp.EphemeralResourceData = data
 }
 
 func (p *kubecredsProvider) Resources(context.Context) []func() resource.Resource {
-	return nil
+	return []func() resource.Resource{newLKESecretRotationResource}
 }
 
 func (p *kubecredsProvider) DataSources(context.Context) []func() datasource.DataSource {

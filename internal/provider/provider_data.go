@@ -18,8 +18,10 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 	"github.com/linode/linodego"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
 )
 
 var linodeAPIVersions = []string{"v4", "v4beta"}
@@ -52,6 +54,7 @@ func resolve(v types.String, attr, env string) setting {
 // reported only then.
 type providerData struct {
 	userAgent string
+	clock     clock.PassiveClock
 
 	linodeToken, linodeURL, linodeVersion, linodeCA setting
 
@@ -73,6 +76,7 @@ type linodeClients struct {
 
 func newProviderData(ctx context.Context, version, tfVersion string, cfg providerModel, diags *diag.Diagnostics) *providerData {
 	d := &providerData{
+		clock: clock.RealClock{},
 		userAgent: fmt.Sprintf("terraform-provider-kubecreds/%s (+https://registry.terraform.io/providers/kubecreds/kubecreds) Terraform/%s",
 			version, tfVersion),
 		linodeToken:   resolve(cfg.LinodeToken, "linode_token", linodego.APIEnvVar),
@@ -262,4 +266,27 @@ func (t *loggingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	tflog.Debug(r.Context(), "HTTP request", fields)
 	return resp, err
+}
+
+// rotationRunner wires the rotation procedure to this provider's clients,
+// clock and logs.
+func (d *providerData) rotationRunner(ctx context.Context) (*rotation.Runner, diag.Diagnostics) {
+	clients, diags := d.Linode(ctx)
+	if diags.HasError() {
+		return nil, diags
+	}
+	return &rotation.Runner{
+		Linode:  clients.API,
+		Poll:    clients.Poll,
+		Connect: rotation.ConnectWith(d.userAgent),
+		Clock:   d.clock,
+		Log:     tflogSteps{},
+	}, nil
+}
+
+// tflogSteps logs each rotation step at info level.
+type tflogSteps struct{}
+
+func (tflogSteps) Step(ctx context.Context, step string, fields map[string]any) {
+	tflog.Info(ctx, "rotation step: "+step, fields)
 }

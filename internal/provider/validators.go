@@ -1,6 +1,53 @@
 package provider
 
-import "regexp"
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+)
 
 // namespacePattern is an RFC 1123 label, what Kubernetes accepts as a namespace name.
 var namespacePattern = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// durationBetween accepts a Go duration string within [min, max], as
+// time_rotating-style users write them ("720h").
+type durationBetween struct {
+	min, max time.Duration
+	example  string
+}
+
+var _ validator.String = durationBetween{}
+
+func (v durationBetween) Description(context.Context) string {
+	return fmt.Sprintf("must be a Go duration between %s and %s, such as %q", formatDuration(v.min), formatDuration(v.max), v.example)
+}
+
+func (v durationBetween) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (v durationBetween) ValidateString(ctx context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	s := req.ConfigValue.ValueString()
+	d, err := time.ParseDuration(s)
+	if err != nil || d < v.min || d > v.max {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid duration",
+			fmt.Sprintf("%s %s; got %q.", req.Path, v.Description(ctx), s))
+	}
+}
+
+// formatDuration prints whole hours and minutes without trailing zero units
+// ("10m", "4320h"), as users write them.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	default:
+		return d.String()
+	}
+}

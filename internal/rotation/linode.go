@@ -40,6 +40,8 @@ func (p KubeconfigPoll) backoff() wait.Backoff {
 	if p.Max <= 0 {
 		p.Max = 500 * time.Millisecond
 	}
+	// Once the cap is reached a Backoff's steps run out; DelayFunc().Until
+	// keeps polling at the cap until the context ends, which is what we want.
 	return wait.Backoff{Duration: p.Initial, Factor: 1.5, Jitter: 0.1, Steps: 1 << 30, Cap: p.Max}
 }
 
@@ -56,7 +58,7 @@ func FetchKubeconfig(ctx context.Context, api LinodeAPI, clusterID int, poll Kub
 		polls      int
 		lastErr    error
 	)
-	err := wait.ExponentialBackoffWithContext(ctx, poll.backoff(), func(ctx context.Context) (bool, error) {
+	err := poll.backoff().DelayFunc().Until(ctx, true, true, func(ctx context.Context) (bool, error) {
 		polls++
 		kc, err := api.GetLKEClusterKubeconfig(ctx, clusterID)
 		if linodego.ErrHasStatus(err, http.StatusServiceUnavailable) {

@@ -17,6 +17,7 @@ import (
 type TokenSecret struct {
 	Namespace      string
 	Name           string
+	UID            string
 	ServiceAccount string
 	Created        time.Time
 }
@@ -48,6 +49,7 @@ func ListServiceAccountTokens(ctx context.Context, meta metadata.Interface, name
 				out = append(out, TokenSecret{
 					Namespace:      s.Namespace,
 					Name:           s.Name,
+					UID:            string(s.UID),
 					ServiceAccount: s.Annotations[corev1.ServiceAccountNameKey],
 					Created:        s.CreationTimestamp.Time,
 				})

@@ -1,0 +1,604 @@
+package provider
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+)
+
+const rotationAddr = "kubecreds_lke_secret_rotation.r"
+
+func rotationConfig(clusterID int, body string) string {
+	return fmt.Sprintf(`
+resource "kubecreds_lke_secret_rotation" "r" {
+  cluster_id = %d
+%s
+}
+`, clusterID, body)
+}
+
+// attrs returns the flat attributes of the rotation in the state.
+func attrs(s *terraform.State) map[string]string {
+	if r := s.RootModule().Resources[rotationAddr]; r != nil {
+		return r.Primary.Attributes
+	}
+	return nil
+}
+
+func listAttr(a map[string]string, name string) []string {
+	n, _ := strconv.Atoi(a[name+".#"])
+	out := make([]string, 0, n)
+	for i := range n {
+		out = append(out, a[fmt.Sprintf("%s.%d", name, i)])
+	}
+	return out
+}
+
+func check(fn func(a map[string]string) error) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		a := attrs(s)
+		if a == nil {
+			return fmt.Errorf("%s is not in the state", rotationAddr)
+		}
+		return fn(a)
+	}
+}
+
+// servedKubeconfigMatches checks that the kubeconfig the Linode API serves
+// works and is the one kubeconfig_sha256 names.
+func servedKubeconfigMatches(t *testing.T, c *lkelocal.Cluster) resource.TestCheckFunc {
+	return check(func(a map[string]string) error {
+		kc := servedKubeconfig(t, c)
+		if err := kubeconfigWorks(t, kc); err != nil {
+			return fmt.Errorf("the kubeconfig served after the rotation does not work: %v", err)
+		}
+		if got := sha256Hex(kc); got != a["kubeconfig_sha256"] {
+			return fmt.Errorf("kubeconfig_sha256 = %s, served kubeconfig hashes to %s", a["kubeconfig_sha256"], got)
+		}
+		return nil
+	})
+}
+
+func TestAccRotation_createRotatesAndProvesIt(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	var (
+		before     map[string]string
+		oldKC      []byte
+		firstSHA   string
+		firstAtStr string
+	)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() {
+					before = tokenSecrets(t, c, "kube-system")
+					oldKC = servedKubeconfig(t, c)
+				},
+				Config: rotationConfig(c.ID, `  keepers = { reason = "first" }`),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					check(func(a map[string]string) error {
+						if got, want := listAttr(a, "deleted_secrets"), sortedKeys(before); !slices.Equal(got, want) {
+							return fmt.Errorf("deleted_secrets = %v, the secrets that existed were %v", got, want)
+						}
+						if left := tokenSecrets(t, c, "kube-system"); len(left) != len(before) {
+							return fmt.Errorf("after the rotation kube-system holds %d token secrets, want %d new ones", len(left), len(before))
+						} else {
+							for id := range left {
+								if _, old := before[id]; old {
+									return fmt.Errorf("secret %s survived the rotation", id)
+								}
+							}
+						}
+						if err := waitRejected(t, oldKC, 2*time.Second); err != nil {
+							return fmt.Errorf("the old admin token is still accepted after apply finished")
+						}
+						if a["nodes_verified"] != strconv.Itoa(len(c.NodeNames())) {
+							return fmt.Errorf("nodes_verified = %s, cluster has %d nodes", a["nodes_verified"], len(c.NodeNames()))
+						}
+						if _, err := time.Parse(time.RFC3339, a["rotated_at"]); err != nil {
+							return fmt.Errorf("rotated_at %q: %v", a["rotated_at"], err)
+						}
+						if a["next_rotation_at"] != "" {
+							return fmt.Errorf("next_rotation_at = %q without rotate_every", a["next_rotation_at"])
+						}
+						firstSHA, firstAtStr = a["kubeconfig_sha256"], a["rotated_at"]
+						return nil
+					}),
+					servedKubeconfigMatches(t, c),
+				),
+			},
+			{
+				// Nothing changed: nothing to do.
+				Config:   rotationConfig(c.ID, `  keepers = { reason = "first" }`),
+				PlanOnly: true,
+			},
+			{
+				// Settings that do not force replacement update in place, without rotating.
+				Config: rotationConfig(c.ID, `  keepers = { reason = "first" }
+  verify  = false`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(rotationAddr, plancheck.ResourceActionUpdate),
+				}},
+				Check: check(func(a map[string]string) error {
+					if a["kubeconfig_sha256"] != firstSHA || a["rotated_at"] != firstAtStr {
+						return fmt.Errorf("an in-place update rotated the cluster")
+					}
+					return nil
+				}),
+			},
+			{
+				// A keeper change rotates again.
+				PreConfig: func() { oldKC = servedKubeconfig(t, c) },
+				Config:    rotationConfig(c.ID, `  keepers = { reason = "someone left" }`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(rotationAddr, plancheck.ResourceActionReplace),
+				}},
+				Check: resource.ComposeAggregateTestCheckFunc(
+					check(func(a map[string]string) error {
+						if a["kubeconfig_sha256"] == firstSHA {
+							return fmt.Errorf("the keeper change did not produce a new kubeconfig")
+						}
+						if err := waitRejected(t, oldKC, 2*time.Second); err != nil {
+							return fmt.Errorf("the previous admin token is still accepted after the second rotation")
+						}
+						return nil
+					}),
+					servedKubeconfigMatches(t, c),
+				),
+			},
+		},
+	})
+}
+
+func TestAccRotation_rotateEveryReplacesWhenDue(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	clk := clocktesting.NewFakeClock(time.Now().UTC().Truncate(time.Second))
+	providers := map[string]func() (tfprotov6.ProviderServer, error){
+		"kubecreds": providerserver.NewProtocol6WithError(newWithClock("test", clk)()),
+	}
+	var firstAt time.Time
+	config := rotationConfig(c.ID, `  rotate_every = "720h"`)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: providers,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				Check: check(func(a map[string]string) error {
+					var err error
+					if firstAt, err = time.Parse(time.RFC3339, a["rotated_at"]); err != nil {
+						return err
+					}
+					if !firstAt.Equal(clk.Now()) {
+						return fmt.Errorf("rotated_at = %s, clock says %s", firstAt, clk.Now())
+					}
+					if want := firstAt.Add(720 * time.Hour).Format(time.RFC3339); a["next_rotation_at"] != want {
+						return fmt.Errorf("next_rotation_at = %s, want %s", a["next_rotation_at"], want)
+					}
+					return nil
+				}),
+			},
+			{
+				// An hour before it is due: no change.
+				PreConfig: func() { clk.Step(719 * time.Hour) },
+				Config:    config,
+				PlanOnly:  true,
+			},
+			{
+				// Past due: the plan replaces the resource, and applying rotates.
+				PreConfig: func() { clk.Step(2 * time.Hour) },
+				Config:    config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(rotationAddr, plancheck.ResourceActionReplace),
+				}},
+				Check: check(func(a map[string]string) error {
+					at, err := time.Parse(time.RFC3339, a["rotated_at"])
+					if err != nil {
+						return err
+					}
+					if !at.Equal(clk.Now()) || len(listAttr(a, "deleted_secrets")) == 0 {
+						return fmt.Errorf("no second rotation: rotated_at = %s, deleted_secrets = %v", at, listAttr(a, "deleted_secrets"))
+					}
+					return nil
+				}),
+			},
+		},
+	})
+}
+
+func TestAccRotation_importAdoptsWithoutRotating(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	var beforeSHA string
+	var calls int
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() {
+					beforeSHA = sha256Hex(servedKubeconfig(t, c))
+					calls = testEnv.Emulator.CountClusterRequests(c.ID, lkelocal.EndpointRegenerate)
+				},
+				Config:             rotationConfig(c.ID, ""),
+				ResourceName:       rotationAddr,
+				ImportState:        true,
+				ImportStateId:      strconv.Itoa(c.ID),
+				ImportStatePersist: true,
+				ImportStateCheck: func(states []*terraform.InstanceState) error {
+					if len(states) != 1 || states[0].Attributes["cluster_id"] != strconv.Itoa(c.ID) {
+						return fmt.Errorf("imported %v", states)
+					}
+					if at := states[0].Attributes["rotated_at"]; at != "" {
+						return fmt.Errorf("an imported rotation claims rotated_at = %s", at)
+					}
+					return nil
+				},
+			},
+			{
+				Config:   rotationConfig(c.ID, ""),
+				PlanOnly: true,
+				Check: func(*terraform.State) error {
+					if sha256Hex(servedKubeconfig(t, c)) != beforeSHA || testEnv.Emulator.CountClusterRequests(c.ID, lkelocal.EndpointRegenerate) != calls {
+						return fmt.Errorf("import rotated the cluster")
+					}
+					return nil
+				},
+			},
+			{
+				Config:        rotationConfig(c.ID, ""),
+				ResourceName:  rotationAddr,
+				ImportState:   true,
+				ImportStateId: "not-a-number",
+				ExpectError:   regexp.MustCompile(`Import a rotation by the cluster's numeric id`),
+			},
+		},
+	})
+}
+
+func TestAccRotation_clusterDeletedOutOfBandLeavesTheState(t *testing.T) {
+	t.Parallel()
+	c, err := testEnv.AddCluster(t.Context(), lkelocal.ClusterSpec{Pools: []int{1}})
+	if err != nil {
+		t.Fatalf("cannot start a cluster to delete: %v", err)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{
+			{
+				Config: rotationConfig(c.ID, `  verify = false`),
+			},
+			{
+				PreConfig: func() {
+					if err := testEnv.DeleteCluster(c.ID); err != nil {
+						t.Fatal(err)
+					}
+				},
+				RefreshState:       true,
+				ExpectNonEmptyPlan: true, // the configuration still asks for a rotation of a cluster that is gone
+				Check: func(s *terraform.State) error {
+					if attrs(s) != nil {
+						return fmt.Errorf("the rotation of a deleted cluster is still in the state")
+					}
+					return nil
+				},
+			},
+		},
+	})
+}
+
+func TestAccRotation_kubeconfigOnly(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	var before map[string]string
+	var oldKC []byte
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{{
+			PreConfig: func() {
+				before = tokenSecrets(t, c, "kube-system")
+				oldKC = servedKubeconfig(t, c)
+			},
+			Config: rotationConfig(c.ID, `  regenerate_service_token = false`),
+			Check: resource.ComposeAggregateTestCheckFunc(
+				check(func(a map[string]string) error {
+					deleted := listAttr(a, "deleted_secrets")
+					if len(deleted) != 1 || before[deleted[0]] != lkelocal.AdminServiceAccount {
+						return fmt.Errorf("deleted_secrets = %v; want only the lke-admin secret", deleted)
+					}
+					after := tokenSecrets(t, c, "kube-system")
+					for id, sa := range before {
+						if sa != lkelocal.AdminServiceAccount && after[id] != sa {
+							return fmt.Errorf("control-plane token secret %s (%s) was replaced by a kubeconfig-only rotation", id, sa)
+						}
+					}
+					if err := waitRejected(t, oldKC, 2*time.Second); err != nil {
+						return fmt.Errorf("old admin token still accepted")
+					}
+					return nil
+				}),
+				servedKubeconfigMatches(t, c),
+			),
+		}},
+	})
+}
+
+func TestAccRotation_serviceTokenOnly(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	var before map[string]string
+	var oldKC []byte
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{{
+			PreConfig: func() {
+				before = tokenSecrets(t, c, "kube-system")
+				oldKC = servedKubeconfig(t, c)
+			},
+			Config: rotationConfig(c.ID, `  regenerate_kubeconfig = false`),
+			Check: check(func(a map[string]string) error {
+				if a["kubeconfig_sha256"] != sha256Hex(oldKC) {
+					return fmt.Errorf("a service-token-only rotation changed the kubeconfig")
+				}
+				if err := kubeconfigWorks(t, oldKC); err != nil {
+					return fmt.Errorf("the admin kubeconfig stopped working after a service-token-only rotation: %v", err)
+				}
+				deleted := listAttr(a, "deleted_secrets")
+				after := tokenSecrets(t, c, "kube-system")
+				bySA := map[string]string{}
+				for id, sa := range after {
+					bySA[sa] = id
+				}
+				for id, sa := range before {
+					switch {
+					case sa == lkelocal.AdminServiceAccount && after[id] != sa:
+						return fmt.Errorf("lke-admin's secret %s was replaced", id)
+					case sa != lkelocal.AdminServiceAccount && (!slices.Contains(deleted, id) || bySA[sa] == "" || bySA[sa] == id):
+						return fmt.Errorf("%s's token secret %s was not replaced (deleted_secrets %v, now %s)", sa, id, deleted, bySA[sa])
+					}
+				}
+				return nil
+			}),
+		}},
+	})
+}
+
+func TestAccRotation_regeneratingNothingIsRejectedAtValidate(t *testing.T) {
+	t.Parallel()
+	// A cluster id nobody else uses: any call about it would be this test's.
+	const id = 424242
+	calls := testEnv.Emulator.CountClusterRequests(id, "")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{{
+			Config: rotationConfig(id, `  regenerate_kubeconfig    = false
+  regenerate_service_token = false`),
+			PlanOnly:    true,
+			ExpectError: regexp.MustCompile(`(?s)Nothing to regenerate.*regenerate_kubeconfig and regenerate_service_token are both\s+false`),
+		}},
+	})
+	if n := testEnv.Emulator.CountClusterRequests(id, "") - calls; n != 0 {
+		t.Errorf("a rejected configuration made %d Linode API calls", n)
+	}
+}
+
+func TestAccRotation_restartWorkloadsTouchesOnlyTheChosen(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	cs := adminClient(t, c)
+	ctx := t.Context()
+	for _, ns := range []string{"apps", "other"} {
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	labels := map[string]string{"app": "x"}
+	template := corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: labels},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10"}}},
+	}
+	sel := &metav1.LabelSelector{MatchLabels: labels}
+	mustCreate := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := cs.AppsV1().Deployments("apps").Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: appsv1.DeploymentSpec{Selector: sel, Template: template}}, metav1.CreateOptions{})
+	mustCreate(err)
+	_, err = cs.AppsV1().Deployments("other").Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: appsv1.DeploymentSpec{Selector: sel, Template: template}}, metav1.CreateOptions{})
+	mustCreate(err)
+	_, err = cs.AppsV1().DaemonSets("apps").Create(ctx, &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent"}, Spec: appsv1.DaemonSetSpec{Selector: sel, Template: template}}, metav1.CreateOptions{})
+	mustCreate(err)
+	_, err = cs.AppsV1().StatefulSets("apps").Create(ctx, &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db"}, Spec: appsv1.StatefulSetSpec{Selector: sel, Template: template}}, metav1.CreateOptions{})
+	mustCreate(err)
+
+	restartedAt := func(kind, ns, name string) string {
+		var a map[string]string
+		var err error
+		switch kind {
+		case "deployment":
+			var d *appsv1.Deployment
+			d, err = cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+			if err == nil {
+				a = d.Spec.Template.Annotations
+			}
+		case "daemonset":
+			var d *appsv1.DaemonSet
+			d, err = cs.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{})
+			if err == nil {
+				a = d.Spec.Template.Annotations
+			}
+		case "statefulset":
+			var d *appsv1.StatefulSet
+			d, err = cs.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
+			if err == nil {
+				a = d.Spec.Template.Annotations
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a["kubectl.kubernetes.io/restartedAt"]
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{{
+			Config: rotationConfig(c.ID, `  restart_workloads {
+    namespaces = ["apps"]
+    kinds      = ["deployment", "statefulset"]
+  }`),
+			Check: check(func(a map[string]string) error {
+				for _, w := range [][3]string{{"deployment", "apps", "web"}, {"statefulset", "apps", "db"}} {
+					if at := restartedAt(w[0], w[1], w[2]); at == "" {
+						return fmt.Errorf("%s %s/%s was not restarted", w[0], w[1], w[2])
+					} else if _, err := time.Parse(time.RFC3339, at); err != nil {
+						return fmt.Errorf("restartedAt %q is not RFC 3339 as kubectl writes it", at)
+					}
+				}
+				for _, w := range [][3]string{{"daemonset", "apps", "agent"}, {"deployment", "other", "web"}} {
+					if at := restartedAt(w[0], w[1], w[2]); at != "" {
+						return fmt.Errorf("%s %s/%s was restarted but not chosen", w[0], w[1], w[2])
+					}
+				}
+				return nil
+			}),
+		}},
+	})
+}
+
+func TestAccRotation_recycleNodesEndsWithNewReadyNodes(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	var before []string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{{
+			PreConfig: func() { before = c.NodeNames() },
+			Config:    rotationConfig(c.ID, `  recycle_nodes = true`),
+			Check: func(*terraform.State) error {
+				nodes, err := adminClient(t, c).CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+				if err != nil {
+					return err
+				}
+				if len(nodes.Items) != len(before) {
+					return fmt.Errorf("%d nodes after recycling, %d before", len(nodes.Items), len(before))
+				}
+				for _, n := range nodes.Items {
+					if slices.Contains(before, n.Name) {
+						return fmt.Errorf("node %s was not recycled", n.Name)
+					}
+					ready := false
+					for _, cond := range n.Status.Conditions {
+						ready = ready || (cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue)
+					}
+					if !ready {
+						return fmt.Errorf("recycled node %s is not Ready", n.Name)
+					}
+				}
+				return nil
+			},
+		}},
+	})
+}
+
+func TestAccRotation_waitsThroughKubeconfigNotYetAvailable(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	c.SetKubeconfigDelay(2 * time.Second)
+	// And a few 503s on the very first fetch, as if a regeneration were under way.
+	notReady := lkelocal.Fault{Status: http.StatusServiceUnavailable, Reason: "Cluster kubeconfig is not yet available. Please try again later."}
+	testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.EndpointGetKubeconfig, notReady, notReady, notReady)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{{
+			Config: rotationConfig(c.ID, ""),
+			Check: resource.ComposeAggregateTestCheckFunc(
+				servedKubeconfigMatches(t, c),
+				func(*terraform.State) error {
+					answered503 := 0
+					for _, r := range testEnv.Emulator.Requests() {
+						if r.ClusterID == c.ID && r.Endpoint == lkelocal.EndpointGetKubeconfig && r.Status == http.StatusServiceUnavailable {
+							answered503++
+						}
+					}
+					if answered503 < 6 {
+						return fmt.Errorf("the kubeconfig was answered 503 only %d times; the test meant several polls", answered503)
+					}
+					return nil
+				},
+			),
+		}},
+	})
+}
+
+func TestAccRotation_resumesAfterAFailureRightAfterDeletion(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	var oldKC []byte
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() {
+					oldKC = servedKubeconfig(t, c)
+					testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.EndpointRegenerate, lkelocal.Fault{Status: http.StatusInternalServerError})
+				},
+				Config: rotationConfig(c.ID, ""),
+				ExpectError: regexp.MustCompile(`(?s)regenerate kubeconfig and service token for cluster ` + strconv.Itoa(c.ID) +
+					`: \[500\] Internal\s+Server\s+Error\s+\(4\s+secrets\s+deleted;\s+run\s+apply\s+again\s+to\s+resume\)`),
+			},
+			{
+				// By now the API server has dropped the deleted token from its
+				// cache: the next apply finds the served kubeconfig dead and resumes.
+				PreConfig: func() {
+					if err := waitRejected(t, oldKC, 20*time.Second); err != nil {
+						t.Fatalf("old token still accepted 20s after its secret was deleted")
+					}
+				},
+				Config: rotationConfig(c.ID, ""),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					servedKubeconfigMatches(t, c),
+					resource.TestCheckResourceAttrSet(rotationAddr, "rotated_at"),
+				),
+			},
+		},
+	})
+}
+
+func TestAccRotation_linodeErrorsAreExplained(t *testing.T) {
+	// Sequential: it changes the environment.
+	t.Setenv("LINODE_TOKEN", "a-token-the-api-rejects")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{{
+			Config:      rotationConfig(testEnv.Clusters()[0].ID, ""),
+			ExpectError: regexp.MustCompile(`(?s)get cluster for cluster \d+: \[401\] Invalid Token.*nothing was changed.*linode_token or\s+the\s+LINODE_TOKEN`),
+		}},
+	})
+	t.Setenv("LINODE_TOKEN", testEnv.Emulator.Token)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{{
+			Config:      rotationConfig(987654, ""),
+			ExpectError: regexp.MustCompile(`(?s)LKE cluster 987654 does not exist, or the token cannot see it`),
+		}},
+	})
+}

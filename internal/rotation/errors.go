@@ -1,0 +1,47 @@
+package rotation
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Steps of the runbook, named as errors and logs name them.
+const (
+	StepGetCluster        = "get cluster"
+	StepFetchKubeconfig   = "fetch current kubeconfig"
+	StepCheckAccess       = "check access with the current kubeconfig"
+	StepListSecrets       = "list service-account-token secrets"
+	StepDeleteSecrets     = "delete service-account-token secrets"
+	StepRegenerate        = "regenerate kubeconfig and service token"
+	StepWaitKubeconfig    = "wait for the new kubeconfig"
+	StepVerifyNew         = "verify the new kubeconfig"
+	StepVerifyOldRejected = "verify the old token is rejected"
+	StepRestartWorkloads  = "restart workloads"
+	StepRecycleNodes      = "recycle nodes"
+)
+
+// ErrClusterNotFound means the Linode API answered 404 for the cluster.
+var ErrClusterNotFound = errors.New("cluster not found")
+
+// StepError says which step failed, what the run had already done, and that
+// running it again resumes.
+type StepError struct {
+	Step      string
+	ClusterID int
+	Done      []string // what earlier steps changed, in order
+	Err       error
+}
+
+func (e *StepError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s for cluster %d: %v", e.Step, e.ClusterID, e.Err)
+	if len(e.Done) == 0 {
+		b.WriteString(" (nothing was changed yet; run apply again to retry)")
+	} else {
+		fmt.Fprintf(&b, " (%s; run apply again to resume)", strings.Join(e.Done, ", "))
+	}
+	return b.String()
+}
+
+func (e *StepError) Unwrap() error { return e.Err }

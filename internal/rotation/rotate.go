@@ -1,0 +1,268 @@
+package rotation
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/linode/linodego"
+	"k8s.io/utils/clock"
+)
+
+// Options choose what one rotation does.
+type Options struct {
+	ClusterID int
+	// Namespaces whose service-account-token secrets are deleted.
+	Namespaces []string
+	// The body of POST /lke/clusters/{id}/regenerate; at least one is true.
+	RegenerateKubeconfig   bool
+	RegenerateServiceToken bool
+	// RestartWorkloads, when set, rolls the chosen workloads afterwards.
+	RestartWorkloads *RestartOptions
+	// RecycleNodes recycles every node and waits for Ready replacements.
+	RecycleNodes bool
+	// Verify lists nodes with the new kubeconfig and waits until the old
+	// admin token is rejected.
+	Verify bool
+
+	// Tunables; zero values take the defaults.
+	KubeconfigPoll    KubeconfigPoll
+	DeleteConcurrency int           // parallel deletes (default 16)
+	OldTokenTimeout   time.Duration // how long the old token may stay accepted (default 45s; the API server caches for 10s)
+	NodePollMax       time.Duration // longest wait between polls of recycled nodes (default 5s)
+}
+
+// RestartOptions choose the workloads a rollout restart touches.
+type RestartOptions struct {
+	Namespaces []string
+	Kinds      []string // deployment, daemonset, statefulset
+}
+
+// Result is what a rotation did, for the state.
+type Result struct {
+	RotatedAt        time.Time
+	DeletedSecrets   []string // namespace/name
+	KubeconfigSHA256 string
+	NodesVerified    int
+	// Resumed is true when the current kubeconfig was already dead: an
+	// earlier run deleted the secrets and stopped before finishing.
+	Resumed           bool
+	RestartedWorkload []string // kind/namespace/name
+	RecycledNodes     int
+}
+
+// Logger receives one line per step, with counts and durations, never a secret.
+type Logger interface {
+	Step(ctx context.Context, step string, fields map[string]any)
+}
+
+// Runner performs rotations. Linode retries transient failures itself; Poll
+// is the same API without retries, for polling the kubeconfig.
+type Runner struct {
+	Linode  LinodeAPI
+	Poll    LinodeAPI
+	Connect func(kubeconfig []byte) (*KubeClients, error)
+	Clock   clock.PassiveClock
+	Log     Logger
+}
+
+// Rotate runs the LKE secret-rotation runbook for one cluster. It reads top to
+// bottom as the runbook does. If an earlier run died after deleting the
+// secrets (the current kubeconfig's token is rejected), it resumes at the
+// regeneration.
+func (r *Runner) Rotate(ctx context.Context, opts Options) (*Result, error) {
+	opts = opts.withDefaults()
+	run := &run{Runner: r, opts: opts, result: &Result{RotatedAt: r.Clock.Now().UTC()}}
+
+	if err := run.step(ctx, StepGetCluster, run.getCluster); err != nil {
+		return nil, err
+	}
+	if err := run.step(ctx, StepFetchKubeconfig, run.fetchCurrentKubeconfig); err != nil {
+		return nil, err
+	}
+	if err := run.step(ctx, StepCheckAccess, run.checkCurrentAccess); err != nil {
+		return nil, err
+	}
+	if !run.result.Resumed {
+		if err := run.step(ctx, StepListSecrets, run.listServiceAccountTokens); err != nil {
+			return nil, err
+		}
+		if err := run.step(ctx, StepDeleteSecrets, run.deleteServiceAccountTokens); err != nil {
+			return nil, err
+		}
+	}
+	if err := run.step(ctx, StepRegenerate, run.regenerate); err != nil {
+		return nil, err
+	}
+	if err := run.step(ctx, StepWaitKubeconfig, run.waitForKubeconfig); err != nil {
+		return nil, err
+	}
+	if opts.Verify {
+		if err := run.step(ctx, StepVerifyNew, run.verifyNewKubeconfig); err != nil {
+			return nil, err
+		}
+		if opts.RegenerateKubeconfig && !run.result.Resumed {
+			if err := run.step(ctx, StepVerifyOldRejected, run.verifyOldTokenRejected); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if opts.RestartWorkloads != nil {
+		if err := run.step(ctx, StepRestartWorkloads, run.restartWorkloads); err != nil {
+			return nil, err
+		}
+	}
+	if opts.RecycleNodes {
+		if err := run.step(ctx, StepRecycleNodes, run.recycleNodes); err != nil {
+			return nil, err
+		}
+	}
+	return run.result, nil
+}
+
+func (o Options) withDefaults() Options {
+	if len(o.Namespaces) == 0 {
+		o.Namespaces = []string{"kube-system"}
+	}
+	if o.DeleteConcurrency <= 0 {
+		o.DeleteConcurrency = 16
+	}
+	if o.OldTokenTimeout <= 0 {
+		o.OldTokenTimeout = 45 * time.Second
+	}
+	if o.NodePollMax <= 0 {
+		o.NodePollMax = 5 * time.Second
+	}
+	return o
+}
+
+// run is the state of one rotation as it goes through the steps.
+type run struct {
+	*Runner
+	opts   Options
+	result *Result
+
+	oldKubeconfig []byte
+	old           *KubeClients
+	oldSecretName string // the token secret behind the current kubeconfig, deleted last
+	toDelete      []TokenSecret
+
+	newKubeconfig []byte
+	new           *KubeClients
+
+	done []string // what has been changed so far, for error messages
+}
+
+// step runs one step, logs it with its duration, and wraps its error with
+// what was already done.
+func (r *run) step(ctx context.Context, name string, fn func(context.Context) (map[string]any, error)) error {
+	start := r.Clock.Now()
+	fields, err := fn(ctx)
+	if fields == nil {
+		fields = map[string]any{}
+	}
+	fields["cluster_id"] = r.opts.ClusterID
+	fields["duration_ms"] = r.Clock.Since(start).Milliseconds()
+	if err != nil {
+		fields["error"] = err.Error()
+	}
+	if r.Log != nil {
+		r.Log.Step(ctx, name, fields)
+	}
+	if err != nil {
+		return &StepError{Step: name, ClusterID: r.opts.ClusterID, Done: append([]string(nil), r.done...), Err: err}
+	}
+	return nil
+}
+
+func (r *run) getCluster(ctx context.Context) (map[string]any, error) {
+	c, err := r.Linode.GetLKECluster(ctx, r.opts.ClusterID)
+	if linodego.IsNotFound(err) {
+		return nil, fmt.Errorf("%w: %w", ErrClusterNotFound, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"label": c.Label, "k8s_version": c.K8sVersion}, nil
+}
+
+func (r *run) fetchCurrentKubeconfig(ctx context.Context) (map[string]any, error) {
+	kc, err := FetchKubeconfig(ctx, r.Poll, r.opts.ClusterID, r.opts.KubeconfigPoll)
+	if err != nil {
+		return nil, err
+	}
+	r.oldKubeconfig = kc
+	r.old, err = r.Connect(kc)
+	return nil, err
+}
+
+// checkCurrentAccess decides between a fresh rotation and a resumed one: a
+// current kubeconfig whose token is rejected means an earlier run already
+// deleted the secrets.
+func (r *run) checkCurrentAccess(ctx context.Context) (map[string]any, error) {
+	ok, err := r.old.authenticates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		if !r.opts.RegenerateKubeconfig {
+			return nil, fmt.Errorf("the kubeconfig the Linode API serves is rejected (401) and regenerate_kubeconfig is false, " +
+				"so this rotation cannot restore access: set regenerate_kubeconfig = true")
+		}
+		r.result.Resumed = true
+		r.done = append(r.done, "secrets deleted by an earlier run")
+	}
+	return map[string]any{"resumed": r.result.Resumed}, nil
+}
+
+func (r *run) regenerate(ctx context.Context) (map[string]any, error) {
+	_, err := r.Linode.RegenerateLKECluster(ctx, r.opts.ClusterID, linodego.LKEClusterRegenerateOptions{
+		KubeConfig:   r.opts.RegenerateKubeconfig,
+		ServiceToken: r.opts.RegenerateServiceToken,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.done = append(r.done, "regeneration requested")
+	return map[string]any{"kubeconfig": r.opts.RegenerateKubeconfig, "servicetoken": r.opts.RegenerateServiceToken}, nil
+}
+
+// waitForKubeconfig polls until the Linode API serves a kubeconfig that is
+// not the old one (when the kubeconfig was regenerated), then connects with it.
+func (r *run) waitForKubeconfig(ctx context.Context) (map[string]any, error) {
+	start, polls := r.Clock.Now(), 0
+	for {
+		kc, err := FetchKubeconfig(ctx, r.Poll, r.opts.ClusterID, r.opts.KubeconfigPoll)
+		if err != nil {
+			return nil, err
+		}
+		polls++
+		if !r.opts.RegenerateKubeconfig || tokenOf(kc) != tokenOf(r.oldKubeconfig) {
+			r.newKubeconfig = kc
+			break
+		}
+		// The API may serve the old kubeconfig for a moment before it
+		// starts answering 503.
+		if err := sleep(ctx, r.opts.KubeconfigPoll.backoff().Cap); err != nil {
+			return nil, err
+		}
+	}
+	sum := sha256.Sum256(r.newKubeconfig)
+	r.result.KubeconfigSHA256 = hex.EncodeToString(sum[:])
+	var err error
+	r.new, err = r.Connect(r.newKubeconfig)
+	return map[string]any{"waited_ms": r.Clock.Since(start).Milliseconds(), "fetches": polls}, err
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
