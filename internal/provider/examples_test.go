@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // The examples are documentation: these tests run them with the terraform
@@ -86,6 +88,15 @@ func copyExample(t *testing.T, rel string) string {
 	return dst
 }
 
+func kubeconfigToken(t *testing.T, kubeconfig []byte) string {
+	t.Helper()
+	cfg, err := clientcmd.Load(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.AuthInfos[cfg.Contexts[cfg.CurrentContext].AuthInfo].Token
+}
+
 func exampleDirs(t *testing.T) []string {
 	t.Helper()
 	var dirs []string
@@ -125,7 +136,8 @@ func TestExamples_rotationAppliesAsWritten(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
 	work := copyExample(t, "examples/resources/kubecreds_lke_secret_rotation")
-	env := map[string]string{"TF_VAR_cluster_id": strconv.Itoa(c.ID)}
+	logPath := filepath.Join(t.TempDir(), "trace.log")
+	env := map[string]string{"TF_VAR_cluster_id": strconv.Itoa(c.ID), "TF_LOG": "TRACE", "TF_LOG_PATH": logPath}
 	oldKC := servedKubeconfig(t, c)
 
 	start := time.Now()
@@ -157,6 +169,41 @@ func TestExamples_rotationAppliesAsWritten(t *testing.T) {
 		t.Errorf("next_rotation_at %v is not rotated_at %v + 720h", next, rotated)
 	}
 
+	// No credential in the TRACE log or the state: not the Linode token,
+	// not the old admin token, not the new one.
+	newKC := servedKubeconfig(t, c)
+	secrets := map[string]string{
+		"LINODE_TOKEN":    testEnv.Emulator.Token,
+		"old admin token": kubeconfigToken(t, oldKC),
+		"new admin token": kubeconfigToken(t, newKC),
+	}
+	for _, file := range []string{logPath, filepath.Join(work, "terraform.tfstate")} {
+		b, err := os.ReadFile(file)
+		if err != nil || len(b) == 0 {
+			t.Fatalf("nothing to scan in %s: %v", file, err)
+		}
+		for what, value := range secrets {
+			if value == "" {
+				t.Fatalf("no %s to search for", what)
+			}
+			if bytes.Contains(b, []byte(value)) {
+				t.Errorf("the %s appears in %s", what, filepath.Base(file))
+			}
+		}
+	}
+
+	// Each step is logged, with counts and durations.
+	trace, _ := os.ReadFile(logPath)
+	for _, step := range []string{"rotation step: list service-account-token secrets", "rotation step: delete service-account-token secrets",
+		"rotation step: regenerate kubeconfig and service token", "rotation step: verify the old token is rejected"} {
+		if !bytes.Contains(trace, []byte(step)) {
+			t.Errorf("the TRACE log has no %q line", step)
+		}
+	}
+	if !strings.Contains(grepLines(trace, "rotation step: delete"), " deleted=") || !strings.Contains(grepLines(trace, "rotation step: delete"), " duration_ms=") {
+		t.Errorf("step log lines carry no duration or counts:\n%s", grepLines(trace, "rotation step: delete"))
+	}
+
 	// Applying again changes nothing.
 	if out, err := terraformCmd(t, work, env, "plan", "-detailed-exitcode", "-no-color"); err != nil {
 		t.Errorf("a second plan of the example is not empty:\n%s", out)
@@ -164,4 +211,14 @@ func TestExamples_rotationAppliesAsWritten(t *testing.T) {
 	if out, err := terraformCmd(t, work, env, "destroy", "-auto-approve", "-no-color"); err != nil {
 		t.Errorf("terraform destroy of the example failed:\n%s", out)
 	}
+}
+
+func grepLines(b []byte, substr string) string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
