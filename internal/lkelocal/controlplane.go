@@ -217,6 +217,11 @@ func startControlPlane(ctx context.Context, bin, dir, etcdURL, prefix string) (_
 		"--cluster-signing-key-file="+cp.ca.keyPath,
 		"--use-service-account-credentials=false",
 		"--concurrent-serviceaccount-token-syncs=10",
+		// The default 20 requests a second makes the token controller take
+		// a minute to fill a thousand secrets; a real control plane is not
+		// that slow at this scale.
+		"--kube-api-qps=500",
+		"--kube-api-burst=1000",
 		"--v=1",
 	)
 	if err != nil {

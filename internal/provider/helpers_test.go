@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"sync"
 	"testing"
@@ -184,3 +185,5 @@ func createTokenSecret(t *testing.T, c *lkelocal.Cluster, ns, serviceAccount str
 	}
 	return fmt.Sprintf("%s/%s", ns, s.Name)
 }
+
+func regexpMust(s string) *regexp.Regexp { return regexp.MustCompile(s) }

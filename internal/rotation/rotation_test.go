@@ -1,0 +1,132 @@
+package rotation
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linode/linodego"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	metadatafake "k8s.io/client-go/metadata/fake"
+)
+
+func TestKeepSecretOnlyWhatNothingWouldReplace(t *testing.T) {
+	cases := []struct {
+		s          TokenSecret
+		kubeconfig bool
+		service    bool
+		keep       bool
+	}{
+		{TokenSecret{Namespace: "kube-system", ServiceAccount: "lke-admin"}, true, true, false},
+		{TokenSecret{Namespace: "kube-system", ServiceAccount: "lke-admin"}, false, true, true},
+		{TokenSecret{Namespace: "kube-system", ServiceAccount: "ccm-user"}, true, false, true},
+		{TokenSecret{Namespace: "kube-system", ServiceAccount: "ccm-user"}, false, true, false},
+		{TokenSecret{Namespace: "kube-system", ServiceAccount: "my-ci"}, true, false, false},
+		{TokenSecret{Namespace: "ci", ServiceAccount: "lke-admin"}, false, false, false}, // only kube-system's are LKE's
+	}
+	for _, c := range cases {
+		if got := keepSecret(c.s, c.kubeconfig, c.service); got != c.keep {
+			t.Errorf("keepSecret(%s/%s, kubeconfig=%v, servicetoken=%v) = %v", c.s.Namespace, c.s.ServiceAccount, c.kubeconfig, c.service, got)
+		}
+	}
+}
+
+func fakeJWT(claims string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"RS256"}`)) + "." + enc([]byte(claims)) + ".signature"
+}
+
+func TestTokenSecretNameReadsTheLegacyClaim(t *testing.T) {
+	ns, name := tokenSecretName(fakeJWT(`{"kubernetes.io/serviceaccount/namespace":"kube-system","kubernetes.io/serviceaccount/secret.name":"lke-admin-token-abcde"}`))
+	if ns != "kube-system" || name != "lke-admin-token-abcde" {
+		t.Errorf("got %s/%s", ns, name)
+	}
+	for _, bad := range []string{"", "not-a-jwt", "a.!!!.c", fakeJWT(`[]`)} {
+		if ns, name := tokenSecretName(bad); ns != "" || name != "" {
+			t.Errorf("tokenSecretName(%q) = %s/%s, want nothing", bad, ns, name)
+		}
+	}
+}
+
+func tokenSecret(ns, name, sa string) runtime.Object {
+	return &metav1.PartialObjectMetadata{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name), Annotations: map[string]string{corev1.ServiceAccountNameKey: sa}},
+	}
+}
+
+func TestOwnTokenSecretIsDeletedLast(t *testing.T) {
+	scheme := runtime.NewScheme()
+	metav1.AddMetaToScheme(scheme)
+	meta := metadatafake.NewSimpleMetadataClient(scheme,
+		tokenSecret("kube-system", "a-token", "a"),
+		tokenSecret("kube-system", "lke-admin-token-x", "lke-admin"),
+		tokenSecret("kube-system", "z-token", "z"),
+	)
+	kubeconfig := []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: "` + fakeJWT(`{"kubernetes.io/serviceaccount/namespace":"kube-system","kubernetes.io/serviceaccount/secret.name":"lke-admin-token-x"}`) + `"}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`)
+	r := &run{opts: Options{Namespaces: []string{"kube-system"}, RegenerateKubeconfig: true, RegenerateServiceToken: true}.withDefaults(),
+		old: &KubeClients{Meta: meta}, oldKubeconfig: kubeconfig, result: &Result{}}
+	if _, err := r.listServiceAccountTokens(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.toDelete); n != 3 || r.toDelete[n-1].ID() != "kube-system/lke-admin-token-x" {
+		t.Fatalf("deletion order %v; the secret behind our own token must come last", r.toDelete)
+	}
+}
+
+// fakeLinode answers GET kubeconfig with 503 a number of times, then the kubeconfig.
+type fakeLinode struct {
+	LinodeAPI
+	notReady int
+	calls    int
+}
+
+func (f *fakeLinode) GetLKEClusterKubeconfig(context.Context, int) (*linodego.LKEClusterKubeconfig, error) {
+	f.calls++
+	if f.calls <= f.notReady {
+		return nil, &linodego.Error{Code: http.StatusServiceUnavailable, Message: "Cluster kubeconfig is not yet available. Please try again later."}
+	}
+	return &linodego.LKEClusterKubeconfig{KubeConfig: base64.StdEncoding.EncodeToString([]byte("kubeconfig"))}, nil
+}
+
+func TestFetchKubeconfigPollsThroughNotYetAvailable(t *testing.T) {
+	f := &fakeLinode{notReady: 12}
+	kc, err := FetchKubeconfig(t.Context(), f, 1, KubeconfigPoll{Initial: time.Millisecond, Max: 2 * time.Millisecond})
+	if err != nil || string(kc) != "kubeconfig" || f.calls != 13 {
+		t.Fatalf("got %q, %v after %d calls; want the kubeconfig after 13", kc, err, f.calls)
+	}
+}
+
+func TestFetchKubeconfigGivesUpWhenTheContextEnds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err := FetchKubeconfig(ctx, &fakeLinode{notReady: 1 << 30}, 1, KubeconfigPoll{Initial: time.Millisecond, Max: 5 * time.Millisecond})
+	if !errors.Is(err, ErrKubeconfigNotReady) || !strings.Contains(err.Error(), "not yet available") {
+		t.Fatalf("err = %v; want ErrKubeconfigNotReady with the API's reason", err)
+	}
+}
+
+func TestStepErrorSaysWhatWasDoneAndHowToResume(t *testing.T) {
+	err := &StepError{Step: StepRegenerate, ClusterID: 123, Done: []string{"4 secrets deleted"}, Err: errors.New("[503] Service Unavailable")}
+	want := "regenerate kubeconfig and service token for cluster 123: [503] Service Unavailable (4 secrets deleted; run apply again to resume)"
+	if err.Error() != want {
+		t.Errorf("got  %s\nwant %s", err, want)
+	}
+	fresh := &StepError{Step: StepGetCluster, ClusterID: 1, Err: errors.New("boom")}
+	if !strings.Contains(fresh.Error(), "nothing was changed yet") {
+		t.Errorf("an error before any change should say so: %s", fresh)
+	}
+}
