@@ -12,6 +12,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,3 +188,9 @@ func createTokenSecret(t *testing.T, c *lkelocal.Cluster, ns, serviceAccount str
 }
 
 func regexpMust(s string) *regexp.Regexp { return regexp.MustCompile(s) }
+
+// wrapped matches text as Terraform prints it in a diagnostic, where any
+// space may have become a line break.
+func wrapped(text string) *regexp.Regexp {
+	return regexp.MustCompile(`(?s)` + strings.Join(strings.Fields(regexp.QuoteMeta(text)), `\s+`))
+}

@@ -159,5 +159,5 @@ func (p *kubecredsProvider) DataSources(context.Context) []func() datasource.Dat
 }
 
 func (p *kubecredsProvider) EphemeralResources(context.Context) []func() ephemeral.EphemeralResource {
-	return nil
+	return []func() ephemeral.EphemeralResource{newShortLivedKubeconfig}
 }
