@@ -15,7 +15,7 @@ if [[ -x "$out" && -f "$stamp" && "$(cat "$stamp")" == "$sum" ]]; then
   echo "$name is up to date ($out)"
   exit 0
 fi
-echo "building $name from $module (cold builds of the control plane take several minutes)..."
+echo "building $name from $module (a cold build takes minutes; the control plane about seven)..."
 start=$(date +%s)
 (cd "$module" && go build -trimpath -ldflags='-s -w' -o "$OLDPWD/$out.tmp" "$pkg")
 mv "$out.tmp" "$out"

@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -40,13 +42,38 @@ func builtProvider(t *testing.T) string {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 			return
 		}
-		rc := fmt.Sprintf("provider_installation {\n  dev_overrides {\n    \"registry.terraform.io/kubecreds/kubecreds\" = %q\n  }\n  direct {}\n}\n", providerDir)
+		var k8sDir string
+		if k8sDir, buildErr = kubernetesProviderDir(); buildErr != nil {
+			return
+		}
+		rc := fmt.Sprintf("provider_installation {\n  dev_overrides {\n    \"registry.terraform.io/kubecreds/kubecreds\" = %q\n"+
+			"    \"registry.terraform.io/hashicorp/kubernetes\" = %q\n  }\n  direct {}\n}\n", providerDir, k8sDir)
 		buildErr = os.WriteFile(filepath.Join(providerDir, "terraformrc"), []byte(rc), 0o600)
 	})
 	if buildErr != nil {
 		t.Fatalf("cannot build the provider: %v", buildErr)
 	}
 	return filepath.Join(providerDir, "terraformrc")
+}
+
+// KubernetesProviderEnv names the directory holding terraform-provider-kubernetes,
+// built from the Go module proxy by `make kubernetes-provider` (the registry
+// is unreachable here).
+const kubernetesProviderEnv = "KUBECREDS_KUBERNETES_PROVIDER_DIR"
+
+func kubernetesProviderDir() (string, error) {
+	dir := os.Getenv(kubernetesProviderEnv)
+	if dir == "" {
+		abs, err := filepath.Abs(filepath.Join("..", "..", ".cache", "bin"))
+		if err != nil {
+			return "", err
+		}
+		dir = abs
+	}
+	if _, err := os.Stat(filepath.Join(dir, "terraform-provider-kubernetes")); err != nil {
+		return "", fmt.Errorf("terraform-provider-kubernetes not built in %s: run `make kubernetes-provider` or set %s", dir, kubernetesProviderEnv)
+	}
+	return dir, nil
 }
 
 // terraformCmd runs terraform in dir with the built provider and extra environment.
@@ -221,4 +248,258 @@ func grepLines(b []byte, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// Things that look like credentials, whatever their value: a JWT, a PEM
+// private key, a kubeconfig.
+var credentialShapes = map[string]*regexp.Regexp{
+	"a JWT":         regexp.MustCompile(`eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}`),
+	"a private key": regexp.MustCompile(`PRIVATE KEY`),
+	"a kubeconfig":  regexp.MustCompile(`current-context`),
+}
+
+// kubernetesProviderLogLine marks lines the hashicorp/kubernetes provider
+// writes to the Terraform log. At DEBUG and TRACE it prints its client
+// configuration and every request's Authorization header, whatever token it
+// was given: its leak, not ours, and documented in our guides.
+const kubernetesProviderLogLine = "provider.terraform-provider-kubernetes:"
+
+// scanForLeaks reports every credential value or shape found in file, and
+// returns how many lines were left out because they contain skipLines.
+func scanForLeaks(t *testing.T, file string, values map[string]string, skipLines string) int {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil || len(b) == 0 {
+		t.Fatalf("nothing to scan in %s: %v", file, err)
+	}
+	skipped := 0
+	if skipLines != "" {
+		var kept []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, skipLines) {
+				skipped++
+				continue
+			}
+			kept = append(kept, line)
+		}
+		b = []byte(strings.Join(kept, "\n"))
+	}
+	for what, v := range values {
+		if v == "" {
+			t.Fatalf("no %s to search for", what)
+		}
+		if bytes.Contains(b, []byte(v)) {
+			t.Errorf("%s: contains the %s", filepath.Base(file), what)
+		}
+	}
+	for what, re := range credentialShapes {
+		if loc := re.FindIndex(b); loc != nil {
+			t.Errorf("%s: contains %s at byte %d", filepath.Base(file), what, loc[0])
+		}
+	}
+	return skipped
+}
+
+func TestExamples_shortLivedKubeconfigFeedsTheKubernetesProvider(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	work := copyExample(t, "examples/ephemeral-resources/kubecreds_short_lived_kubeconfig")
+	// The test harness keeps what the run was given, to search for it afterwards.
+	capture := t.TempDir()
+	if err := os.WriteFile(filepath.Join(work, "capture_test.tf"), []byte(`
+resource "terraform_data" "capture" {
+  provisioner "local-exec" {
+    command     = "printf '%s' \"$KC\" > \"$CAPTURE/kubeconfig\" && printf '%s' \"$KEY\" > \"$CAPTURE/key\""
+    environment = {
+      KC      = ephemeral.kubecreds_short_lived_kubeconfig.deploy.kubeconfig
+      KEY     = ephemeral.kubecreds_short_lived_kubeconfig.oncall.client_key
+      CAPTURE = "`+capture+`"
+    }
+  }
+}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := t.TempDir()
+	if d := os.Getenv("KUBECREDS_KEEP_LOGS"); d != "" {
+		logs = d
+	}
+	env := func(phase string) map[string]string {
+		return map[string]string{"TF_VAR_cluster_id": strconv.Itoa(c.ID), "TF_LOG": "TRACE", "TF_LOG_PATH": filepath.Join(logs, phase+".log")}
+	}
+
+	if out, err := terraformCmd(t, work, env("plan"), "plan", "-out=tfplan", "-no-color"); err != nil {
+		t.Fatalf("terraform plan of the example failed:\n%s", out)
+	}
+	planJSON, err := terraformCmd(t, work, nil, "show", "-json", "tfplan")
+	if err != nil {
+		t.Fatalf("terraform show: %v\n%s", err, planJSON)
+	}
+	if err := os.WriteFile(filepath.Join(logs, "plan.json"), []byte(planJSON), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if out, err := terraformCmd(t, work, env("apply"), "apply", "-no-color", "tfplan"); err != nil {
+		t.Fatalf("terraform apply of the example failed:\n%s", out)
+	}
+	t.Logf("terraform apply of the saved plan took %s", time.Since(start).Round(100*time.Millisecond))
+	for _, rpc := range []string{"OpenEphemeralResource", "CloseEphemeralResource"} {
+		t.Logf("%s in the kubecreds provider during apply: %v", rpc, rpcDurations(t, filepath.Join(logs, "apply.log"), rpc))
+	}
+
+	// The kubernetes provider, configured with the short-lived token, made the namespace.
+	if _, err := adminClient(t, c).CoreV1().Namespaces().Get(t.Context(), "team-a", metav1.GetOptions{}); err != nil {
+		t.Fatalf("namespace team-a was not created through the kubernetes provider: %v", err)
+	}
+	kc, err := os.ReadFile(filepath.Join(capture, "kubeconfig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(filepath.Join(capture, "key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := kubeconfigToken(t, kc)
+	if err := waitRejectedToken(t, c, token, 15*time.Second); err != nil {
+		t.Errorf("the token of the run still works after it: %v", err)
+	}
+	values := map[string]string{"token": token, "kubeconfig": string(kc), "client key": string(key), "LINODE_TOKEN": testEnv.Emulator.Token}
+	scanForLeaks(t, filepath.Join(work, "terraform.tfstate"), values, "")
+	scanForLeaks(t, filepath.Join(logs, "plan.json"), values, "")
+	for _, f := range []string{filepath.Join(logs, "plan.log"), filepath.Join(logs, "apply.log")} {
+		if skipped := scanForLeaks(t, f, values, kubernetesProviderLogLine); skipped == 0 {
+			t.Errorf("%s has no line of the kubernetes provider: the scan did not see the run it meant to", filepath.Base(f))
+		}
+	}
+
+	if out, err := terraformCmd(t, work, map[string]string{"TF_VAR_cluster_id": strconv.Itoa(c.ID)}, "plan", "-detailed-exitcode", "-no-color"); err != nil {
+		t.Errorf("a second plan of the example is not empty:\n%s", out)
+	}
+	if out, err := terraformCmd(t, work, map[string]string{"TF_VAR_cluster_id": strconv.Itoa(c.ID)}, "destroy", "-auto-approve", "-no-color"); err != nil {
+		t.Errorf("terraform destroy of the example failed:\n%s", out)
+	}
+	if left := boundSecrets(t, c, "kube-system"); len(left) != 0 {
+		t.Errorf("bound Secrets left after plan, apply, plan and destroy: %v", left)
+	}
+}
+
+// rpcDurations reads, from a TRACE log, how long each call of rpc took in the
+// kubecreds provider (from "Received request" to "Served request").
+func rpcDurations(t *testing.T, logFile, rpc string) []time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqID := regexp.MustCompile(`tf_req_id=(\S+)`)
+	started := map[string]time.Time{}
+	var out []time.Duration
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, "tf_rpc="+rpc) || !strings.Contains(line, "kubecreds/kubecreds") {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, strings.Fields(line)[0])
+		m := reqID.FindStringSubmatch(line)
+		if err != nil || m == nil {
+			continue
+		}
+		switch {
+		case strings.Contains(line, "Received request"):
+			started[m[1]] = at
+		case strings.Contains(line, "Served request"):
+			if s, ok := started[m[1]]; ok {
+				out = append(out, at.Sub(s).Round(time.Millisecond))
+			}
+		}
+	}
+	return out
+}
+
+// The check the issue asks for, with no exception: a configuration that uses
+// the kubeconfig only from a local-exec (no other provider), through a saved
+// plan and its apply, at TRACE.
+func TestLeakScan_shortLivedKubeconfigUsedByLocalExec(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	work, capture, logs := t.TempDir(), t.TempDir(), t.TempDir()
+	config := fmt.Sprintf(`
+terraform {
+  required_providers {
+    kubecreds = { source = "kubecreds/kubecreds" }
+  }
+}
+
+ephemeral "kubecreds_short_lived_kubeconfig" "token" {
+  lke_cluster_id = %[1]d
+  ttl            = "1h"
+}
+
+ephemeral "kubecreds_short_lived_kubeconfig" "cert" {
+  lke_cluster_id = %[1]d
+  ttl            = "30m"
+  mode           = "client_certificate"
+  user           = "leak-scan"
+}
+
+resource "terraform_data" "kubectl" {
+  provisioner "local-exec" {
+    command     = "f=$(mktemp) && printf '%%s' \"$KC\" > \"$f\" && kubectl --kubeconfig \"$f\" get nodes -o name; rc=$?; rm -f \"$f\"; printf '%%s' \"$KC\" > \"$CAPTURE/kubeconfig\"; printf '%%s' \"$CERT_KC\" > \"$CAPTURE/cert-kubeconfig\"; exit $rc"
+    environment = {
+      KC      = ephemeral.kubecreds_short_lived_kubeconfig.token.kubeconfig
+      CERT_KC = ephemeral.kubecreds_short_lived_kubeconfig.cert.kubeconfig
+      CAPTURE = %[2]q
+    }
+  }
+}
+`, c.ID, capture)
+	if err := os.WriteFile(filepath.Join(work, "main.tf"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	trace := func(phase string) map[string]string {
+		return map[string]string{"TF_LOG": "TRACE", "TF_LOG_PATH": filepath.Join(logs, phase+".log")}
+	}
+	if out, err := terraformCmd(t, work, trace("plan"), "plan", "-out=tfplan", "-no-color"); err != nil {
+		t.Fatalf("plan: %v\n%s", err, out)
+	}
+	planJSON, err := terraformCmd(t, work, nil, "show", "-json", "tfplan")
+	if err != nil {
+		t.Fatalf("show: %v\n%s", err, planJSON)
+	}
+	if err := os.WriteFile(filepath.Join(logs, "plan.json"), []byte(planJSON), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := terraformCmd(t, work, trace("apply"), "apply", "-no-color", "tfplan"); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	kc, err := os.ReadFile(filepath.Join(capture, "kubeconfig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certKC, err := os.ReadFile(filepath.Join(capture, "cert-kubeconfig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certCfg, err := clientcmd.Load(certKC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := certCfg.AuthInfos[certCfg.Contexts[certCfg.CurrentContext].AuthInfo]
+	values := map[string]string{
+		"token":              kubeconfigToken(t, kc),
+		"kubeconfig":         string(kc),
+		"client certificate": string(user.ClientCertificateData),
+		"client key":         string(user.ClientKeyData),
+		"LINODE_TOKEN":       testEnv.Emulator.Token,
+	}
+	if b, _ := os.ReadFile(filepath.Join(logs, "apply.log")); !bytes.Contains(b, []byte("issued a short-lived service-account token")) ||
+		!bytes.Contains(b, []byte("revoked the short-lived token")) {
+		t.Fatalf("the apply log does not show the provider issuing and revoking: the scan would not mean anything")
+	}
+	for _, f := range []string{"terraform.tfstate", "plan.json", "plan.log", "apply.log"} {
+		dir := logs
+		if f == "terraform.tfstate" {
+			dir = work
+		}
+		scanForLeaks(t, filepath.Join(dir, f), values, "")
+	}
 }
