@@ -99,6 +99,21 @@ func jwtExpiry(t *testing.T, token string) time.Time {
 	return time.Unix(claims.Exp, 0)
 }
 
+func jwtAudiences(t *testing.T, token string) []string {
+	t.Helper()
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Aud []string `json:"aud"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	return claims.Aud
+}
+
 func tokenWorks(t *testing.T, c *lkelocal.Cluster, token string) error {
 	t.Helper()
 	cfg := c.AdminConfig()
@@ -304,6 +319,7 @@ func TestAccShortLived_baseKubeconfigSource(t *testing.T) {
 		Steps: []resource.TestStep{{
 			Config: ephemeralConfig("", fmt.Sprintf(`  base_kubeconfig = file(%q)
   ttl             = "30m"
+  audiences       = ["https://kubernetes.default.svc.cluster.local", "vault"]
   service_account {
     namespace = "kube-system"
     name      = "lke-admin"
@@ -312,6 +328,9 @@ func TestAccShortLived_baseKubeconfigSource(t *testing.T) {
 				e := echoed(s)
 				if e["host"] != c.Host() || !strings.HasSuffix(e["context_name"], "-lke-admin") {
 					return fmt.Errorf("host %q context %q", e["host"], e["context_name"])
+				}
+				if aud := jwtAudiences(t, e["token"]); !slices.Equal(aud, []string{"https://kubernetes.default.svc.cluster.local", "vault"}) {
+					return fmt.Errorf("token audiences %v", aud)
 				}
 				return waitRejectedToken(t, c, e["token"], 15*time.Second)
 			},
