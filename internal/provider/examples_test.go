@@ -47,7 +47,8 @@ func builtProvider(t *testing.T) string {
 			return
 		}
 		rc := fmt.Sprintf("provider_installation {\n  dev_overrides {\n    \"registry.terraform.io/kubecreds/kubecreds\" = %q\n"+
-			"    \"registry.terraform.io/hashicorp/kubernetes\" = %q\n  }\n  direct {}\n}\n", providerDir, k8sDir)
+			"    \"registry.terraform.io/hashicorp/kubernetes\" = %q\n    \"registry.terraform.io/hashicorp/helm\" = %q\n  }\n  direct {}\n}\n",
+			providerDir, k8sDir, k8sDir)
 		buildErr = os.WriteFile(filepath.Join(providerDir, "terraformrc"), []byte(rc), 0o600)
 	})
 	if buildErr != nil {
@@ -70,8 +71,10 @@ func kubernetesProviderDir() (string, error) {
 		}
 		dir = abs
 	}
-	if _, err := os.Stat(filepath.Join(dir, "terraform-provider-kubernetes")); err != nil {
-		return "", fmt.Errorf("terraform-provider-kubernetes not built in %s: run `make kubernetes-provider` or set %s", dir, kubernetesProviderEnv)
+	for _, p := range []string{"terraform-provider-kubernetes", "terraform-provider-helm"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			return "", fmt.Errorf("%s not built in %s: run `make kubernetes-provider` or set %s", p, dir, kubernetesProviderEnv)
+		}
 	}
 	return dir, nil
 }
@@ -501,5 +504,30 @@ resource "terraform_data" "kubectl" {
 			dir = work
 		}
 		scanForLeaks(t, filepath.Join(dir, f), values, "")
+	}
+}
+
+// The README's HCL is an example too.
+func TestExamples_readmeHCLIsFormattedAndValid(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```hcl\n(.*?)```").FindAllStringSubmatch(string(b), -1)
+	if len(blocks) == 0 {
+		t.Fatal("README.md has no hcl block")
+	}
+	for i, m := range blocks {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(m[1]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := terraformCmd(t, dir, nil, "fmt", "-check", "-diff"); err != nil {
+			t.Errorf("README hcl block %d is not fmt-clean:\n%s", i, out)
+		}
+		if out, err := terraformCmd(t, dir, nil, "validate", "-no-color"); err != nil {
+			t.Errorf("README hcl block %d does not validate:\n%s", i, out)
+		}
 	}
 }
