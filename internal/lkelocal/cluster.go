@@ -54,6 +54,7 @@ type Cluster struct {
 	kubeconfig      []byte    // what GET /kubeconfig serves once ready
 	lastRegenAt     time.Time // GET /kubeconfig answers 503 until kubeconfigDelay after this
 	pendingRegens   int       // regenerations still replacing secrets
+	regenDoneAt     time.Time // when the last regeneration finished replacing secrets
 	kubeconfigDelay time.Duration
 	recycleDelay    time.Duration
 	pools           []*nodePool
@@ -288,6 +289,7 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.pendingRegens--
+		c.regenDoneAt = time.Now()
 		if newKubeconfig != nil {
 			c.kubeconfig = newKubeconfig
 		}
@@ -358,6 +360,23 @@ func (c *Cluster) recycle(poolIDs ...int) bool {
 		}
 	}()
 	return true
+}
+
+// KubeconfigReadySince is when GET /kubeconfig started (or will start)
+// answering with the kubeconfig after the last regeneration: the later of the
+// configured delay running out and the new secrets being in place. Zero when
+// a regeneration is still replacing secrets.
+func (c *Cluster) KubeconfigReadySince() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pendingRegens > 0 {
+		return time.Time{}
+	}
+	ready := c.lastRegenAt.Add(c.kubeconfigDelay)
+	if c.regenDoneAt.After(ready) {
+		ready = c.regenDoneAt
+	}
+	return ready
 }
 
 // SetKubeconfigDelay sets how long GET /kubeconfig answers 503 after a regeneration.

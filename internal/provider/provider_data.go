@@ -62,8 +62,9 @@ type providerData struct {
 	kubeUnknown     []string // attributes of the kubernetes block not known yet
 	kubeInsecureSet bool
 
-	mu     sync.Mutex
-	linode *linodeClients
+	mu       sync.Mutex
+	linode   *linodeClients
+	clusters clusterLookups
 }
 
 // linodeClients are two clients sharing settings: API retries 429 and 5xx
@@ -76,7 +77,8 @@ type linodeClients struct {
 
 func newProviderData(ctx context.Context, version, tfVersion string, cfg providerModel, diags *diag.Diagnostics) *providerData {
 	d := &providerData{
-		clock: clock.RealClock{},
+		clock:    clock.RealClock{},
+		clusters: clusterLookups{ttl: 30 * time.Second},
 		userAgent: fmt.Sprintf("terraform-provider-kubecreds/%s (+https://registry.terraform.io/providers/kubecreds/kubecreds) Terraform/%s",
 			version, tfVersion),
 		linodeToken:   resolve(cfg.LinodeToken, "linode_token", linodego.APIEnvVar),

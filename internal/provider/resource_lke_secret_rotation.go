@@ -392,7 +392,10 @@ func (r *lkeSecretRotationResource) Read(ctx context.Context, req resource.ReadR
 		return
 	}
 	id := int(state.ClusterID.ValueInt64())
-	_, err := clients.API.GetLKECluster(ctx, id)
+	err := r.data.clusters.get(ctx, id, r.data.clock.Now(), func(ctx context.Context) error {
+		_, err := clients.API.GetLKECluster(ctx, id)
+		return err
+	})
 	if linodego.IsNotFound(err) {
 		tflog.Info(ctx, "LKE cluster is gone; removing the rotation from the state", map[string]any{"cluster_id": id})
 		resp.State.RemoveResource(ctx)

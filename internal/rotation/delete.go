@@ -88,12 +88,22 @@ func (r *run) deleteServiceAccountTokens(ctx context.Context) (map[string]any, e
 }
 
 func (r *run) deleteSecrets(ctx context.Context, secrets []TokenSecret) ([]string, error) {
+	return DeleteTokenSecrets(ctx, r.old, secrets, r.opts.DeleteConcurrency)
+}
+
+// DeleteTokenSecrets deletes secrets with bounded parallelism, each guarded
+// by its UID, and returns the namespace/name of those that are gone. It is
+// the rotation's deletion step, exported for benchmarks.
+func DeleteTokenSecrets(ctx context.Context, k *KubeClients, secrets []TokenSecret, concurrency int) ([]string, error) {
+	if concurrency <= 0 {
+		concurrency = 16
+	}
 	var (
 		mu       sync.Mutex
 		deleted  []string
 		firstErr error
 		wg       sync.WaitGroup
-		sem      = make(chan struct{}, r.opts.DeleteConcurrency)
+		sem      = make(chan struct{}, concurrency)
 	)
 	for _, s := range secrets {
 		if ctx.Err() != nil {
@@ -104,7 +114,7 @@ func (r *run) deleteSecrets(ctx context.Context, secrets []TokenSecret) ([]strin
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			uid := types.UID(s.UID)
-			err := r.old.Meta.Resource(secretsResource).Namespace(s.Namespace).Delete(ctx, s.Name,
+			err := k.Meta.Resource(secretsResource).Namespace(s.Namespace).Delete(ctx, s.Name,
 				metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 			mu.Lock()
 			defer mu.Unlock()
