@@ -253,8 +253,11 @@ func TestAccRotation_importAdoptsWithoutRotating(t *testing.T) {
 				},
 			},
 			{
-				Config:   rotationConfig(c.ID, ""),
-				PlanOnly: true,
+				// Adopted as configured: nothing to change, nothing rotated.
+				Config: rotationConfig(c.ID, ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectEmptyPlan(),
+				}},
 				Check: func(*terraform.State) error {
 					if sha256Hex(servedKubeconfig(t, c)) != beforeSHA || testEnv.Emulator.CountClusterRequests(c.ID, lkelocal.EndpointRegenerate) != calls {
 						return fmt.Errorf("import rotated the cluster")
