@@ -3,10 +3,12 @@ package lkelocal
 import (
 	"crypto/subtle"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +27,7 @@ type Emulator struct {
 	CAPath string
 
 	env      *Environment
+	caPool   *x509.CertPool
 	server   *http.Server
 	listener net.Listener
 	closing  chan struct{}
@@ -43,11 +46,18 @@ type apiError struct {
 const kubeconfigNotReady = "Cluster kubeconfig is not yet available. Please try again later."
 
 func newEmulator(env *Environment, token, certPath, keyPath, caPath string) (*Emulator, error) {
+	caPEM, err := os.ReadFile(caPath)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	e := &Emulator{
+		caPool:   pool,
 		URL:      "https://" + l.Addr().String(),
 		Token:    token,
 		CAPath:   caPath,
@@ -84,6 +94,16 @@ func newEmulator(env *Environment, token, certPath, keyPath, caPath string) (*Em
 	}
 	go func() { _ = e.server.ServeTLS(l, certPath, keyPath) }()
 	return e, nil
+}
+
+// HTTPClient returns a client that trusts the emulator's certificate, as one
+// configured with LINODE_CA does. Without keep-alive each request gets a new
+// connection: net/http silently retries a GET once when a reused connection
+// drops, which would hide an injected drop.
+func (e *Emulator) HTTPClient(keepAlive bool) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: e.caPool}, DisableKeepAlives: !keepAlive,
+	}}
 }
 
 // close stops serving; hanging requests are released.

@@ -2,12 +2,9 @@ package lkelocal_test
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"net/http"
-	"os"
 	"testing"
 	"time"
 
@@ -29,18 +26,7 @@ import (
 // that tests see each answer.
 func newLinodeClient(t *testing.T, token string) *linodego.Client {
 	t.Helper()
-	caPEM, err := os.ReadFile(env.Emulator.CAPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	// No keep-alive: net/http silently retries a GET once when a reused
-	// connection drops, which would hide an injected drop from the test.
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true,
-	}}
-	c := linodego.NewClient(hc)
+	c := linodego.NewClient(env.Emulator.HTTPClient(false))
 	c.SetBaseURL(env.Emulator.URL)
 	c.SetAPIVersion("v4beta")
 	c.SetToken(token)

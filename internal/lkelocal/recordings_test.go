@@ -2,8 +2,6 @@ package lkelocal_test
 
 import (
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -203,13 +201,7 @@ type clientcmdConfig struct {
 
 func rawClient(t *testing.T) *http.Client {
 	t.Helper()
-	caPEM, err := os.ReadFile(env.Emulator.CAPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	return env.Emulator.HTTPClient(true)
 }
 
 func doRequest(t *testing.T, client *http.Client, method, path string, body json.RawMessage) (int, []byte) {

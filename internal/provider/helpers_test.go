@@ -3,13 +3,9 @@ package provider
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"net/http"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -70,13 +66,7 @@ func adminClient(t *testing.T, c *lkelocal.Cluster) kubernetes.Interface {
 // testLinodeClient talks to the emulator as a user's tooling would.
 func testLinodeClient(t *testing.T) *linodego.Client {
 	t.Helper()
-	pem, err := os.ReadFile(testEnv.Emulator.CAPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	c := linodego.NewClient(&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}})
+	c := linodego.NewClient(testEnv.Emulator.HTTPClient(true))
 	c.SetBaseURL(testEnv.Emulator.URL)
 	c.SetToken(testEnv.Emulator.Token)
 	c.SetRetryCount(0)
@@ -193,4 +183,14 @@ func regexpMust(s string) *regexp.Regexp { return regexp.MustCompile(s) }
 // space may have become a line break.
 func wrapped(text string) *regexp.Regexp {
 	return regexp.MustCompile(`(?s)` + strings.Join(strings.Fields(regexp.QuoteMeta(text)), `\s+`))
+}
+
+// oldTokenRejected checks, right after an apply that verified it, that the
+// previous admin token is refused (a short wait only absorbs scheduling).
+func oldTokenRejected(t *testing.T, oldKubeconfig []byte) error {
+	t.Helper()
+	if err := waitRejected(t, oldKubeconfig, 2*time.Second); err != nil {
+		return fmt.Errorf("the previous admin token is still accepted after apply finished")
+	}
+	return nil
 }
