@@ -50,6 +50,8 @@ type bench struct {
 	tfrc     string
 	provider string // built provider binary
 	results  []result
+
+	kubectlWaitMax int // largest N at which kubectl delete runs with its default --wait
 }
 
 func main() {
@@ -57,6 +59,7 @@ func main() {
 	out := flag.String("out", "bench", "directory for results.md and results.json")
 	only := flag.String("only", "", "run only cases whose name contains this")
 	render := flag.Bool("render", false, "only rewrite results.md from the results.json in -out")
+	kubectlWaitMax := flag.Int("kubectl-wait-max", 100, "largest N at which `kubectl delete` runs as written (default --wait: ~0.2 s a secret)")
 	flag.Parse()
 	if *render {
 		if err := rerender(*out); err != nil {
@@ -67,13 +70,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *runs, *out, *only); err != nil {
+	if err := run(ctx, *runs, *out, *only, *kubectlWaitMax); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, runs int, out, only string) error {
+func run(ctx context.Context, runs int, out, only string, kubectlWaitMax int) error {
 	start := time.Now()
 	work, err := os.MkdirTemp("", "kubecreds-bench-")
 	if err != nil {
@@ -85,7 +88,7 @@ func run(ctx context.Context, runs int, out, only string) error {
 		return err
 	}
 	defer env.Close()
-	b := &bench{env: env, runs: runs, work: work}
+	b := &bench{env: env, runs: runs, work: work, kubectlWaitMax: kubectlWaitMax}
 	if err := b.buildProvider(ctx); err != nil {
 		return err
 	}

@@ -2,13 +2,16 @@ package rotation
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/scheme"
 )
 
 // LKE's control-plane components authenticate with these service accounts'
@@ -41,42 +44,32 @@ func (r *run) listServiceAccountTokens(ctx context.Context) (map[string]any, err
 	if err != nil {
 		return nil, err
 	}
-	kept := 0
-	for _, s := range all {
-		if keepSecret(s, r.opts.RegenerateKubeconfig, r.opts.RegenerateServiceToken) {
-			kept++
-			continue
-		}
-		r.toDelete = append(r.toDelete, s)
-	}
 	// The secret behind our own token goes last: once it is deleted the API
 	// server stops accepting us (within its 10 s authentication cache).
 	ns, name := tokenSecretName(tokenOf(r.oldKubeconfig))
 	r.oldSecretName = ns + "/" + name
-	slices.SortStableFunc(r.toDelete, func(a, b TokenSecret) int {
+	for _, s := range all {
 		switch {
-		case a.ID() == r.oldSecretName:
-			return 1
-		case b.ID() == r.oldSecretName:
-			return -1
+		case keepSecret(s, r.opts.RegenerateKubeconfig, r.opts.RegenerateServiceToken):
+			r.kept = append(r.kept, s)
+		case s.ID() == r.oldSecretName:
+			r.ownSecret = append(r.ownSecret, s)
+		default:
+			r.toDelete = append(r.toDelete, s)
 		}
-		return 0
-	})
-	return map[string]any{"found": len(all), "to_delete": len(r.toDelete), "kept": kept, "namespaces": r.opts.Namespaces}, nil
+	}
+	return map[string]any{"found": len(all), "to_delete": len(r.toDelete) + len(r.ownSecret), "kept": len(r.kept), "namespaces": r.opts.Namespaces}, nil
 }
 
-// deleteServiceAccountTokens deletes the listed secrets with bounded
-// parallelism, each guarded by its UID so that a secret recreated under the
-// same name meanwhile survives. Our own token's secret is deleted last, alone.
+// deleteServiceAccountTokens deletes the listed secrets, then, alone, the one
+// behind our own token.
 func (r *run) deleteServiceAccountTokens(ctx context.Context) (map[string]any, error) {
-	batch, last := r.toDelete, []TokenSecret(nil)
-	if n := len(batch); n > 0 && batch[n-1].ID() == r.oldSecretName {
-		batch, last = batch[:n-1], batch[n-1:]
-	}
-	deleted, err := r.deleteSecrets(ctx, batch)
-	if err == nil && len(last) > 0 {
+	// Our own secret is spared by the batch as the kept ones are.
+	spare := slices.Concat(r.kept, r.ownSecret)
+	deleted, err := DeleteTokenSecrets(ctx, r.old, r.toDelete, spare, r.opts.DeleteConcurrency)
+	if err == nil && len(r.ownSecret) > 0 {
 		var more []string
-		more, err = r.deleteSecrets(ctx, last)
+		more, err = deleteEach(ctx, r.old, r.ownSecret)
 		deleted = append(deleted, more...)
 	}
 	slices.Sort(deleted)
@@ -87,17 +80,111 @@ func (r *run) deleteServiceAccountTokens(ctx context.Context) (map[string]any, e
 	return map[string]any{"deleted": len(deleted)}, err
 }
 
-func (r *run) deleteSecrets(ctx context.Context, secrets []TokenSecret) ([]string, error) {
-	return DeleteTokenSecrets(ctx, r.old, secrets, r.opts.DeleteConcurrency)
-}
-
-// DeleteTokenSecrets deletes secrets with bounded parallelism, each guarded
-// by its UID, and returns the namespace/name of those that are gone. It is
-// the rotation's deletion step, exported for benchmarks.
-func DeleteTokenSecrets(ctx context.Context, k *KubeClients, secrets []TokenSecret, concurrency int) ([]string, error) {
+// DeleteTokenSecrets deletes the token secrets of the namespaces the
+// secrets to delete are in, sparing those in spare, and returns the
+// namespace/name of every secret it deleted. It is the rotation's deletion
+// step, exported for benchmarks.
+//
+// Each namespace takes one DeleteCollection call (the field selector the
+// runbook uses, minus the spared names), several namespaces at once: the API
+// server deletes the items itself, which is twice as fast as deleting them
+// one request at a time. The response is read as metadata only, so the
+// deleted names are recorded without a token reaching this process. Where
+// DeleteCollection is not allowed (RBAC without the deletecollection verb),
+// the namespace's secrets are deleted one by one, each guarded by its UID.
+func DeleteTokenSecrets(ctx context.Context, k *KubeClients, toDelete, spare []TokenSecret, concurrency int) ([]string, error) {
 	if concurrency <= 0 {
 		concurrency = 16
 	}
+	byNamespace := map[string][]TokenSecret{}
+	var namespaces []string
+	for _, s := range toDelete {
+		if byNamespace[s.Namespace] == nil {
+			namespaces = append(namespaces, s.Namespace)
+		}
+		byNamespace[s.Namespace] = append(byNamespace[s.Namespace], s)
+	}
+	spared := map[string][]string{}
+	for _, s := range spare {
+		spared[s.Namespace] = append(spared[s.Namespace], s.Name)
+	}
+	var (
+		mu       sync.Mutex
+		deleted  []string
+		firstErr error
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, concurrency)
+	)
+	for _, ns := range namespaces {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			names, err := k.deleteCollection(ctx, ns, spared[ns])
+			if k.REST == nil || isCollectionUnsupported(err) {
+				names, err = deleteEachParallel(ctx, k, byNamespace[ns], concurrency)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			deleted = append(deleted, names...)
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return deleted, firstErr
+}
+
+// deleteCollection deletes the token secrets of one namespace except the
+// named ones, with one request, and returns namespace/name of those deleted.
+func (k *KubeClients) deleteCollection(ctx context.Context, namespace string, except []string) ([]string, error) {
+	if k.REST == nil {
+		return nil, nil
+	}
+	terms := []fields.Selector{fields.OneTermEqualSelector("type", tokenSecretType)}
+	for _, name := range except {
+		terms = append(terms, fields.OneTermNotEqualSelector("metadata.name", name))
+	}
+	list := metav1.ListOptions{FieldSelector: fields.AndSelectors(terms...).String()}
+	raw, err := k.REST.Delete().Namespace(namespace).Resource("secrets").
+		VersionedParams(&list, scheme.ParameterCodec).
+		Body(&metav1.DeleteOptions{}).
+		// Answered as a list of metadata: names, never the secrets' data.
+		SetHeader("Accept", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1").
+		Do(ctx).Raw()
+	if err != nil {
+		return nil, fmt.Errorf("delete service-account-token secrets in namespace %s: %w", namespace, err)
+	}
+	var gone metav1.PartialObjectMetadataList
+	if err := json.Unmarshal(raw, &gone); err != nil || gone.Kind != "PartialObjectMetadataList" {
+		return nil, fmt.Errorf("delete service-account-token secrets in namespace %s: the API server did not answer with the deleted secrets' metadata (kind %q)", namespace, gone.Kind)
+	}
+	names := make([]string, 0, len(gone.Items))
+	for _, s := range gone.Items {
+		names = append(names, namespace+"/"+s.Name)
+	}
+	return names, nil
+}
+
+// isCollectionUnsupported is true when the API server refuses
+// DeleteCollection itself, as opposed to failing at it.
+func isCollectionUnsupported(err error) bool {
+	return apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err)
+}
+
+func deleteEach(ctx context.Context, k *KubeClients, secrets []TokenSecret) ([]string, error) {
+	return deleteEachParallel(ctx, k, secrets, 1)
+}
+
+// deleteEachParallel deletes secrets one request each, with bounded
+// parallelism, each guarded by its UID so that a secret recreated under the
+// same name meanwhile survives.
+func deleteEachParallel(ctx context.Context, k *KubeClients, secrets []TokenSecret, concurrency int) ([]string, error) {
 	var (
 		mu       sync.Mutex
 		deleted  []string

@@ -21,6 +21,9 @@ import (
 type KubeClients struct {
 	Core kubernetes.Interface
 	Meta metadata.Interface
+	// REST is the core/v1 API for requests the typed clients cannot make
+	// (a DeleteCollection answered with metadata). Nil in unit tests.
+	REST rest.Interface
 }
 
 // ConnectWith returns a Connect function that builds clients from a
@@ -50,7 +53,7 @@ func NewKubeClients(cfg *rest.Config, userAgent string) (*KubeClients, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &KubeClients{Core: core, Meta: meta}, nil
+	return &KubeClients{Core: core, Meta: meta, REST: core.CoreV1().RESTClient()}, nil
 }
 
 // authenticates reports whether the API server accepts the credentials

@@ -146,8 +146,10 @@ type run struct {
 
 	oldKubeconfig []byte
 	old           *KubeClients
-	oldSecretName string // the token secret behind the current kubeconfig, deleted last
-	toDelete      []TokenSecret
+	oldSecretName string        // the token secret behind the current kubeconfig, deleted last
+	toDelete      []TokenSecret // listed, deleted in one batch
+	ownSecret     []TokenSecret // the one behind the current kubeconfig, deleted after the batch
+	kept          []TokenSecret // spared: nothing would replace them
 
 	newKubeconfig []byte
 	new           *KubeClients

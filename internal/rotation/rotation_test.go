@@ -82,8 +82,20 @@ current-context: x
 	if _, err := r.listServiceAccountTokens(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(r.toDelete); n != 3 || r.toDelete[n-1].ID() != "kube-system/lke-admin-token-x" {
-		t.Fatalf("deletion order %v; the secret behind our own token must come last", r.toDelete)
+	if len(r.toDelete) != 2 || len(r.ownSecret) != 1 || r.ownSecret[0].ID() != "kube-system/lke-admin-token-x" {
+		t.Fatalf("batch %v, own %v; the secret behind our own token must be set apart, to go last", r.toDelete, r.ownSecret)
+	}
+	if _, err := r.deleteServiceAccountTokens(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, a := range meta.Actions() {
+		if a.GetVerb() == "delete" {
+			order = append(order, a.(interface{ GetName() string }).GetName())
+		}
+	}
+	if len(order) != 3 || order[2] != "lke-admin-token-x" {
+		t.Fatalf("delete order %v; the secret behind our own token must be deleted last", order)
 	}
 }
 

@@ -3,6 +3,7 @@ package rotation
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -10,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/metadata"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // TokenSecret is a kubernetes.io/service-account-token secret: what the
@@ -28,8 +31,10 @@ func (s TokenSecret) ID() string { return s.Namespace + "/" + s.Name }
 // tokenSecretSelector is the runbook's
 // `--field-selector type=kubernetes.io/service-account-token`.
 func tokenSecretSelector() string {
-	return fields.OneTermEqualSelector("type", string(corev1.SecretTypeServiceAccountToken)).String()
+	return fields.OneTermEqualSelector("type", tokenSecretType).String()
 }
+
+const tokenSecretType = string(corev1.SecretTypeServiceAccountToken)
 
 var secretsResource = corev1.SchemeGroupVersion.WithResource("secrets")
 
@@ -37,29 +42,37 @@ var secretsResource = corev1.SchemeGroupVersion.WithResource("secrets")
 // by namespace and name. It reads metadata only, so the tokens themselves
 // never reach this process.
 func ListServiceAccountTokens(ctx context.Context, meta metadata.Interface, namespaces []string) ([]TokenSecret, error) {
-	var out []TokenSecret
-	for _, ns := range namespaces {
-		opts := metav1.ListOptions{FieldSelector: tokenSecretSelector(), Limit: 500}
-		for {
-			list, err := meta.Resource(secretsResource).Namespace(ns).List(ctx, opts)
-			if err != nil {
-				return nil, fmt.Errorf("list service-account-token secrets in namespace %s: %w", ns, err)
+	perNamespace := make([][]TokenSecret, len(namespaces))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, ns := range namespaces {
+		g.Go(func() error {
+			opts := metav1.ListOptions{FieldSelector: tokenSecretSelector(), Limit: 500}
+			for {
+				list, err := meta.Resource(secretsResource).Namespace(ns).List(ctx, opts)
+				if err != nil {
+					return fmt.Errorf("list service-account-token secrets in namespace %s: %w", ns, err)
+				}
+				for _, s := range list.Items {
+					perNamespace[i] = append(perNamespace[i], TokenSecret{
+						Namespace:      s.Namespace,
+						Name:           s.Name,
+						UID:            string(s.UID),
+						ServiceAccount: s.Annotations[corev1.ServiceAccountNameKey],
+						Created:        s.CreationTimestamp.Time,
+					})
+				}
+				if list.Continue == "" {
+					return nil
+				}
+				opts.Continue = list.Continue
 			}
-			for _, s := range list.Items {
-				out = append(out, TokenSecret{
-					Namespace:      s.Namespace,
-					Name:           s.Name,
-					UID:            string(s.UID),
-					ServiceAccount: s.Annotations[corev1.ServiceAccountNameKey],
-					Created:        s.CreationTimestamp.Time,
-				})
-			}
-			if list.Continue == "" {
-				break
-			}
-			opts.Continue = list.Continue
-		}
+		})
 	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := slices.Concat(perNamespace...)
 	sort.Slice(out, func(i, j int) bool { return out[i].ID() < out[j].ID() })
 	return out, nil
 }
