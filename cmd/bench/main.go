@@ -101,6 +101,7 @@ func run(ctx context.Context, runs int, out, only string, kubectlWaitMax int) er
 		{"issue", b.shortLivedIssuance},
 		{"footprint", b.footprint},
 		{"plan", b.planAtScale},
+		{"profile", func(ctx context.Context) error { return b.profileDeletion(ctx, out) }},
 	}
 	for _, c := range cases {
 		if only != "" && !strings.Contains(c.name, only) {
