@@ -3,6 +3,8 @@ package lkelocal
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"log"
@@ -59,6 +61,21 @@ type Cluster struct {
 	recycleDelay    time.Duration
 	pools           []*nodePool
 	adminKubeconfig string
+	proxy           *kubeProxy // the API endpoint kubeconfigs from the Linode API name
+}
+
+func (c *Cluster) startProxy(emulator *Emulator) (*kubeProxy, error) {
+	serving, err := tls.LoadX509KeyPair(c.cp.proxyCert, c.cp.proxyKey)
+	if err != nil {
+		return nil, err
+	}
+	front, err := tls.LoadX509KeyPair(c.cp.frontProxyCert, c.cp.frontProxyKey)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(c.cp.ca.cert)
+	return startKubeProxy(c.ID, emulator, c.cp.host, serving, pool, front)
 }
 
 type nodePool struct {
@@ -115,6 +132,9 @@ func (env *Environment) newCluster(ctx context.Context, id int, spec ClusterSpec
 		cp.admin.CertFile, cp.admin.KeyFile); err != nil {
 		return nil, err
 	}
+	if c.proxy, err = c.startProxy(env.Emulator); err != nil {
+		return nil, err
+	}
 	for i, count := range spec.Pools {
 		p := &nodePool{ID: id*10 + i + 1, Type: "g6-standard-2", Tags: []string{}}
 		for range count {
@@ -165,7 +185,7 @@ func (c *Cluster) bootstrap(ctx context.Context) error {
 			}
 		}
 	}
-	kc, err := lkeKubeconfig(c.ID, c.cp.host, c.cp.ca.certPEM(), token)
+	kc, err := lkeKubeconfig(c.ID, c.proxy.url, c.cp.ca.certPEM(), token)
 	if err != nil {
 		return err
 	}
@@ -270,7 +290,7 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 				if err != nil {
 					return err
 				}
-				if newKubeconfig, err = lkeKubeconfig(c.ID, c.cp.host, c.cp.ca.certPEM(), token); err != nil {
+				if newKubeconfig, err = lkeKubeconfig(c.ID, c.proxy.url, c.cp.ca.certPEM(), token); err != nil {
 					return err
 				}
 			}
@@ -393,8 +413,11 @@ func (c *Cluster) SetRecycleDelay(d time.Duration) {
 	c.recycleDelay = d
 }
 
-// Host is the API server URL.
-func (c *Cluster) Host() string { return c.cp.host }
+// Host is the cluster's API endpoint as LKE names it (in the kubeconfigs the
+// Linode API serves and in api-endpoints): a proxy in front of kube-apiserver
+// where faults can be injected (KubeListSecrets, …). The admin kubeconfig
+// reaches kube-apiserver directly.
+func (c *Cluster) Host() string { return c.proxy.url }
 
 // CACertificate is the cluster CA in PEM form.
 func (c *Cluster) CACertificate() []byte { return c.cp.ca.certPEM() }
@@ -453,6 +476,9 @@ func (c *Cluster) stop() {
 		c.cancel()
 	}
 	c.bg.Wait()
+	if c.proxy != nil {
+		c.proxy.close()
+	}
 	c.cp.stop()
 	_ = os.RemoveAll(c.cp.dir)
 }

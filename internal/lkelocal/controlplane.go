@@ -114,12 +114,15 @@ func waitHealthy(ctx context.Context, proc *process, timeout time.Duration, chec
 
 // controlPlane is one cluster's kube-apiserver and kube-controller-manager.
 type controlPlane struct {
-	dir        string
-	host       string // https://127.0.0.1:port
-	ca         *authority
-	admin      *rest.Config // system:masters client certificate; survives rotations
-	apiserver  *process
-	controller *process
+	dir  string
+	host string // https://127.0.0.1:port
+	// Certificates of the proxy in front of the API server.
+	proxyCert, proxyKey           string // serving, from the cluster CA
+	frontProxyCert, frontProxyKey string // client, trusted for X-Remote-* headers
+	ca                            *authority
+	admin                         *rest.Config // system:masters client certificate; survives rotations
+	apiserver                     *process
+	controller                    *process
 }
 
 // startControlPlane starts kube-apiserver and kube-controller-manager for one
@@ -149,6 +152,20 @@ func startControlPlane(ctx context.Context, bin, dir, etcdURL, prefix string) (_
 	if err != nil {
 		return nil, err
 	}
+	// The proxy in front of the API server (see kubeProxy) authenticates
+	// client certificates itself and forwards who they name with this one.
+	frontProxyCA, err := newAuthority(dir, "front-proxy-ca")
+	if err != nil {
+		return nil, err
+	}
+	cp.frontProxyCert, cp.frontProxyKey, err = frontProxyCA.issue(dir, "front-proxy-client", leaf{commonName: "front-proxy-client"})
+	if err != nil {
+		return nil, err
+	}
+	cp.proxyCert, cp.proxyKey, err = cp.ca.issue(dir, "proxy", leaf{commonName: "lke-api-endpoint", hosts: []string{"127.0.0.1", "localhost", "::1"}})
+	if err != nil {
+		return nil, err
+	}
 	saKey, saPub, err := newServiceAccountKey(dir)
 	if err != nil {
 		return nil, err
@@ -168,6 +185,11 @@ func startControlPlane(ctx context.Context, bin, dir, etcdURL, prefix string) (_
 		"--tls-cert-file="+servingCert,
 		"--tls-private-key-file="+servingKey,
 		"--client-ca-file="+cp.ca.certPath,
+		"--requestheader-client-ca-file="+frontProxyCA.certPath,
+		"--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+saPub,

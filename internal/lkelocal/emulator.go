@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -130,9 +132,7 @@ func (e *Emulator) middleware(endpoint string, h http.HandlerFunc) http.Handler 
 		entry := RequestRecord{At: time.Now(), Method: r.Method, Path: r.URL.Path, Endpoint: endpoint}
 		defer func() {
 			entry.Status = rec.status
-			e.logMu.Lock()
-			e.log = append(e.log, entry)
-			e.logMu.Unlock()
+			e.record(entry)
 		}()
 		if v := r.PathValue("version"); endpoint != "" && v != "v4" && v != "v4beta" {
 			entry.Endpoint = ""
@@ -151,7 +151,7 @@ func (e *Emulator) middleware(endpoint string, h http.HandlerFunc) http.Handler 
 			}
 			if ok {
 				entry.Fault = true
-				if e.applyFault(rec, r, f) {
+				if applyFault(rec, r, f, e.closing, writeLinodeError) {
 					return
 				}
 			}
@@ -375,3 +375,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeError(w http.ResponseWriter, status int, errs ...apiError) {
 	writeJSON(w, status, map[string][]apiError{"errors": errs})
 }
+
+func writeLinodeError(w http.ResponseWriter, status int, reason string) {
+	writeError(w, status, apiError{Reason: reason})
+}
+
+// discardLogger silences net/http's server and proxy logs (aborted
+// requests are the point of fault injection).
+var discardLogger = log.New(io.Discard, "", 0)

@@ -3,6 +3,7 @@ package lkelocal
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -138,15 +139,15 @@ func (e *Emulator) ResetRequests() {
 	e.log = nil
 }
 
-// applyFault acts out f. It reports whether the request was answered (so the
-// real handler must not run).
-func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, f Fault) bool {
+// applyFault acts out f, answering errors with writeErr. It reports whether
+// the request was answered (so the real handler must not run).
+func applyFault(w http.ResponseWriter, r *http.Request, f Fault, closing <-chan struct{}, writeErr func(http.ResponseWriter, int, string)) bool {
 	if f.Delay > 0 {
 		select {
 		case <-time.After(f.Delay):
 		case <-r.Context().Done():
 			return true
-		case <-e.closing:
+		case <-closing:
 			return true
 		}
 	}
@@ -154,7 +155,7 @@ func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, f Fault) b
 	case f.Hang:
 		select {
 		case <-r.Context().Done():
-		case <-e.closing:
+		case <-closing:
 		}
 		return true
 	case f.Drop:
@@ -168,10 +169,39 @@ func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, f Fault) b
 		if reason == "" {
 			reason = defaultReason(f.Status)
 		}
-		writeError(w, f.Status, apiError{Reason: reason})
+		writeErr(w, f.Status, reason)
 		return true
 	}
 	return false
+}
+
+// PendingFaults counts the faults still queued for an endpoint of a cluster
+// (0 for those queued for every cluster).
+func (e *Emulator) PendingFaults(clusterID int, endpoint string) int {
+	e.faults.mu.Lock()
+	defer e.faults.mu.Unlock()
+	if clusterID == 0 {
+		return len(e.faults.queues[endpoint])
+	}
+	return len(e.faults.queues[clusterFaultKey(clusterID, endpoint)])
+}
+
+// ClearClusterFaults drops the faults queued for one cluster.
+func (e *Emulator) ClearClusterFaults(clusterID int) {
+	e.faults.mu.Lock()
+	defer e.faults.mu.Unlock()
+	suffix := "#" + strconv.Itoa(clusterID)
+	for k := range e.faults.queues {
+		if strings.HasSuffix(k, suffix) {
+			delete(e.faults.queues, k)
+		}
+	}
+}
+
+func (e *Emulator) record(entry RequestRecord) {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	e.log = append(e.log, entry)
 }
 
 func defaultReason(status int) string {

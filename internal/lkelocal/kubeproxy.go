@@ -1,0 +1,194 @@
+package lkelocal
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Endpoints of a cluster's Kubernetes API, as seen by the proxy in front of
+// it, for fault injection and the request log (with InjectClusterFaults).
+const (
+	KubeListSecrets       = "kube GET secrets"
+	KubeDeleteSecrets     = "kube DELETE secrets" // one secret or a collection
+	KubeSelfSubjectReview = "kube POST selfsubjectreviews"
+	KubeListNodes         = "kube GET nodes"
+	KubeListWorkloads     = "kube GET workloads" // deployments, daemonsets, statefulsets
+	KubePatchWorkload     = "kube PATCH workloads"
+)
+
+// kubeProxy fronts one cluster's kube-apiserver. The kubeconfig the Linode API
+// serves points at it (as LKE's points at a load balancer), so that faults
+// can be injected on the way to the API server as on the Linode API's.
+// Bearer tokens pass through; a client certificate is checked here against
+// the cluster's CA and forwarded as the API server's front-proxy headers
+// (X-Remote-User/-Group), as kube-aggregator does.
+type kubeProxy struct {
+	url       string
+	clusterID int
+	emulator  *Emulator
+	server    *http.Server
+	bearer    *httputil.ReverseProxy
+	front     *httputil.ReverseProxy
+}
+
+func startKubeProxy(clusterID int, emulator *Emulator, upstream string, serving tls.Certificate, clusterCA *x509.CertPool, frontProxyClient tls.Certificate) (*kubeProxy, error) {
+	target, err := url.Parse(upstream)
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	newProxy := func(clientCerts []tls.Certificate) *httputil.ReverseProxy {
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.TLSClientConfig = &tls.Config{RootCAs: clusterCA, Certificates: clientCerts, MinVersion: tls.VersionTLS12}
+		transport.ForceAttemptHTTP2 = true
+		return &httputil.ReverseProxy{
+			Rewrite: func(r *httputil.ProxyRequest) {
+				r.SetURL(target)
+				r.Out.Host = target.Host
+			},
+			Transport:     transport,
+			FlushInterval: -1, // watches stream
+			ErrorLog:      discardLogger,
+		}
+	}
+	p := &kubeProxy{
+		url:       "https://" + l.Addr().String(),
+		clusterID: clusterID,
+		emulator:  emulator,
+		bearer:    newProxy(nil),
+		front:     newProxy([]tls.Certificate{frontProxyClient}),
+	}
+	p.server = &http.Server{
+		Handler: http.HandlerFunc(p.serve),
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{serving},
+			ClientAuth:   tls.VerifyClientCertIfGiven,
+			ClientCAs:    clusterCA,
+			MinVersion:   tls.VersionTLS12,
+		},
+		ErrorLog:          discardLogger,
+		ReadHeaderTimeout: 10 * time.Second,
+		// HTTP/1.1 only, as on the emulator: a dropped connection must look
+		// the same to every client.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	go func() { _ = p.server.ServeTLS(l, "", "") }()
+	return p, nil
+}
+
+func (p *kubeProxy) close() { _ = p.server.Close() }
+
+func (p *kubeProxy) serve(w http.ResponseWriter, r *http.Request) {
+	for name := range r.Header {
+		if strings.HasPrefix(strings.ToLower(name), "x-remote-") {
+			r.Header.Del(name)
+		}
+	}
+	endpoint := kubeEndpoint(r.Method, r.URL.Path)
+	if endpoint != "" {
+		if f, ok := p.emulator.faults.pop(clusterFaultKey(p.clusterID, endpoint)); ok {
+			rec := &statusRecorder{ResponseWriter: w}
+			entry := RequestRecord{At: time.Now(), Method: r.Method, Path: r.URL.Path, Endpoint: endpoint, ClusterID: p.clusterID, Fault: true}
+			defer func() {
+				entry.Status = rec.status
+				p.emulator.record(entry)
+			}()
+			if applyFault(rec, r, f, p.emulator.closing, writeKubeStatus) {
+				return
+			}
+			w = rec
+		}
+	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		cert := r.TLS.PeerCertificates[0]
+		r.Header.Set("X-Remote-User", cert.Subject.CommonName)
+		for _, g := range cert.Subject.Organization {
+			r.Header.Add("X-Remote-Group", g)
+		}
+		p.front.ServeHTTP(w, r)
+		return
+	}
+	p.bearer.ServeHTTP(w, r)
+}
+
+// kubeEndpoint classifies a Kubernetes API request ("" for the rest).
+func kubeEndpoint(method, path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	resource := ""
+	switch {
+	case len(parts) >= 3 && parts[0] == "api" && parts[1] == "v1":
+		rest := parts[2:]
+		if rest[0] == "namespaces" && len(rest) >= 3 {
+			rest = rest[2:]
+		}
+		resource = rest[0]
+	case len(parts) >= 4 && parts[0] == "apis":
+		rest := parts[3:]
+		if rest[0] == "namespaces" && len(rest) >= 3 {
+			rest = rest[2:]
+		}
+		resource = rest[0]
+	}
+	switch resource {
+	case "secrets":
+		if method == http.MethodGet || method == http.MethodDelete {
+			return "kube " + method + " secrets"
+		}
+	case "selfsubjectreviews":
+		if method == http.MethodPost {
+			return KubeSelfSubjectReview
+		}
+	case "nodes":
+		if method == http.MethodGet {
+			return KubeListNodes
+		}
+	case "deployments", "daemonsets", "statefulsets":
+		switch method {
+		case http.MethodGet:
+			return KubeListWorkloads
+		case http.MethodPatch:
+			return KubePatchWorkload
+		}
+	}
+	return ""
+}
+
+// writeKubeStatus answers as kube-apiserver does: a metav1.Status.
+func writeKubeStatus(w http.ResponseWriter, status int, reason string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"kind": "Status", "apiVersion": "v1", "status": "Failure",
+		"message": reason, "reason": kubeReason(status), "code": status,
+	})
+}
+
+func kubeReason(status int) string {
+	switch status {
+	case http.StatusTooManyRequests:
+		return "TooManyRequests"
+	case http.StatusInternalServerError:
+		return "InternalError"
+	case http.StatusServiceUnavailable:
+		return "ServiceUnavailable"
+	case http.StatusGatewayTimeout:
+		return "Timeout"
+	}
+	return ""
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
