@@ -335,7 +335,7 @@ func (b *bench) deleteAtScale(ctx context.Context) error {
 			return nil
 		}, 0},
 		{"provider deletion step", "list (metadata only, namespaces in parallel) + one DeleteCollection per namespace answered with the deleted names: rotation.ListServiceAccountTokens + DeleteTokenSecrets", false, func() error {
-			secrets, err := rotation.ListServiceAccountTokens(ctx, clients.Meta, benchNamespaceList())
+			secrets, err := rotation.ListServiceAccountTokens(ctx, clients, benchNamespaceList())
 			if err != nil {
 				return err
 			}

@@ -53,7 +53,7 @@ func (b *bench) profileDeletion(ctx context.Context, out string) error {
 		del  func() error
 	}{
 		{"provider", func() error {
-			secrets, err := rotation.ListServiceAccountTokens(ctx, clients.Meta, benchNamespaceList())
+			secrets, err := rotation.ListServiceAccountTokens(ctx, clients, benchNamespaceList())
 			if err != nil {
 				return err
 			}

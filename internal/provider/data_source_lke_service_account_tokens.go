@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
-	"k8s.io/client-go/metadata"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
 )
@@ -124,12 +123,13 @@ func (d *lkeServiceAccountTokensDataSource) Read(ctx context.Context, req dataso
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	meta, err := metadata.NewForConfig(cfg)
+	clients, err := rotation.NewKubeClients(cfg, d.data.userAgent)
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot build a Kubernetes client", err.Error())
 		return
 	}
-	secrets, err := rotation.ListServiceAccountTokens(ctx, meta, namespaces)
+	clients.Retry = d.data.retry
+	secrets, err := rotation.ListServiceAccountTokens(ctx, clients, namespaces)
 	if err != nil {
 		resp.Diagnostics.AddError(fmt.Sprintf("Cannot list token secrets of LKE cluster %d", clusterID), err.Error())
 		return

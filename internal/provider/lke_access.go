@@ -51,7 +51,7 @@ func (d *providerData) lkeRESTConfig(ctx context.Context, clusterID int, wait ti
 	}
 	fetchCtx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	raw, err := rotation.FetchKubeconfig(fetchCtx, clients.Poll, clusterID, rotation.KubeconfigPoll{})
+	raw, err := rotation.FetchKubeconfig(fetchCtx, clients.Poll, clusterID, rotation.KubeconfigPoll{Retry: d.retry})
 	if err != nil {
 		diags.AddError("Cannot get the kubeconfig of LKE cluster "+fmt.Sprint(clusterID), describeLinodeError(err, clusterID))
 		return nil, diags
@@ -62,5 +62,6 @@ func (d *providerData) lkeRESTConfig(ctx context.Context, clusterID int, wait ti
 		return nil, diags
 	}
 	cfg.UserAgent = d.userAgent
+	cfg.Timeout = d.requestTimeout
 	return cfg, nil
 }

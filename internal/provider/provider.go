@@ -5,7 +5,9 @@ package provider
 
 import (
 	"context"
+	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/ephemeral"
@@ -44,6 +46,8 @@ type providerModel struct {
 	LinodeAPIURL     types.String     `tfsdk:"linode_api_url"`
 	LinodeAPIVersion types.String     `tfsdk:"linode_api_version"`
 	LinodeCAPath     types.String     `tfsdk:"linode_ca_path"`
+	RequestTimeout   types.String     `tfsdk:"request_timeout"`
+	MaxRetries       types.Int64      `tfsdk:"max_retries"`
 	Kubernetes       *kubernetesModel `tfsdk:"kubernetes"`
 }
 
@@ -88,6 +92,19 @@ func (p *kubecredsProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 				Description: "Path to a PEM file of extra CA certificates to trust for the Linode API (for a proxy or a local emulator). " +
 					"Falls back to the LINODE_CA environment variable.",
 				Optional: true,
+			},
+			"request_timeout": schema.StringAttribute{
+				Description: "Longest time one HTTP request to the Linode API or a Kubernetes API server may take before it is " +
+					"abandoned (and retried), as a Go duration between 1s and 10m. Default `30s`.",
+				Optional:   true,
+				Validators: []validator.String{durationBetween{min: time.Second, max: 10 * time.Minute, example: "30s"}},
+			},
+			"max_retries": schema.Int64Attribute{
+				Description: "How many times a request that fails with a transient error (429, 500, 502, 503, 504, a timeout or a " +
+					"dropped connection) is retried, waiting 1 s, then twice as long each time up to 10 s, or as long as a " +
+					"`Retry-After` header asks. Between 0 and 20; default 5. Other errors are not retried.",
+				Optional:   true,
+				Validators: []validator.Int64{int64validator.Between(0, 20)},
 			},
 		},
 		Blocks: map[string]schema.Block{

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-resty/resty/v2"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -62,6 +63,9 @@ type providerData struct {
 	kubeUnknown     []string // attributes of the kubernetes block not known yet
 	kubeInsecureSet bool
 
+	requestTimeout time.Duration
+	retry          rotation.Retry
+
 	mu       sync.Mutex
 	linode   *linodeClients
 	clusters clusterLookups
@@ -89,6 +93,19 @@ func newProviderData(ctx context.Context, version, tfVersion string, cfg provide
 	if v := d.linodeVersion; !v.unknown && v.value != "" && v.value != "v4" && v.value != "v4beta" {
 		diags.AddAttributeError(path.Root("linode_api_version"), "Invalid Linode API version",
 			fmt.Sprintf("%s (from %s) is %q; allowed values are v4 and v4beta.", v.attr, v.env, v.value))
+	}
+	d.requestTimeout = defaultRequestTimeout
+	if v := cfg.RequestTimeout; !v.IsNull() && !v.IsUnknown() {
+		if t, err := time.ParseDuration(v.ValueString()); err == nil {
+			d.requestTimeout = t
+		}
+	}
+	d.retry = rotation.Retry{Max: defaultMaxRetries}
+	if v := cfg.MaxRetries; !v.IsNull() && !v.IsUnknown() {
+		d.retry.Max = int(v.ValueInt64())
+		if d.retry.Max == 0 {
+			d.retry = rotation.NoRetry
+		}
 	}
 	d.resolveKubernetes(cfg.Kubernetes, diags)
 	tflog.Debug(ctx, "kubecreds provider configured", map[string]any{
@@ -198,7 +215,7 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 	transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	// The wrapping transport also keeps linodego from reading LINODE_CA on
 	// its own (it exits the process when that file is unreadable).
-	hc := &http.Client{Timeout: linodeRequestTimeout, Transport: &loggingTransport{base: transport, service: "linode"}}
+	hc := &http.Client{Timeout: d.requestTimeout, Transport: &loggingTransport{base: transport, service: "linode"}}
 
 	newClient := func() *linodego.Client {
 		c := linodego.NewClient(hc)
@@ -211,14 +228,28 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 		return &c
 	}
 	api, poll := newClient(), newClient()
+	// linodego retries 429 and 503 itself (honouring Retry-After); it is
+	// also to retry the other transient failures, as often as max_retries says.
+	api.SetRetryCount(max(d.retry.Max, 0))
+	api.SetRetryWaitTime(time.Second)
+	api.SetRetryMaxWaitTime(10 * time.Second)
+	api.AddRetryCondition(func(r *resty.Response, err error) bool {
+		if err != nil {
+			return rotation.IsTransient(err) && r != nil && r.Request != nil && r.Request.Context().Err() == nil
+		}
+		return r != nil && (r.StatusCode() == http.StatusInternalServerError || r.StatusCode() == http.StatusBadGateway ||
+			r.StatusCode() == http.StatusGatewayTimeout)
+	})
 	poll.SetRetryCount(0)
 	d.linode = &linodeClients{API: api, Poll: poll}
 	return d.linode, nil
 }
 
-// linodeRequestTimeout bounds one Linode API request; a request that hangs
-// longer fails and is retried (or reported) like any other transient fault.
-var linodeRequestTimeout = 30 * time.Second
+// Defaults of request_timeout and max_retries.
+const (
+	defaultRequestTimeout = 30 * time.Second
+	defaultMaxRetries     = 5
+)
 
 // KubernetesConfig returns the client configuration of the provider's
 // kubernetes block (or KUBE_* variables).
@@ -280,7 +311,8 @@ func (d *providerData) rotationRunner(ctx context.Context) (*rotation.Runner, di
 	return &rotation.Runner{
 		Linode:  clients.API,
 		Poll:    clients.Poll,
-		Connect: rotation.ConnectWith(d.userAgent),
+		Connect: rotation.ConnectWith(d.userAgent, d.requestTimeout, d.retry),
+		Retry:   d.retry,
 		Clock:   d.clock,
 		Log:     tflogSteps{},
 	}, nil

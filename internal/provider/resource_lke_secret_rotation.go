@@ -361,7 +361,7 @@ func (r *lkeSecretRotationResource) Create(ctx context.Context, req resource.Cre
 	}
 	if result.Resumed {
 		resp.Diagnostics.AddWarning("Rotation resumed",
-			"The kubeconfig the Linode API served was already rejected, so an earlier apply had deleted the secrets and stopped before finishing. "+
+			"The kubeconfig the Linode API served was already rejected (its secret had been deleted), so this apply went straight to regenerating. "+
 				"This apply regenerated the credentials and verified them; deleted_secrets lists only what this apply deleted.")
 	}
 	plan.ID = types.StringValue(strconv.Itoa(opts.ClusterID))

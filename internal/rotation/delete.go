@@ -40,7 +40,7 @@ func keepSecret(s TokenSecret, regenerateKubeconfig, regenerateServiceToken bool
 }
 
 func (r *run) listServiceAccountTokens(ctx context.Context) (map[string]any, error) {
-	all, err := ListServiceAccountTokens(ctx, r.old.Meta, r.opts.Namespaces)
+	all, err := ListServiceAccountTokens(ctx, r.old, r.opts.Namespaces)
 	if err != nil {
 		return nil, err
 	}
@@ -61,23 +61,34 @@ func (r *run) listServiceAccountTokens(ctx context.Context) (map[string]any, err
 	return map[string]any{"found": len(all), "to_delete": len(r.toDelete) + len(r.ownSecret), "kept": len(r.kept), "namespaces": r.opts.Namespaces}, nil
 }
 
-// deleteServiceAccountTokens deletes the listed secrets, then, alone, the one
-// behind our own token.
+// deleteServiceAccountTokens deletes the listed secrets but the one behind
+// our own token: that one stays until the new kubeconfig is served, so that
+// at every moment the Linode API serves a kubeconfig that works (or answers
+// "not yet available" while LKE regenerates it).
 func (r *run) deleteServiceAccountTokens(ctx context.Context) (map[string]any, error) {
 	// Our own secret is spared by the batch as the kept ones are.
 	spare := slices.Concat(r.kept, r.ownSecret)
 	deleted, err := DeleteTokenSecrets(ctx, r.old, r.toDelete, spare, r.opts.DeleteConcurrency)
-	if err == nil && len(r.ownSecret) > 0 {
-		var more []string
-		more, err = deleteEach(ctx, r.old, r.ownSecret)
-		deleted = append(deleted, more...)
-	}
-	slices.Sort(deleted)
-	r.result.DeletedSecrets = deleted
-	if len(deleted) > 0 {
-		r.done = append(r.done, fmt.Sprintf("%d secrets deleted", len(deleted)))
-	}
+	r.recordDeleted(deleted)
+	return map[string]any{"deleted": len(deleted), "deferred": len(r.ownSecret)}, err
+}
+
+// deleteOldAdminSecret deletes the secret behind the old kubeconfig's token,
+// once the new kubeconfig is served. LKE has usually deleted it itself while
+// regenerating; it counts as deleted either way.
+func (r *run) deleteOldAdminSecret(ctx context.Context) (map[string]any, error) {
+	deleted, err := deleteEach(ctx, r.new, r.ownSecret)
+	r.recordDeleted(deleted)
 	return map[string]any{"deleted": len(deleted)}, err
+}
+
+func (r *run) recordDeleted(names []string) {
+	if len(names) == 0 {
+		return
+	}
+	r.result.DeletedSecrets = append(r.result.DeletedSecrets, names...)
+	slices.Sort(r.result.DeletedSecrets)
+	r.done = append(r.done, fmt.Sprintf("%d secrets deleted", len(names)))
 }
 
 // DeleteTokenSecrets deletes the token secrets of the namespaces the
@@ -122,8 +133,22 @@ func DeleteTokenSecrets(ctx context.Context, k *KubeClients, toDelete, spare []T
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			names, err := k.deleteCollection(ctx, ns, spared[ns])
-			if k.REST == nil || isCollectionUnsupported(err) {
+			switch {
+			case k.REST == nil || isCollectionUnsupported(err):
 				names, err = deleteEachParallel(ctx, k, byNamespace[ns], concurrency)
+			case err == nil:
+				// Every listed secret matched the selector, so those the
+				// answer does not name were gone already (or deleted by an
+				// attempt whose answer was lost): gone either way.
+				named := map[string]bool{}
+				for _, n := range names {
+					named[n] = true
+				}
+				for _, s := range byNamespace[ns] {
+					if !named[s.ID()] {
+						names = append(names, s.ID())
+					}
+				}
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -151,12 +176,16 @@ func (k *KubeClients) deleteCollection(ctx context.Context, namespace string, ex
 		terms = append(terms, fields.OneTermNotEqualSelector("metadata.name", name))
 	}
 	list := metav1.ListOptions{FieldSelector: fields.AndSelectors(terms...).String()}
-	raw, err := k.REST.Delete().Namespace(namespace).Resource("secrets").
-		VersionedParams(&list, scheme.ParameterCodec).
-		Body(&metav1.DeleteOptions{}).
-		// Answered as a list of metadata: names, never the secrets' data.
-		SetHeader("Accept", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1").
-		Do(ctx).Raw()
+	var raw []byte
+	err := k.Retry.Do(ctx, func() (err error) {
+		raw, err = k.REST.Delete().Namespace(namespace).Resource("secrets").
+			VersionedParams(&list, scheme.ParameterCodec).
+			Body(&metav1.DeleteOptions{}).
+			// Answered as a list of metadata: names, never the secrets' data.
+			SetHeader("Accept", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1").
+			Do(ctx).Raw()
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("delete service-account-token secrets in namespace %s: %w", namespace, err)
 	}
@@ -201,8 +230,10 @@ func deleteEachParallel(ctx context.Context, k *KubeClients, secrets []TokenSecr
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			uid := types.UID(s.UID)
-			err := k.Meta.Resource(secretsResource).Namespace(s.Namespace).Delete(ctx, s.Name,
-				metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+			err := k.Retry.Do(ctx, func() error {
+				return k.Meta.Resource(secretsResource).Namespace(s.Namespace).Delete(ctx, s.Name,
+					metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+			})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

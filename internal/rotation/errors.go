@@ -15,6 +15,7 @@ const (
 	StepDeleteSecrets     = "delete service-account-token secrets"
 	StepRegenerate        = "regenerate kubeconfig and service token"
 	StepWaitKubeconfig    = "wait for the new kubeconfig"
+	StepDeleteOldSecret   = "delete the old kubeconfig's token secret"
 	StepVerifyNew         = "verify the new kubeconfig"
 	StepVerifyOldRejected = "verify the old token is rejected"
 	StepRestartWorkloads  = "restart workloads"

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"strings"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,19 +25,29 @@ type KubeClients struct {
 	// REST is the core/v1 API for requests the typed clients cannot make
 	// (a DeleteCollection answered with metadata). Nil in unit tests.
 	REST rest.Interface
+	// Retry is how requests failing with transient errors are retried.
+	Retry Retry
 }
 
 // ConnectWith returns a Connect function that builds clients from a
 // kubeconfig, labelled with userAgent. Rate limits are raised: deleting
 // thousands of secrets one request at a time must not wait on client-go's
 // default 5 requests a second.
-func ConnectWith(userAgent string) func([]byte) (*KubeClients, error) {
+// timeout bounds each request (0: none); retry is how transient failures
+// are retried.
+func ConnectWith(userAgent string, timeout time.Duration, retry Retry) func([]byte) (*KubeClients, error) {
 	return func(raw []byte) (*KubeClients, error) {
 		cfg, err := kubeconfig.RESTConfigFromKubeconfig(raw)
 		if err != nil {
 			return nil, err
 		}
-		return NewKubeClients(cfg, userAgent)
+		cfg.Timeout = timeout
+		k, err := NewKubeClients(cfg, userAgent)
+		if err != nil {
+			return nil, err
+		}
+		k.Retry = retry
+		return k, nil
 	}
 }
 
@@ -59,7 +70,10 @@ func NewKubeClients(cfg *rest.Config, userAgent string) (*KubeClients, error) {
 // authenticates reports whether the API server accepts the credentials
 // (false on 401), asking who we are.
 func (k *KubeClients) authenticates(ctx context.Context) (bool, error) {
-	_, err := k.Core.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	err := k.Retry.Do(ctx, func() error {
+		_, err := k.Core.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+		return err
+	})
 	switch {
 	case err == nil:
 		return true, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/linode/linodego"
@@ -31,6 +32,9 @@ var _ LinodeAPI = (*linodego.Client)(nil)
 type KubeconfigPoll struct {
 	Initial time.Duration // first wait (default 100ms)
 	Max     time.Duration // longest wait between polls (default 500ms)
+	// Retry bounds how many polls in a row may fail with other transient
+	// errors (429, 5xx, no answer) before giving up.
+	Retry Retry
 }
 
 func (p KubeconfigPoll) backoff() wait.Backoff {
@@ -56,18 +60,29 @@ func FetchKubeconfig(ctx context.Context, api LinodeAPI, clusterID int, poll Kub
 	var (
 		kubeconfig []byte
 		polls      int
+		failures   int // transient failures in a row, other than "not yet available"
 		lastErr    error
 	)
+	maxFailures := poll.Retry.withDefaults().Max
 	err := poll.backoff().DelayFunc().Until(ctx, true, true, func(ctx context.Context) (bool, error) {
 		polls++
 		kc, err := api.GetLKEClusterKubeconfig(ctx, clusterID)
-		if linodego.ErrHasStatus(err, http.StatusServiceUnavailable) {
+		if isNotYetAvailable(err) {
+			lastErr, failures = err, 0
+			return false, nil
+		}
+		if IsTransient(err) && ctx.Err() == nil && failures < maxFailures {
 			lastErr = err
+			failures++
+			if after := RetryAfter(err); after > 0 {
+				return false, sleep(ctx, after)
+			}
 			return false, nil
 		}
 		if err != nil {
 			return false, err
 		}
+		failures = 0
 		if kubeconfig, err = base64.StdEncoding.DecodeString(kc.KubeConfig); err != nil {
 			return false, fmt.Errorf("kubeconfig served for cluster %d is not base64", clusterID)
 		}
@@ -80,4 +95,10 @@ func FetchKubeconfig(ctx context.Context, api LinodeAPI, clusterID int, poll Kub
 		return nil, err
 	}
 	return kubeconfig, nil
+}
+
+// isNotYetAvailable is LKE's 503 while a kubeconfig is being made.
+func isNotYetAvailable(err error) bool {
+	var lerr *linodego.Error
+	return errors.As(err, &lerr) && lerr.Code == http.StatusServiceUnavailable && strings.Contains(lerr.Message, "not yet available")
 }

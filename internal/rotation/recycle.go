@@ -16,7 +16,11 @@ import (
 // recycleNodes recycles every node through the Linode API and waits until
 // the pools report ready and Kubernetes has Ready nodes in place of the old ones.
 func (r *run) recycleNodes(ctx context.Context) (map[string]any, error) {
-	before, err := r.new.Core.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	var before *corev1.NodeList
+	err := r.new.Retry.Do(ctx, func() (err error) {
+		before, err = r.new.Core.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list nodes before recycling: %w", err)
 	}
@@ -30,7 +34,7 @@ func (r *run) recycleNodes(ctx context.Context) (map[string]any, error) {
 	r.done = append(r.done, "node recycle requested")
 	start := r.Clock.Now()
 	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 1.5, Jitter: 0.1, Steps: math.MaxInt32, Cap: r.opts.NodePollMax}
-	var replaced int
+	var replaced, failures int
 	err = backoff.DelayFunc().Until(ctx, true, true, func(ctx context.Context) (bool, error) {
 		pools, err := r.Linode.ListLKENodePools(ctx, r.opts.ClusterID, nil)
 		if err != nil {
@@ -47,8 +51,13 @@ func (r *run) recycleNodes(ctx context.Context) (map[string]any, error) {
 		}
 		nodes, err := r.new.Core.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
-			return false, nil // the control plane may be briefly busy while nodes churn
+			// The control plane may be briefly busy while nodes churn.
+			if failures++; IsTransient(err) && failures <= r.opts.Retry.Max {
+				return false, nil
+			}
+			return false, fmt.Errorf("list nodes: %w", err)
 		}
+		failures = 0
 		ready := 0
 		for _, n := range nodes.Items {
 			if slices.Contains(oldNames, n.Name) {

@@ -47,12 +47,20 @@ func (r *run) restartWorkloads(ctx context.Context) (map[string]any, error) {
 			client := r.new.Meta.Resource(gvr).Namespace(ns)
 			opts := metav1.ListOptions{Limit: 500}
 			for {
-				list, err := client.List(ctx, opts)
+				var list *metav1.PartialObjectMetadataList
+				err := r.new.Retry.Do(ctx, func() (err error) {
+					list, err = client.List(ctx, opts)
+					return err
+				})
 				if err != nil {
 					return nil, fmt.Errorf("list %ss in %s: %w", kind, ns, err)
 				}
 				for _, w := range list.Items {
-					if _, err := client.Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+					err := r.new.Retry.Do(ctx, func() error {
+						_, err := client.Patch(ctx, w.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+						return err
+					})
+					if err != nil {
 						return nil, fmt.Errorf("restart %s %s/%s: %w", kind, ns, w.Name, err)
 					}
 					restarted = append(restarted, kind+"/"+ns+"/"+w.Name)

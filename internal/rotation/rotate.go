@@ -32,6 +32,9 @@ type Options struct {
 	DeleteConcurrency int           // parallel deletes (default 16)
 	OldTokenTimeout   time.Duration // how long the old token may stay accepted (default 45s; the API server caches for 10s)
 	NodePollMax       time.Duration // longest wait between polls of recycled nodes (default 5s)
+	// Retry is how Kubernetes requests (and polls of the Linode API) failing
+	// with transient errors are retried; the Linode client retries its own.
+	Retry Retry
 }
 
 // RestartOptions choose the workloads a rollout restart touches.
@@ -66,6 +69,8 @@ type Runner struct {
 	Connect func(kubeconfig []byte) (*KubeClients, error)
 	Clock   clock.PassiveClock
 	Log     Logger
+	// Retry applies where Options.Retry is not set.
+	Retry Retry
 }
 
 // Rotate runs the LKE secret-rotation runbook for one cluster. It reads top to
@@ -73,6 +78,9 @@ type Runner struct {
 // secrets (the current kubeconfig's token is rejected), it resumes at the
 // regeneration.
 func (r *Runner) Rotate(ctx context.Context, opts Options) (*Result, error) {
+	if opts.Retry == (Retry{}) {
+		opts.Retry = r.Retry
+	}
 	opts = opts.withDefaults()
 	run := &run{Runner: r, opts: opts, result: &Result{RotatedAt: r.Clock.Now().UTC()}}
 
@@ -98,6 +106,11 @@ func (r *Runner) Rotate(ctx context.Context, opts Options) (*Result, error) {
 	}
 	if err := run.step(ctx, StepWaitKubeconfig, run.waitForKubeconfig); err != nil {
 		return nil, err
+	}
+	if len(run.ownSecret) > 0 {
+		if err := run.step(ctx, StepDeleteOldSecret, run.deleteOldAdminSecret); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Verify {
 		if err := run.step(ctx, StepVerifyNew, run.verifyNewKubeconfig); err != nil {
@@ -135,6 +148,8 @@ func (o Options) withDefaults() Options {
 	if o.NodePollMax <= 0 {
 		o.NodePollMax = 5 * time.Second
 	}
+	o.Retry = o.Retry.withDefaults()
+	o.KubeconfigPoll.Retry = o.Retry
 	return o
 }
 

@@ -83,10 +83,18 @@ current-context: x
 		t.Fatal(err)
 	}
 	if len(r.toDelete) != 2 || len(r.ownSecret) != 1 || r.ownSecret[0].ID() != "kube-system/lke-admin-token-x" {
-		t.Fatalf("batch %v, own %v; the secret behind our own token must be set apart, to go last", r.toDelete, r.ownSecret)
+		t.Fatalf("batch %v, own %v; the secret behind our own token must be set apart, to go after the new kubeconfig is served", r.toDelete, r.ownSecret)
 	}
 	if _, err := r.deleteServiceAccountTokens(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+	// After the new kubeconfig is served, the old one's secret goes too.
+	r.new = r.old
+	if _, err := r.deleteOldAdminSecret(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.result.DeletedSecrets) != 3 {
+		t.Fatalf("recorded %v, want all three", r.result.DeletedSecrets)
 	}
 	var order []string
 	for _, a := range meta.Actions() {

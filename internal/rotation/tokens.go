@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/metadata"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -41,7 +40,7 @@ var secretsResource = corev1.SchemeGroupVersion.WithResource("secrets")
 // ListServiceAccountTokens lists the token secrets in each namespace, sorted
 // by namespace and name. It reads metadata only, so the tokens themselves
 // never reach this process.
-func ListServiceAccountTokens(ctx context.Context, meta metadata.Interface, namespaces []string) ([]TokenSecret, error) {
+func ListServiceAccountTokens(ctx context.Context, k *KubeClients, namespaces []string) ([]TokenSecret, error) {
 	perNamespace := make([][]TokenSecret, len(namespaces))
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
@@ -49,7 +48,11 @@ func ListServiceAccountTokens(ctx context.Context, meta metadata.Interface, name
 		g.Go(func() error {
 			opts := metav1.ListOptions{FieldSelector: tokenSecretSelector(), Limit: 500}
 			for {
-				list, err := meta.Resource(secretsResource).Namespace(ns).List(ctx, opts)
+				var list *metav1.PartialObjectMetadataList
+				err := k.Retry.Do(ctx, func() (err error) {
+					list, err = k.Meta.Resource(secretsResource).Namespace(ns).List(ctx, opts)
+					return err
+				})
 				if err != nil {
 					return fmt.Errorf("list service-account-token secrets in namespace %s: %w", ns, err)
 				}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 )
@@ -14,16 +15,17 @@ import (
 // runbook's `kubectl get nodes` does. A freshly issued token may need a moment
 // before every API server instance accepts it, so failures are retried briefly.
 func (r *run) verifyNewKubeconfig(ctx context.Context) (map[string]any, error) {
-	var (
-		nodes   *corev1.NodeList
-		lastErr error
-	)
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		nodes, lastErr = r.new.Core.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		return lastErr == nil, nil
+	var nodes *corev1.NodeList
+	err := r.new.Retry.Do(ctx, func() (err error) {
+		nodes, err = r.new.Core.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if apierrors.IsUnauthorized(err) {
+			// A token LKE has just made may take a moment to be known.
+			return Retryable(err)
+		}
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listing nodes with the new kubeconfig failed for 30s: %v", lastErr)
+		return nil, fmt.Errorf("list nodes with the new kubeconfig: %w", err)
 	}
 	r.result.NodesVerified = len(nodes.Items)
 	return map[string]any{"nodes": len(nodes.Items)}, nil
@@ -36,9 +38,12 @@ func (r *run) verifyOldTokenRejected(ctx context.Context) (map[string]any, error
 	start := r.Clock.Now()
 	var lastErr error
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, r.opts.OldTokenTimeout, true, func(ctx context.Context) (bool, error) {
-		ok, err := r.old.authenticates(ctx)
+		ok, err := r.old.authenticates(ctx) // retries transient errors itself
 		lastErr = err
-		return err == nil && !ok, nil
+		if err != nil {
+			return false, err
+		}
+		return !ok, nil
 	})
 	if err != nil {
 		if lastErr != nil {

@@ -1,0 +1,89 @@
+package rotation
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/linode/linodego"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+func TestIsTransientTellsPassingFailuresFromAnswers(t *testing.T) {
+	gr := schema.GroupResource{Resource: "secrets"}
+	cases := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"429", apierrors.NewTooManyRequests("slow down", 1), true},
+		{"500", apierrors.NewInternalError(errors.New("boom")), true},
+		{"502", apierrors.NewGenericServerResponse(http.StatusBadGateway, "get", gr, "x", "", 0, true), true},
+		{"503", apierrors.NewServiceUnavailable("later"), true},
+		{"504", apierrors.NewTimeoutError("slow", 1), true},
+		{"401", apierrors.NewUnauthorized("no"), false},
+		{"403", apierrors.NewForbidden(gr, "x", errors.New("no")), false},
+		{"404", apierrors.NewNotFound(gr, "x"), false},
+		{"409", apierrors.NewConflict(gr, "x", errors.New("changed")), false},
+		{"timeout", &url.Error{Op: "Get", URL: "https://x", Err: os.ErrDeadlineExceeded}, true},
+		{"dropped", &url.Error{Op: "Get", URL: "https://x", Err: errors.New("EOF")}, true},
+		{"linode 500", &linodego.Error{Code: 500}, true},
+		{"linode 400", &linodego.Error{Code: 400}, false},
+		{"linode 404", &linodego.Error{Code: 404}, false},
+		{"linode no answer", &linodego.Error{Code: linodego.ErrorFromError, Message: "EOF"}, true},
+		{"marked", Retryable(apierrors.NewUnauthorized("not yet")), true},
+		{"plain", errors.New("invalid kubeconfig"), false},
+	}
+	for _, c := range cases {
+		if got := IsTransient(c.err); got != c.want {
+			t.Errorf("%s: IsTransient(%v) = %v, want %v", c.name, c.err, got, c.want)
+		}
+	}
+}
+
+func TestRetryDoRetriesTransientErrorsOnly(t *testing.T) {
+	p := Retry{Max: 3, Initial: time.Millisecond}
+	calls := 0
+	err := p.Do(t.Context(), func() error {
+		if calls++; calls <= 2 {
+			return apierrors.NewServiceUnavailable("later")
+		}
+		return nil
+	})
+	if err != nil || calls != 3 {
+		t.Fatalf("err %v after %d calls; want success on the third", err, calls)
+	}
+	calls = 0
+	err = p.Do(t.Context(), func() error { calls++; return apierrors.NewInternalError(errors.New("boom")) })
+	if !apierrors.IsInternalError(err) || calls != 4 {
+		t.Fatalf("persistent 500: err %v after %d calls; want it after 1 + 3 retries", err, calls)
+	}
+	calls = 0
+	err = p.Do(t.Context(), func() error { calls++; return apierrors.NewForbidden(schema.GroupResource{}, "x", errors.New("no")) })
+	if !apierrors.IsForbidden(err) || calls != 1 {
+		t.Fatalf("403: err %v after %d calls; want no retry", err, calls)
+	}
+	calls = 0
+	err = NoRetry.Do(t.Context(), func() error { calls++; return apierrors.NewServiceUnavailable("later") })
+	if err == nil || calls != 1 {
+		t.Fatalf("NoRetry made %d calls", calls)
+	}
+}
+
+func TestRetryDoWaitsOutRetryAfter(t *testing.T) {
+	p := Retry{Max: 1, Initial: time.Millisecond}
+	start, calls := time.Now(), 0
+	err := p.Do(t.Context(), func() error {
+		if calls++; calls == 1 {
+			return apierrors.NewTooManyRequests("slow down", 1)
+		}
+		return nil
+	})
+	if err != nil || time.Since(start) < time.Second {
+		t.Fatalf("err %v after %s; want success after waiting the 1 s Retry-After", err, time.Since(start))
+	}
+}
