@@ -326,7 +326,8 @@ func TestAccShortLived_baseKubeconfigSource(t *testing.T) {
   }`, c.AdminKubeconfigPath())),
 			Check: func(s *terraform.State) error {
 				e := echoed(s)
-				if e["host"] != c.Host() || !strings.HasSuffix(e["context_name"], "-lke-admin") {
+				// The admin kubeconfig names kube-apiserver itself, not LKE's endpoint.
+				if e["host"] != c.AdminConfig().Host || !strings.HasSuffix(e["context_name"], "-lke-admin") {
 					return fmt.Errorf("host %q context %q", e["host"], e["context_name"])
 				}
 				if aud := jwtAudiences(t, e["token"]); !slices.Equal(aud, []string{"https://kubernetes.default.svc.cluster.local", "vault"}) {
@@ -358,7 +359,7 @@ provider "kubecreds" {
   }`),
 			Check: func(s *terraform.State) error {
 				e := echoed(s)
-				if e["host"] != c.Host() || e["context_name"] != "kubernetes-lke-admin" {
+				if e["host"] != c.AdminConfig().Host || e["context_name"] != "kubernetes-lke-admin" {
 					return fmt.Errorf("host %q context %q", e["host"], e["context_name"])
 				}
 				return waitRejectedToken(t, c, e["token"], 15*time.Second)

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -552,37 +553,85 @@ func TestAccRotation_waitsThroughKubeconfigNotYetAvailable(t *testing.T) {
 	})
 }
 
-func TestAccRotation_resumesAfterAFailureRightAfterDeletion(t *testing.T) {
+// A regeneration that keeps failing ends the apply after the batch of
+// secrets is deleted; the served kubeconfig still works (its own secret is
+// deleted only once the new one is served), and the next apply finishes.
+func TestAccRotation_failedRegenerationLeavesAWayInAndTheNextApplyFinishes(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
 	var oldKC []byte
+	failing := make([]lkelocal.Fault, 20)
+	for i := range failing {
+		failing[i] = lkelocal.Fault{Status: http.StatusInternalServerError}
+	}
+	config := `
+provider "kubecreds" {
+  max_retries = 1
+}
+` + rotationConfig(c.ID, "")
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testProviders,
 		Steps: []resource.TestStep{
 			{
 				PreConfig: func() {
 					oldKC = servedKubeconfig(t, c)
-					testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.EndpointRegenerate, lkelocal.Fault{Status: http.StatusInternalServerError})
+					testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.EndpointRegenerate, failing...)
 				},
-				Config: rotationConfig(c.ID, ""),
+				Config: config,
 				ExpectError: regexp.MustCompile(`(?s)regenerate kubeconfig and service token for cluster ` + strconv.Itoa(c.ID) +
-					`: \[500\] Internal\s+Server\s+Error\s+\(4\s+secrets\s+deleted;\s+run\s+apply\s+again\s+to\s+resume\)`),
+					`: \[500\] Internal\s+Server\s+Error\s+\(3\s+secrets\s+deleted;\s+run\s+apply\s+again\s+to\s+resume\)`),
 			},
 			{
-				// By now the API server has dropped the deleted token from its
-				// cache: the next apply finds the served kubeconfig dead and resumes.
 				PreConfig: func() {
-					if err := waitRejected(t, oldKC, 20*time.Second); err != nil {
-						t.Fatalf("old token still accepted 20s after its secret was deleted")
+					testEnv.Emulator.ClearClusterFaults(c.ID)
+					// Past the API server's 10 s token cache: the old kubeconfig
+					// still works because its secret was kept.
+					time.Sleep(11 * time.Second)
+					if err := kubeconfigWorks(t, oldKC); err != nil {
+						t.Fatalf("after the failed apply the served kubeconfig no longer works: %v", err)
 					}
 				},
-				Config: rotationConfig(c.ID, ""),
+				Config: config,
 				Check: resource.ComposeAggregateTestCheckFunc(
 					servedKubeconfigMatches(t, c),
 					resource.TestCheckResourceAttrSet(rotationAddr, "rotated_at"),
+					check(func(map[string]string) error { return oldTokenRejected(t, oldKC) }),
 				),
 			},
 		},
+	})
+}
+
+// When the served kubeconfig's secret is gone already (deleted by hand),
+// the rotation cannot list or delete anything with it: it regenerates,
+// verifies, and warns that it resumed.
+func TestAccRotation_resumesWhenTheServedKubeconfigIsAlreadyRejected(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	var oldKC []byte
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{{
+			PreConfig: func() {
+				oldKC = servedKubeconfig(t, c)
+				for name, sa := range tokenSecrets(t, c, "kube-system") {
+					if sa == "lke-admin" {
+						ns, n, _ := strings.Cut(name, "/")
+						if err := adminClient(t, c).CoreV1().Secrets(ns).Delete(t.Context(), n, metav1.DeleteOptions{}); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if err := waitRejected(t, oldKC, 20*time.Second); err != nil {
+					t.Fatalf("old token still accepted 20s after its secret was deleted")
+				}
+			},
+			Config: rotationConfig(c.ID, ""),
+			Check: resource.ComposeAggregateTestCheckFunc(
+				servedKubeconfigMatches(t, c),
+				resource.TestCheckResourceAttrSet(rotationAddr, "rotated_at"),
+			),
+		}},
 	})
 }
 

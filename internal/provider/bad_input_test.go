@@ -1,0 +1,123 @@
+package provider
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+)
+
+// badInput is a configuration that must fail before anything is done: at
+// validate or plan, with a diagnostic that names the attribute (want) and
+// what it allows (allowed).
+type badInput struct {
+	name    string
+	config  string
+	want    string // the attribute, as the diagnostic names it
+	allowed string // what the diagnostic says is allowed (a regexp over the wrapped text)
+}
+
+func rotationWith(body string) string {
+	return "resource \"kubecreds_lke_secret_rotation\" \"r\" {\n" + body + "\n}\n"
+}
+
+func ephemeralWith(body string) string {
+	return "ephemeral \"kubecreds_short_lived_kubeconfig\" \"k\" {\n" + body + "\n}\n"
+}
+
+func providerWith(body string) string {
+	return "provider \"kubecreds\" {\n" + body + "\n}\n" + rotationWith("cluster_id = 1")
+}
+
+var badInputs = []badInput{
+	// kubecreds_lke_secret_rotation
+	{"cluster id 0", rotationWith(`cluster_id = 0`), `cluster_id`, `must be at least 1, got: 0`},
+	{"negative cluster id", rotationWith(`cluster_id = -7`), `cluster_id`, `must be at least 1, got: -7`},
+	{"cluster id of the wrong type", rotationWith(`cluster_id = "prod"`), `"cluster_id"`, `a number is required`},
+	{"cluster id missing", rotationWith(`verify = true`), `"cluster_id"`, `is required`},
+	{"unknown argument", rotationWith("cluster_id = 1\ncluster = 2"), `"cluster"`, `is not expected here`},
+	{"rotate_every negative", rotationWith("cluster_id = 1\nrotate_every = \"-720h\""), `rotate_every`, `between 1h and 87600h`},
+	{"rotate_every too short", rotationWith("cluster_id = 1\nrotate_every = \"5m\""), `rotate_every`, `between 1h and 87600h`},
+	{"rotate_every absurd", rotationWith("cluster_id = 1\nrotate_every = \"1000000h\""), `rotate_every`, `between 1h and 87600h`},
+	{"rotate_every not a duration", rotationWith("cluster_id = 1\nrotate_every = \"monthly\""), `rotate_every = "monthly"`, `not a valid Go Time Duration string`},
+	{"no namespaces", rotationWith("cluster_id = 1\nnamespaces = []"), `namespaces`, `at least 1 elements`},
+	{"empty namespace", rotationWith("cluster_id = 1\nnamespaces = [\"\"]"), `namespaces`, `namespace name`},
+	{"invalid namespace", rotationWith("cluster_id = 1\nnamespaces = [\"Kube_System\"]"), `namespaces`, `namespace name`},
+	{"keepers of the wrong type", rotationWith("cluster_id = 1\nkeepers = \"OPS-1\""), `"keepers"`, `map of string required`},
+	{"verify of the wrong type", rotationWith("cluster_id = 1\nverify = \"maybe\""), `"verify"`, `a bool is required`},
+	{"nothing to regenerate", rotationWith("cluster_id = 1\nregenerate_kubeconfig = false\nregenerate_service_token = false"), `regenerate_kubeconfig`, `regenerate_service_token`},
+	{"unknown workload kind", rotationWith("cluster_id = 1\nrestart_workloads {\nnamespaces = [\"apps\"]\nkinds = [\"pod\"]\n}"), `restart_workloads.kinds`, `must be one of: \["deployment"\s+"daemonset"\s+"statefulset"\]`},
+	{"restart without namespaces", rotationWith("cluster_id = 1\nrestart_workloads {\nkinds = [\"deployment\"]\n}"), `restart_workloads`, `namespaces`},
+	{"restart with no kinds", rotationWith("cluster_id = 1\nrestart_workloads {\nnamespaces = [\"apps\"]\nkinds = []\n}"), `restart_workloads.kinds`, `at least 1 elements`},
+	{"timeout not a duration", rotationWith("cluster_id = 1\ntimeouts {\ncreate = \"forever\"\n}"), `create = "forever"`, `must be a string containing a sequence of decimal numbers, each with optional fraction and a unit suffix`},
+
+	// kubecreds_short_lived_kubeconfig
+	{"ttl too short", ephemeralWith("lke_cluster_id = 1\nttl = \"5m\""), `ttl`, `between 10m and 4320h`},
+	{"ttl absurd", ephemeralWith("lke_cluster_id = 1\nttl = \"100000h\""), `ttl`, `between 10m and 4320h`},
+	{"ttl negative", ephemeralWith("lke_cluster_id = 1\nttl = \"-1h\""), `ttl`, `between 10m and 4320h`},
+	{"ttl missing", ephemeralWith("lke_cluster_id = 1"), `"ttl"`, `is required`},
+	{"two sources", ephemeralWith("lke_cluster_id = 1\nbase_kubeconfig = \"x\"\nttl = \"1h\""), `lke_cluster_id`, `base_kubeconfig`},
+	{"lke cluster id 0", ephemeralWith("lke_cluster_id = 0\nttl = \"1h\""), `lke_cluster_id`, `must be at least 1, got: 0`},
+	{"malformed base kubeconfig", ephemeralWith("base_kubeconfig = \"not: [a kubeconfig\"\nttl = \"1h\""), `base_kubeconfig`, `must be a kubeconfig`},
+	{"unknown mode", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nmode = \"oidc\""), `mode`, `must be one of: \["service_account"\s+"client_certificate"\]`},
+	{"certificate without user", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nmode = \"client_certificate\""), `user`, `the user name the certificate is for`},
+	{"system:masters certificate", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nmode = \"client_certificate\"\nuser = \"a\"\ngroups = [\"system:masters\"]"), `groups`, `must be none of: \["system:masters"\]`},
+	{"audiences in certificate mode", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nmode = \"client_certificate\"\nuser = \"a\"\naudiences = [\"x\"]"), `audiences`, `mode = "service_account" only`},
+	{"user in token mode", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nuser = \"a\""), `user`, `mode = "client_certificate" only`},
+	{"half a service account", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nservice_account {\nname = \"x\"\n}"), `service_account`, `both namespace and name`},
+
+	// provider
+	{"unknown Linode API version", providerWith(`linode_api_version = "v3"`), `linode_api_version`, `must be one of: \["v4"\s+"v4beta"\]`},
+	{"request timeout zero", providerWith(`request_timeout = "0s"`), `request_timeout`, `between 1s and 10m`},
+	{"request timeout absurd", providerWith(`request_timeout = "48h"`), `request_timeout`, `between 1s and 10m`},
+	{"negative retries", providerWith(`max_retries = -1`), `max_retries`, `between 0 and 20`},
+	{"absurd retries", providerWith(`max_retries = 1000`), `max_retries`, `between 0 and 20`},
+
+	// kubecreds_lke_service_account_tokens
+	{"data source cluster id 0", "data \"kubecreds_lke_service_account_tokens\" \"t\" {\ncluster_id = 0\n}\n", `cluster_id`, `must be at least 1, got: 0`},
+	{"data source invalid namespace", "data \"kubecreds_lke_service_account_tokens\" \"t\" {\ncluster_id = 1\nnamespaces = [\"UPPER\"]\n}\n", `namespaces`, `namespace name`},
+}
+
+// TestBadInputCatalogue runs each bad configuration through terraform
+// (validate, then plan) and expects it to fail naming the attribute and what
+// is allowed, before any request reaches the Linode API. It is not parallel:
+// the emulator's request count covers only these plans.
+func TestBadInputCatalogue(t *testing.T) {
+	if len(badInputs) < 25 {
+		t.Fatalf("the catalogue holds %d configurations; it is meant to hold at least 25", len(badInputs))
+	}
+	before := testEnv.Emulator.CountRequests("")
+	rejected := 0
+	for _, b := range badInputs {
+		ok := t.Run(b.name, func(t *testing.T) {
+			resource.Test(t, resource.TestCase{
+				TerraformVersionChecks:   ephemeralVersions,
+				ProtoV6ProviderFactories: testProviders,
+				Steps: []resource.TestStep{{
+					Config:      b.config,
+					PlanOnly:    true,
+					ExpectError: regexp.MustCompile(`(?s)` + attributePattern(b.want) + `.*` + wrappedPattern(b.allowed) + `|` + wrappedPattern(b.allowed) + `.*` + attributePattern(b.want)),
+				}},
+			})
+		})
+		if ok {
+			rejected++
+		}
+	}
+	calls := testEnv.Emulator.CountRequests("") - before
+	t.Logf("bad input catalogue: %d of %d configurations rejected at validate/plan; Linode API requests made: %d", rejected, len(badInputs), calls)
+	if calls != 0 {
+		t.Errorf("the bad configurations made %d Linode API requests; want none", calls)
+	}
+}
+
+func attributePattern(attr string) string {
+	return regexp.QuoteMeta(attr)
+}
+
+// wrappedPattern lets a regexp match across terraform's line wrapping (and
+// its indentation), wherever the text has a space.
+func wrappedPattern(re string) string {
+	return strings.Join(strings.Fields(re), `\s+`)
+}

@@ -1,0 +1,284 @@
+package provider
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
+)
+
+// A step of the rotation and the request through which a fault reaches it:
+// the Linode API's (emulator) or the Kubernetes API server's (the proxy in
+// front of it that the served kubeconfig names).
+type faultedStep struct {
+	step     string // as errors name it
+	endpoint string
+	// pass lets this many requests to the endpoint through before the
+	// faults: the kubeconfig is fetched once before regeneration and polled
+	// after it.
+	pass    int
+	verify  bool // the step runs only with verify = true
+	restart bool
+	recycle bool
+}
+
+var faultedSteps = []faultedStep{
+	{step: rotation.StepGetCluster, endpoint: lkelocal.EndpointGetCluster},
+	{step: rotation.StepFetchKubeconfig, endpoint: lkelocal.EndpointGetKubeconfig},
+	{step: rotation.StepCheckAccess, endpoint: lkelocal.KubeSelfSubjectReview},
+	{step: rotation.StepListSecrets, endpoint: lkelocal.KubeListSecrets},
+	{step: rotation.StepDeleteSecrets, endpoint: lkelocal.KubeDeleteSecrets},
+	{step: rotation.StepRegenerate, endpoint: lkelocal.EndpointRegenerate},
+	{step: rotation.StepWaitKubeconfig, endpoint: lkelocal.EndpointGetKubeconfig, pass: 1},
+	// The batch is one DeleteCollection (kube-system only); then the old
+	// kubeconfig's own secret is deleted by name.
+	{step: rotation.StepDeleteOldSecret, endpoint: lkelocal.KubeDeleteSecrets, pass: 1},
+	{step: rotation.StepVerifyNew, endpoint: lkelocal.KubeListNodes, verify: true},
+	{step: rotation.StepRestartWorkloads, endpoint: lkelocal.KubePatchWorkload, restart: true},
+	{step: rotation.StepRecycleNodes, endpoint: lkelocal.EndpointRecycleCluster, recycle: true},
+}
+
+var faultKinds = []struct {
+	name  string
+	fault lkelocal.Fault
+}{
+	{"429 Retry-After", lkelocal.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second}},
+	{"500", lkelocal.Fault{Status: http.StatusInternalServerError}},
+	{"502", lkelocal.Fault{Status: http.StatusBadGateway}},
+	{"503", lkelocal.Fault{Status: http.StatusServiceUnavailable}},
+	{"hang", lkelocal.Fault{Hang: true}},
+	{"drop", lkelocal.Fault{Drop: true}},
+}
+
+// faultProvider makes requests give up after 2 s and retries 3 times (1 s,
+// 2 s, 4 s apart), so that a persistent fault fails within seconds.
+const faultProvider = `
+provider "kubecreds" {
+  request_timeout = "2s"
+  max_retries     = 3
+}
+`
+
+func faultConfig(c *lkelocal.Cluster, s faultedStep) string {
+	body := fmt.Sprintf("  verify = %t\n", s.verify)
+	if s.restart {
+		body += "  restart_workloads {\n    namespaces = [\"fault-apps\"]\n    kinds      = [\"deployment\"]\n  }\n"
+	}
+	if s.recycle {
+		body += "  recycle_nodes = true\n"
+	}
+	body += "  timeouts {\n    create = \"3m\"\n  }\n"
+	return faultProvider + rotationConfig(c.ID, body)
+}
+
+// matrix collects the outcome of every case, printed when all have run.
+var matrix = struct {
+	sync.Mutex
+	rows map[string]map[string]string // step -> fault -> outcome
+}{rows: map[string]map[string]string{}}
+
+func recordCase(step, fault, outcome string) {
+	matrix.Lock()
+	defer matrix.Unlock()
+	if matrix.rows[step] == nil {
+		matrix.rows[step] = map[string]string{}
+	}
+	matrix.rows[step][fault] = outcome
+}
+
+func printMatrix(t *testing.T) {
+	matrix.Lock()
+	defer matrix.Unlock()
+	cols := []string{}
+	for _, k := range faultKinds {
+		cols = append(cols, k.name)
+	}
+	cols = append(cols, "persistent 500")
+	var b strings.Builder
+	fmt.Fprintf(&b, "fault matrix (transient: 2 faults then served; persistent: every attempt fails, then the next apply runs clean)\n")
+	fmt.Fprintf(&b, "| step | %s |\n|---|%s\n", strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
+	passed, total := 0, 0
+	for _, s := range faultedSteps {
+		fmt.Fprintf(&b, "| %s |", s.step)
+		for _, c := range cols {
+			outcome := matrix.rows[s.step][c]
+			if outcome == "" {
+				outcome = "not run"
+			}
+			if outcome == "pass" {
+				passed++
+			}
+			total++
+			fmt.Fprintf(&b, " %s |", outcome)
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "%d of %d cases passed\n", passed, total)
+	t.Log("\n" + b.String())
+}
+
+// TestFaultMatrix injects each fault at each step of a rotation. A transient
+// fault (twice, then the request is served) is retried and the apply
+// succeeds; a persistent one ends the apply with an error naming the step,
+// and the next apply converges. After every apply the Linode API serves a
+// kubeconfig that works.
+func TestFaultMatrix(t *testing.T) {
+	t.Cleanup(func() { printMatrix(t) })
+	for _, s := range faultedSteps {
+		for _, k := range faultKinds {
+			t.Run(s.step+"/"+k.name, func(t *testing.T) {
+				t.Parallel()
+				runTransientFault(t, s, k.name, k.fault)
+			})
+		}
+		t.Run(s.step+"/persistent 500", func(t *testing.T) {
+			t.Parallel()
+			runPersistentFault(t, s, lkelocal.Fault{Status: http.StatusInternalServerError})
+		})
+	}
+}
+
+func prepareFaultCase(t *testing.T, c *lkelocal.Cluster, s faultedStep) {
+	t.Helper()
+	if s.restart {
+		ensureDeployment(t, c, "fault-apps", "web")
+	}
+	t.Cleanup(func() { testEnv.Emulator.ClearClusterFaults(c.ID) })
+}
+
+func injectAfter(c *lkelocal.Cluster, s faultedStep, faults ...lkelocal.Fault) {
+	queue := make([]lkelocal.Fault, 0, s.pass+len(faults))
+	for range s.pass {
+		queue = append(queue, lkelocal.Fault{}) // served normally
+	}
+	testEnv.Emulator.InjectClusterFaults(c.ID, s.endpoint, append(queue, faults...)...)
+}
+
+func runTransientFault(t *testing.T, s faultedStep, name string, f lkelocal.Fault) {
+	c := takeCluster(t)
+	prepareFaultCase(t, c, s)
+	outcome := "FAIL"
+	defer func() { recordCase(s.step, name, outcome) }()
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{{
+			PreConfig: func() { injectAfter(c, s, f, f) },
+			Config:    faultConfig(c, s),
+			Check: resource.ComposeAggregateTestCheckFunc(
+				resource.TestCheckResourceAttrSet(rotationAddr, "rotated_at"),
+				servedKubeconfigMatches(t, c),
+				check(func(map[string]string) error {
+					if n := testEnv.Emulator.PendingFaults(c.ID, s.endpoint); n != 0 {
+						return fmt.Errorf("%d of the injected faults were never met: the step did not go through %s", n, s.endpoint)
+					}
+					return nil
+				}),
+			),
+		}},
+	})
+	if !t.Failed() {
+		outcome = "pass"
+	}
+}
+
+func runPersistentFault(t *testing.T, s faultedStep, f lkelocal.Fault) {
+	c := takeCluster(t)
+	prepareFaultCase(t, c, s)
+	outcome := "FAIL"
+	defer func() { recordCase(s.step, "persistent 500", outcome) }()
+	persistent := make([]lkelocal.Fault, 40)
+	for i := range persistent {
+		persistent[i] = f
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{
+			{
+				PreConfig:   func() { injectAfter(c, s, persistent...) },
+				Config:      faultConfig(c, s),
+				ExpectError: regexp.MustCompile(regexp.QuoteMeta(s.step) + `\s+for\s+cluster\s+` + fmt.Sprint(c.ID) + `:`),
+			},
+			{
+				PreConfig: func() {
+					testEnv.Emulator.ClearClusterFaults(c.ID)
+					if err := workingKubeconfigFromLinode(t, c); err != nil {
+						t.Fatalf("after the failed apply: %v", err)
+					}
+				},
+				Config: faultConfig(c, s),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttrSet(rotationAddr, "rotated_at"),
+					servedKubeconfigMatches(t, c),
+				),
+			},
+		},
+	})
+	if !t.Failed() {
+		outcome = "pass"
+	}
+}
+
+// workingKubeconfigFromLinode asks the Linode API for the cluster's
+// kubeconfig (waiting while it answers "not yet available", as after a
+// regeneration) and checks that it reaches the cluster.
+func workingKubeconfigFromLinode(t *testing.T, c *lkelocal.Cluster) error {
+	t.Helper()
+	lc := testLinodeClient(t)
+	var lastErr error
+	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		kc, err := lc.GetLKEClusterKubeconfig(ctx, c.ID)
+		if err != nil {
+			lastErr = err
+			return false, nil
+		}
+		raw, err := base64.StdEncoding.DecodeString(kc.KubeConfig)
+		if err != nil {
+			return false, err
+		}
+		lastErr = kubeconfigWorks(t, raw)
+		return lastErr == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("the Linode API serves no working kubeconfig for cluster %d: %v", c.ID, lastErr)
+	}
+	return nil
+}
+
+// ensureDeployment creates a Deployment (and its namespace) if missing.
+func ensureDeployment(t *testing.T, c *lkelocal.Cluster, ns, name string) {
+	t.Helper()
+	cs := adminClient(t, c)
+	ctx := t.Context()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"app": name}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}},
+			},
+		},
+	}
+	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}

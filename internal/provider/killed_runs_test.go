@@ -1,0 +1,292 @@
+package provider
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
+)
+
+// The rotation's steps, in the order a rotation with verify, restart and
+// recycle runs them: the boundaries terraform is killed at.
+var killPoints = []string{
+	rotation.StepGetCluster,
+	rotation.StepFetchKubeconfig,
+	rotation.StepCheckAccess,
+	rotation.StepListSecrets,
+	rotation.StepDeleteSecrets,
+	rotation.StepRegenerate,
+	rotation.StepWaitKubeconfig,
+	rotation.StepDeleteOldSecret,
+	rotation.StepVerifyNew,
+	rotation.StepVerifyOldRejected,
+	rotation.StepRestartWorkloads,
+	rotation.StepRecycleNodes,
+}
+
+const killedRunConfig = `
+terraform {
+  required_providers {
+    kubecreds = { source = "kubecreds/kubecreds" }
+  }
+}
+
+resource "kubecreds_lke_secret_rotation" "r" {
+  cluster_id    = %d
+  recycle_nodes = true
+  restart_workloads {
+    namespaces = ["fault-apps"]
+    kinds      = ["deployment"]
+  }
+}
+`
+
+var killed = struct {
+	sync.Mutex
+	passed []string
+}{}
+
+// TestKilledRuns kills terraform (SIGKILL to its process group: terraform
+// and the provider) right after each step of a rotation. After each kill the
+// Linode API still serves a working kubeconfig, the state records no
+// rotation, and the next apply converges (and a plan after it is empty).
+func TestKilledRuns(t *testing.T) {
+	t.Cleanup(func() {
+		t.Logf("killed runs: %d of %d kill points passed: %s", len(killed.passed), len(killPoints), strings.Join(killed.passed, "; "))
+	})
+	for _, step := range killPoints {
+		t.Run(step, func(t *testing.T) {
+			t.Parallel()
+			c := takeCluster(t)
+			ensureDeployment(t, c, "fault-apps", "web")
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "main.tf"), fmt.Appendf(nil, killedRunConfig, c.ID), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := applyKilledAfter(t, dir, step)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			if err := workingKubeconfigFromLinode(t, c); err != nil {
+				t.Fatalf("after a kill following %q: %v", step, err)
+			}
+			if recorded := stateResources(t, dir); len(recorded) != 0 {
+				t.Fatalf("killed after %q, the state records %v; no rotation finished, so none may be", step, recorded)
+			}
+			if out, err := terraformCmd(t, dir, nil, "apply", "-auto-approve", "-input=false"); err != nil {
+				t.Fatalf("the apply after the kill did not converge: %v\n%s", err, out)
+			}
+			if out, err := terraformCmd(t, dir, nil, "plan", "-detailed-exitcode", "-input=false"); err != nil {
+				t.Fatalf("plan after the converging apply is not empty: %v\n%s", err, out)
+			}
+			if err := workingKubeconfigFromLinode(t, c); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := terraformCmd(t, dir, nil, "destroy", "-auto-approve", "-input=false"); err != nil {
+				t.Fatal(err)
+			}
+			killed.Lock()
+			killed.passed = append(killed.passed, step)
+			killed.Unlock()
+		})
+	}
+}
+
+// stateResources lists the resources terraform.tfstate in dir records (none
+// when there is no state file, or an empty one).
+func stateResources(t *testing.T, dir string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "terraform.tfstate"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil // created for the lock, nothing written: terraform reads it as no state
+	}
+	var state struct {
+		Resources []struct {
+			Type, Name string
+		} `json:"resources"`
+	}
+	if err := json.Unmarshal(raw, &state); err != nil {
+		t.Fatalf("terraform.tfstate: %v", err)
+	}
+	var out []string
+	for _, r := range state.Resources {
+		out = append(out, r.Type+"."+r.Name)
+	}
+	return out
+}
+
+// applyKilledAfter runs terraform apply in dir in its own process group and
+// kills the group with SIGKILL as soon as the provider logs that step as
+// done. It fails if the step never came or a process of the group outlived
+// the kill.
+func applyKilledAfter(t *testing.T, dir, step string) (string, error) {
+	t.Helper()
+	return runKilledWhen(t, dir, func(line string) bool {
+		return strings.Contains(line, "rotation step: "+step+":")
+	}, nil)
+}
+
+// runKilledWhen starts terraform apply (TF_LOG=INFO to a pipe) and SIGKILLs
+// its process group when a log line satisfies at, or when poll (checked
+// every 100 ms, if given) returns true.
+func runKilledWhen(t *testing.T, dir string, at func(line string) bool, poll func() bool) (string, error) {
+	t.Helper()
+	cmd := exec.Command(os.Getenv("TF_ACC_TERRAFORM_PATH"), "apply", "-auto-approve", "-input=false")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+builtProvider(t), "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "TF_LOG=INFO")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	pgid := cmd.Process.Pid
+	var once sync.Once
+	kill := func() { once.Do(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }) }
+	done := make(chan struct{})
+	if poll != nil {
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(100 * time.Millisecond):
+					if poll() {
+						kill()
+						return
+					}
+				}
+			}
+		}()
+	}
+	hit := false
+	scanner := bufio.NewScanner(stderr)
+	scanner.Buffer(make([]byte, 1<<20), 1<<20)
+	for scanner.Scan() {
+		if !hit && at != nil && at(scanner.Text()) {
+			hit = true
+			kill()
+		}
+	}
+	err = cmd.Wait()
+	close(done)
+	var exit *exec.ExitError
+	killedBySignal := errors.As(err, &exit) && exit.Sys().(syscall.WaitStatus).Signaled()
+	if !killedBySignal {
+		return out.String(), fmt.Errorf("terraform was not killed (the kill point never came): %v", err)
+	}
+	// Nothing of the group may survive (the provider included).
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(-pgid, 0) == nil {
+		if time.Now().After(deadline) {
+			return out.String(), fmt.Errorf("a process of the killed group %d is still running", pgid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return out.String(), nil
+}
+
+// TestKilledShortLivedRuns kills terraform while a short-lived kubeconfig
+// is in use (its bound Secret exists, the local-exec runs), twice: with a
+// 10-minute and a 1-hour ttl. A later open, eleven minutes on (on the
+// provider's clock), removes the first run's Secret, whose token has
+// expired, and leaves the second's, which may still be in use.
+func TestKilledShortLivedRuns(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	config := `
+terraform {
+  required_providers {
+    kubecreds = { source = "kubecreds/kubecreds" }
+  }
+}
+
+ephemeral "kubecreds_short_lived_kubeconfig" "k" {
+  lke_cluster_id = %d
+  ttl            = %q
+}
+
+resource "terraform_data" "use" {
+  provisioner "local-exec" {
+    command     = "sleep 120"
+    environment = { KC = ephemeral.kubecreds_short_lived_kubeconfig.k.kubeconfig }
+  }
+}
+`
+	var left []string
+	for _, ttl := range []string{"10m", "1h"} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "main.tf"), fmt.Appendf(nil, config, c.ID, ttl), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := len(boundSecrets(t, c, "kube-system"))
+		out, err := runKilledWhen(t, dir, nil, func() bool { return len(boundSecrets(t, c, "kube-system")) > before })
+		if err != nil {
+			t.Fatalf("ttl %s: %v\n%s", ttl, err, out)
+		}
+		if recorded := stateResources(t, dir); len(recorded) != 0 {
+			t.Fatalf("ttl %s: the killed run's state records %v", ttl, recorded)
+		}
+		now := boundSecrets(t, c, "kube-system")
+		for _, s := range now {
+			if !slices.Contains(left, s) {
+				left = append(left, s)
+			}
+		}
+	}
+	t.Cleanup(func() {
+		for _, name := range left {
+			_ = adminClient(t, c).CoreV1().Secrets("kube-system").Delete(context.Background(), name, metav1.DeleteOptions{})
+		}
+	})
+	if len(left) != 2 {
+		t.Fatalf("the killed runs left bound Secrets %v; want one each", left)
+	}
+	clk := clocktesting.NewFakeClock(time.Now().Add(11 * time.Minute))
+	resource.Test(t, resource.TestCase{
+		TerraformVersionChecks:   ephemeralVersions,
+		ProtoV6ProviderFactories: providersWithEcho(providerserver.NewProtocol6WithError(newWithClock("test", clk)())),
+		Steps: []resource.TestStep{{
+			Config: ephemeralConfig("", fmt.Sprintf("  lke_cluster_id = %d\n  ttl            = \"10m\"", c.ID)),
+			Check: func(*terraform.State) error {
+				after := boundSecrets(t, c, "kube-system")
+				if slices.Contains(after, left[0]) {
+					return fmt.Errorf("the expired Secret %s of the killed 10m run was not cleaned up", left[0])
+				}
+				if !slices.Contains(after, left[1]) {
+					return fmt.Errorf("the Secret %s of the 1h run, whose token may still be in use, was removed", left[1])
+				}
+				return nil
+			},
+		}},
+	})
+}
