@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -293,23 +294,11 @@ func benchNamespaceList() []string {
 // Case 2: deleting token secrets at scale.
 func (b *bench) deleteAtScale(ctx context.Context) error {
 	c := b.env.Clusters()[1]
-	admin := c.AdminConfig()
-	ca, err := clusterCA(admin)
+	d, err := newDeletionSetup(ctx, c)
 	if err != nil {
 		return err
 	}
-	cs, err := kubernetes.NewForConfig(unthrottled(admin))
-	if err != nil {
-		return err
-	}
-	clients, err := rotation.NewKubeClients(admin, "kubecreds-bench")
-	if err != nil {
-		return err
-	}
-	selector := fields.OneTermEqualSelector("type", tokenType).String()
-	if err := prepareBenchNamespaces(ctx, cs); err != nil {
-		return err
-	}
+	ca, cs := d.ca, d.cs
 	variants := []struct {
 		name, note string
 		baseline   bool
@@ -334,35 +323,8 @@ func (b *bench) deleteAtScale(ctx context.Context) error {
 			}
 			return nil
 		}, 0},
-		{"provider deletion step", "list (metadata only, namespaces in parallel) + one DeleteCollection per namespace answered with the deleted names: rotation.ListServiceAccountTokens + DeleteTokenSecrets", false, func() error {
-			secrets, err := rotation.ListServiceAccountTokens(ctx, clients, benchNamespaceList())
-			if err != nil {
-				return err
-			}
-			deleted, err := rotation.DeleteTokenSecrets(ctx, clients, secrets, nil, 16)
-			if err == nil && len(deleted) != len(secrets) {
-				err = fmt.Errorf("recorded %d deleted secrets of %d", len(deleted), len(secrets))
-			}
-			return err
-		}, 0},
-		{"floor: DeleteCollection", "one DeleteCollection per namespace, all namespaces at once; records no names", false, func() error {
-			var wg sync.WaitGroup
-			errs := make([]error, benchNamespaces)
-			for i, ns := range benchNamespaceList() {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					errs[i] = cs.CoreV1().Secrets(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{FieldSelector: selector})
-				}()
-			}
-			wg.Wait()
-			for _, e := range errs {
-				if e != nil {
-					return e
-				}
-			}
-			return nil
-		}, 0},
+		{"provider deletion step", "list (metadata only, namespaces in parallel) + one DeleteCollection per namespace answered with the deleted names: rotation.ListServiceAccountTokens + DeleteTokenSecrets", false, d.providerStep, 0},
+		{"floor: DeleteCollection", "one DeleteCollection per namespace, all namespaces at once; records no names", false, d.floor, 0},
 	}
 	noted := map[string]bool{}
 	for _, n := range []int{100, 1000, 5000} {
@@ -384,7 +346,7 @@ func (b *bench) deleteAtScale(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
-				left, err := cs.CoreV1().Secrets("").List(ctx, metav1.ListOptions{FieldSelector: selector + ",metadata.namespace!=kube-system"})
+				left, err := cs.CoreV1().Secrets("").List(ctx, metav1.ListOptions{FieldSelector: "type=" + tokenType + ",metadata.namespace!=kube-system"})
 				if err != nil {
 					return err
 				}
@@ -638,4 +600,59 @@ func clusterCA(cfg *rest.Config) ([]byte, error) {
 		return cfg.CAData, nil
 	}
 	return os.ReadFile(cfg.CAFile)
+}
+
+// deletionSetup is what the deletion cases share: one cluster's CA, an
+// unthrottled admin client for setting up and for the floor, and the
+// provider's clients.
+type deletionSetup struct {
+	ctx     context.Context
+	ca      []byte
+	cs      kubernetes.Interface
+	clients *rotation.KubeClients
+}
+
+func newDeletionSetup(ctx context.Context, c *lkelocal.Cluster) (*deletionSetup, error) {
+	admin := c.AdminConfig()
+	ca, err := clusterCA(admin)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(unthrottled(admin))
+	if err != nil {
+		return nil, err
+	}
+	clients, err := rotation.NewKubeClients(admin, "kubecreds-bench")
+	if err != nil {
+		return nil, err
+	}
+	return &deletionSetup{ctx: ctx, ca: ca, cs: cs, clients: clients}, prepareBenchNamespaces(ctx, cs)
+}
+
+// providerStep is the rotation's deletion step: rotation.ListServiceAccountTokens
+// then rotation.DeleteTokenSecrets.
+func (d *deletionSetup) providerStep() error {
+	secrets, err := rotation.ListServiceAccountTokens(d.ctx, d.clients, benchNamespaceList())
+	if err != nil {
+		return err
+	}
+	deleted, err := rotation.DeleteTokenSecrets(d.ctx, d.clients, secrets, nil, 16)
+	if err == nil && len(deleted) != len(secrets) {
+		err = fmt.Errorf("recorded %d deleted secrets of %d", len(deleted), len(secrets))
+	}
+	return err
+}
+
+// floor is one DeleteCollection per namespace, all at once.
+func (d *deletionSetup) floor() error {
+	selector := fields.OneTermEqualSelector("type", tokenType).String()
+	var wg sync.WaitGroup
+	errs := make([]error, benchNamespaces)
+	for i, ns := range benchNamespaceList() {
+		wg.Go(func() {
+			errs[i] = d.cs.CoreV1().Secrets(ns).DeleteCollection(d.ctx, metav1.DeleteOptions{}, metav1.ListOptions{FieldSelector: selector})
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

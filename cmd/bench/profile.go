@@ -9,14 +9,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/kubernetes"
-
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
 )
 
 // profileDeletion explains the deletion numbers: while 5 000 token secrets
@@ -30,60 +23,21 @@ func (b *bench) profileDeletion(ctx context.Context, out string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	c := b.env.Clusters()[1]
-	admin := c.AdminConfig()
-	ca, err := clusterCA(admin)
+	d, err := newDeletionSetup(ctx, b.env.Clusters()[1])
 	if err != nil {
 		return err
 	}
-	cs, err := kubernetes.NewForConfig(unthrottled(admin))
-	if err != nil {
-		return err
-	}
-	clients, err := rotation.NewKubeClients(admin, "kubecreds-bench")
-	if err != nil {
-		return err
-	}
-	if err := prepareBenchNamespaces(ctx, cs); err != nil {
-		return err
-	}
-	selector := fields.OneTermEqualSelector("type", tokenType).String()
 	variants := []struct {
 		name string
 		del  func() error
-	}{
-		{"provider", func() error {
-			secrets, err := rotation.ListServiceAccountTokens(ctx, clients, benchNamespaceList())
-			if err != nil {
-				return err
-			}
-			_, err = rotation.DeleteTokenSecrets(ctx, clients, secrets, nil, 16)
-			return err
-		}},
-		{"floor", func() error {
-			var wg sync.WaitGroup
-			errs := make([]error, benchNamespaces)
-			for i, ns := range benchNamespaceList() {
-				wg.Go(func() {
-					errs[i] = cs.CoreV1().Secrets(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{FieldSelector: selector})
-				})
-			}
-			wg.Wait()
-			for _, e := range errs {
-				if e != nil {
-					return e
-				}
-			}
-			return nil
-		}},
-	}
+	}{{"provider", d.providerStep}, {"floor", d.floor}}
 	var summary strings.Builder
 	fmt.Fprintf(&summary, "# Where deleting %d token secrets spends its time\n\nWritten by `make bench` on %s (2-core machine; kube-apiserver, etcd and "+
 		"kube-controller-manager of the local LKE share it with the client). CPU profiles taken while the deletion ran: kube-apiserver's "+
 		"`/debug/pprof/profile` and, for the provider's step, the client process. Raw profiles: `*.pb.gz` (`go tool pprof -top <file>`).\n\n",
 		n, time.Now().UTC().Format("2006-01-02"))
 	for _, v := range variants {
-		if err := makeTokenSecrets(ctx, cs, n, ca, 5*time.Minute); err != nil {
+		if err := makeTokenSecrets(ctx, d.cs, n, d.ca, 5*time.Minute); err != nil {
 			return err
 		}
 		// The API server profiles for a whole number of seconds from the
@@ -95,7 +49,7 @@ func (b *bench) profileDeletion(ctx context.Context, out string) error {
 		}
 		done := make(chan profile, 1)
 		go func() {
-			raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", fmt.Sprint(seconds)).
+			raw, err := d.cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", fmt.Sprint(seconds)).
 				Timeout((seconds + 30) * time.Second).Do(ctx).Raw()
 			done <- profile{raw, err}
 		}()

@@ -54,6 +54,7 @@ type Cluster struct {
 	mu              sync.Mutex
 	updated         time.Time
 	kubeconfig      []byte    // what GET /kubeconfig serves once ready
+	adminTokens     []string  // the tokens of every kubeconfig made
 	lastRegenAt     time.Time // GET /kubeconfig answers 503 until kubeconfigDelay after this
 	pendingRegens   int       // regenerations still replacing secrets
 	regenDoneAt     time.Time // when the last regeneration finished replacing secrets
@@ -190,7 +191,16 @@ func (c *Cluster) bootstrap(ctx context.Context) error {
 		return err
 	}
 	c.kubeconfig = kc
+	c.adminTokens = append(c.adminTokens, token)
 	return nil
+}
+
+// servedTokens are the admin tokens of every kubeconfig the cluster has
+// served (or will, once a regeneration finishes).
+func (c *Cluster) servedTokens() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.adminTokens...)
 }
 
 // replaceTokenSecret deletes the service account's legacy token secrets,
@@ -308,6 +318,9 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		if newKubeconfig != nil {
+			c.adminTokens = append(c.adminTokens, kubeconfigTokenOf(newKubeconfig))
+		}
 		c.pendingRegens--
 		c.regenDoneAt = time.Now()
 		if newKubeconfig != nil {

@@ -117,6 +117,7 @@ type controlPlane struct {
 	dir  string
 	host string // https://127.0.0.1:port
 	// Certificates of the proxy in front of the API server.
+	auditLog                      string // see Cluster.Credentials
 	proxyCert, proxyKey           string // serving, from the cluster CA
 	frontProxyCert, frontProxyKey string // client, trusted for X-Remote-* headers
 	ca                            *authority
@@ -170,6 +171,11 @@ func startControlPlane(ctx context.Context, bin, dir, etcdURL, prefix string) (_
 	if err != nil {
 		return nil, err
 	}
+	auditPolicyFile, auditLog, err := writeAuditPolicy(dir)
+	if err != nil {
+		return nil, err
+	}
+	cp.auditLog = auditLog
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -200,6 +206,9 @@ func startControlPlane(ctx context.Context, bin, dir, etcdURL, prefix string) (_
 		// Service's endpoints, and reconciling them against loopback only logs noise.
 		"--endpoint-reconciler-type=none",
 		"--cert-dir="+dir,
+		"--audit-policy-file="+auditPolicyFile,
+		"--audit-log-path="+auditLog,
+		"--audit-log-format=json",
 		"--v=1",
 	)
 	if err != nil {

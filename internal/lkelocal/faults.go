@@ -52,6 +52,7 @@ type RequestRecord struct {
 	ClusterID int    // the {id} of the path, 0 when it names none
 	Status    int    // 0 when the connection was dropped or the request hung
 	Fault     bool   // answered by an injected fault
+	UserAgent string
 }
 
 type faultTable struct {
@@ -217,4 +218,12 @@ func defaultReason(status int) string {
 	default:
 		return http.StatusText(status)
 	}
+}
+
+// KubeRequests returns the requests made to the clusters' API endpoints (the
+// proxies the served kubeconfigs name), oldest first.
+func (e *Emulator) KubeRequests() []RequestRecord {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	return append([]RequestRecord(nil), e.kubeLog...)
 }

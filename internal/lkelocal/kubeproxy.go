@@ -88,6 +88,14 @@ func startKubeProxy(clusterID int, emulator *Emulator, upstream string, serving 
 
 func (p *kubeProxy) close() { _ = p.server.Close() }
 
+// kubeLog keeps the requests that went through the proxy, separately from
+// the Linode API's (see Emulator.KubeRequests).
+func (p *kubeProxy) kubeLog(entry RequestRecord) {
+	p.emulator.logMu.Lock()
+	defer p.emulator.logMu.Unlock()
+	p.emulator.kubeLog = append(p.emulator.kubeLog, entry)
+}
+
 func (p *kubeProxy) serve(w http.ResponseWriter, r *http.Request) {
 	for name := range r.Header {
 		if strings.HasPrefix(strings.ToLower(name), "x-remote-") {
@@ -95,18 +103,19 @@ func (p *kubeProxy) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	endpoint := kubeEndpoint(r.Method, r.URL.Path)
+	rec := &statusRecorder{ResponseWriter: w}
+	entry := RequestRecord{At: time.Now(), Method: r.Method, Path: r.URL.Path, Endpoint: endpoint, ClusterID: p.clusterID, UserAgent: r.UserAgent()}
+	defer func() {
+		entry.Status = rec.status
+		p.kubeLog(entry)
+	}()
+	w = rec
 	if endpoint != "" {
 		if f, ok := p.emulator.faults.pop(clusterFaultKey(p.clusterID, endpoint)); ok {
-			rec := &statusRecorder{ResponseWriter: w}
-			entry := RequestRecord{At: time.Now(), Method: r.Method, Path: r.URL.Path, Endpoint: endpoint, ClusterID: p.clusterID, Fault: true}
-			defer func() {
-				entry.Status = rec.status
-				p.emulator.record(entry)
-			}()
+			entry.Fault = true
 			if applyFault(rec, r, f, p.emulator.closing, writeKubeStatus) {
 				return
 			}
-			w = rec
 		}
 	}
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {

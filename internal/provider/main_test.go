@@ -33,9 +33,13 @@ func runTests(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
 		return 1
 	}
+	var err error
+	if leaks, err = startLeakCapture(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		return 1
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var err error
 	testEnv, err = lkelocal.Start(ctx, lkelocal.Options{Clusters: 4, RecycleDelay: time.Second})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: cannot start the local LKE the acceptance tests need: %v\n", err)
@@ -47,6 +51,9 @@ func runTests(m *testing.M) int {
 		os.Setenv(k, v)
 	}
 	code := m.Run()
+	if scan := finishLeakScan(leaks, testEnv); scan != 0 {
+		code = scan
+	}
 	if code != 0 {
 		fmt.Fprint(os.Stderr, testEnv.LogTail())
 	}

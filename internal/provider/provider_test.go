@@ -44,7 +44,7 @@ func TestAccProvider_attributesOverrideEnvironment(t *testing.T) {
 			Config: tokensConfig(fmt.Sprintf(`provider "kubecreds" {
   linode_token       = %q
   linode_api_version = "v4beta"
-}`, testEnv.Emulator.Token), clusterID()),
+}`, testEnv.Emulator.ConfigToken), clusterID()),
 			Check: resource.TestCheckResourceAttr("data.kubecreds_lke_service_account_tokens.t", "tokens.#", "4"),
 		}},
 	})
@@ -80,7 +80,7 @@ data "kubecreds_lke_service_account_tokens" "t" {
   cluster_id = %d
   depends_on = [terraform_data.token]
 }
-`, testEnv.Emulator.Token, clusterID()),
+`, testEnv.Emulator.ConfigToken, clusterID()),
 			Check: resource.TestCheckResourceAttr("data.kubecreds_lke_service_account_tokens.t", "tokens.#", "4"),
 		}},
 	})

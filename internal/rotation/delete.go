@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // LKE's control-plane components authenticate with these service accounts'
@@ -119,50 +121,27 @@ func DeleteTokenSecrets(ctx context.Context, k *KubeClients, toDelete, spare []T
 	for _, s := range spare {
 		spared[s.Namespace] = append(spared[s.Namespace], s.Name)
 	}
-	var (
-		mu       sync.Mutex
-		deleted  []string
-		firstErr error
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, concurrency)
-	)
-	for _, ns := range namespaces {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			names, err := k.deleteCollection(ctx, ns, spared[ns])
-			switch {
-			case k.REST == nil || isCollectionUnsupported(err):
-				names, err = deleteEachParallel(ctx, k, byNamespace[ns], concurrency)
-			case err == nil:
-				// Every listed secret matched the selector, so those the
-				// answer does not name were gone already (or deleted by an
-				// attempt whose answer was lost): gone either way.
-				named := map[string]bool{}
-				for _, n := range names {
-					named[n] = true
-				}
-				for _, s := range byNamespace[ns] {
-					if !named[s.ID()] {
-						names = append(names, s.ID())
-					}
+	return inParallel(ctx, namespaces, concurrency, func(ns string) ([]string, error) {
+		names, err := k.deleteCollection(ctx, ns, spared[ns])
+		switch {
+		case k.REST == nil || isCollectionUnsupported(err):
+			return deleteEachParallel(ctx, k, byNamespace[ns], concurrency)
+		case err == nil:
+			// Every listed secret matched the selector, so those the answer
+			// does not name were gone already (or deleted by an attempt
+			// whose answer was lost): gone either way.
+			named := map[string]bool{}
+			for _, n := range names {
+				named[n] = true
+			}
+			for _, s := range byNamespace[ns] {
+				if !named[s.ID()] {
+					names = append(names, s.ID())
 				}
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			deleted = append(deleted, names...)
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr == nil {
-		firstErr = ctx.Err()
-	}
-	return deleted, firstErr
+		}
+		return names, err
+	})
 }
 
 // deleteCollection deletes the token secrets of one namespace except the
@@ -214,42 +193,50 @@ func deleteEach(ctx context.Context, k *KubeClients, secrets []TokenSecret) ([]s
 // parallelism, each guarded by its UID so that a secret recreated under the
 // same name meanwhile survives.
 func deleteEachParallel(ctx context.Context, k *KubeClients, secrets []TokenSecret, concurrency int) ([]string, error) {
+	return inParallel(ctx, secrets, concurrency, func(s TokenSecret) ([]string, error) {
+		uid := types.UID(s.UID)
+		err := k.Retry.Do(ctx, func() error {
+			return k.Meta.Resource(secretsResource).Namespace(s.Namespace).Delete(ctx, s.Name,
+				metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		})
+		switch {
+		case err == nil, apierrors.IsNotFound(err):
+			// Gone either way; NotFound means someone (or an earlier run) was first.
+			return []string{s.ID()}, nil
+		case apierrors.IsConflict(err):
+			// Recreated under the same name since we listed it: not ours to delete.
+			return nil, nil
+		default:
+			return nil, fmt.Errorf("delete secret %s: %w", s.ID(), err)
+		}
+	})
+}
+
+// inParallel calls fn for each item, at most n at a time, and gathers what
+// the calls return; it starts no more calls once ctx ends or a call fails,
+// and returns the first error (or ctx's).
+func inParallel[T any](ctx context.Context, items []T, n int, fn func(T) ([]string, error)) ([]string, error) {
 	var (
-		mu       sync.Mutex
-		deleted  []string
-		firstErr error
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, concurrency)
+		mu  sync.Mutex
+		out []string
 	)
-	for _, s := range secrets {
-		if ctx.Err() != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(n)
+	for _, item := range items {
+		if gctx.Err() != nil {
 			break
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			uid := types.UID(s.UID)
-			err := k.Retry.Do(ctx, func() error {
-				return k.Meta.Resource(secretsResource).Namespace(s.Namespace).Delete(ctx, s.Name,
-					metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-			})
+		g.Go(func() error {
+			got, err := fn(item)
 			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil, apierrors.IsNotFound(err):
-				// Gone either way; NotFound means someone (or an earlier run) was first.
-				deleted = append(deleted, s.ID())
-			case apierrors.IsConflict(err):
-				// Recreated under the same name since we listed it: not ours to delete.
-			case firstErr == nil:
-				firstErr = fmt.Errorf("delete secret %s: %w", s.ID(), err)
-			}
-		}()
+			out = append(out, got...)
+			mu.Unlock()
+			return err
+		})
 	}
-	wg.Wait()
-	if firstErr == nil {
-		firstErr = ctx.Err()
+	err := g.Wait()
+	if err == nil {
+		err = ctx.Err()
 	}
-	return deleted, firstErr
+	return out, err
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/linode/linodego"
@@ -63,6 +64,13 @@ func IsTransient(err error) bool {
 	if errors.As(err, &lerr) {
 		// linodego gives errors that got no answer codes below 100.
 		return lerr.Code < 100 || transientStatus(lerr.Code)
+	}
+	// A request's own timeout (request_timeout) ran out, possibly while
+	// client-go waited out a Retry-After ("rate: Wait(n=1) would exceed
+	// context deadline"). Whether the caller's context has ended is for Do
+	// to check.
+	if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "would exceed context deadline") {
+		return true
 	}
 	var netErr net.Error
 	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||

@@ -1,7 +1,9 @@
 package rotation
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -36,6 +38,8 @@ func TestIsTransientTellsPassingFailuresFromAnswers(t *testing.T) {
 		{"linode 404", &linodego.Error{Code: 404}, false},
 		{"linode no answer", &linodego.Error{Code: linodego.ErrorFromError, Message: "EOF"}, true},
 		{"marked", Retryable(apierrors.NewUnauthorized("not yet")), true},
+		{"request timeout while waiting out Retry-After", errors.New("client rate limiter Wait returned an error: rate: Wait(n=1) would exceed context deadline"), true},
+		{"request timeout", fmt.Errorf("get: %w", context.DeadlineExceeded), true},
 		{"plain", errors.New("invalid kubeconfig"), false},
 	}
 	for _, c := range cases {
