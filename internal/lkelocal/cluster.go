@@ -294,12 +294,14 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 	go func() {
 		defer c.bg.Done()
 		var newKubeconfig []byte
+		var newToken string
 		err := func() error {
 			if kubeconfig {
 				token, err := c.replaceTokenSecret(c.ctx, AdminServiceAccount)
 				if err != nil {
 					return err
 				}
+				newToken = token
 				if newKubeconfig, err = lkeKubeconfig(c.ID, c.proxy.url, c.cp.ca.certPEM(), token); err != nil {
 					return err
 				}
@@ -319,7 +321,7 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if newKubeconfig != nil {
-			c.adminTokens = append(c.adminTokens, kubeconfigTokenOf(newKubeconfig))
+			c.adminTokens = append(c.adminTokens, newToken)
 		}
 		c.pendingRegens--
 		c.regenDoneAt = time.Now()

@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // auditPolicy makes kube-apiserver write, in its audit log, every credential
@@ -81,8 +79,9 @@ func (c *Cluster) Credentials() ([]string, error) {
 	if err := scanner.Err(); err != nil {
 		return nil, err
 	}
-	// Tokens LKE put in the kubeconfigs it served are among them; the
-	// emulator's record adds nothing, but costs nothing to include.
+	// The admin tokens of the served kubeconfigs are among them already
+	// (they are token secrets too); the cluster's own record is added in
+	// case the audit log missed a write.
 	for _, kc := range c.servedTokens() {
 		seen[kc] = true
 	}
@@ -92,15 +91,4 @@ func (c *Cluster) Credentials() ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-func kubeconfigTokenOf(kc []byte) string {
-	cfg, err := clientcmd.Load(kc)
-	if err != nil || cfg.Contexts[cfg.CurrentContext] == nil {
-		return ""
-	}
-	if u := cfg.AuthInfos[cfg.Contexts[cfg.CurrentContext].AuthInfo]; u != nil {
-		return u.Token
-	}
-	return ""
 }
