@@ -39,11 +39,18 @@ type lkeServiceAccountTokensModel struct {
 }
 
 type tokenSecretModel struct {
-	Namespace      types.String `tfsdk:"namespace"`
-	Name           types.String `tfsdk:"name"`
-	ServiceAccount types.String `tfsdk:"service_account"`
-	CreatedAt      types.String `tfsdk:"created_at"`
-	Age            types.String `tfsdk:"age"`
+	Namespace      types.String  `tfsdk:"namespace"`
+	Name           types.String  `tfsdk:"name"`
+	ServiceAccount types.String  `tfsdk:"service_account"`
+	CreatedAt      types.String  `tfsdk:"created_at"`
+	Age            types.String  `tfsdk:"age"`
+	UsedBy         []podUseModel `tfsdk:"used_by"`
+}
+
+type podUseModel struct {
+	Pod   types.String `tfsdk:"pod"`
+	Owner types.String `tfsdk:"owner"`
+	Via   types.String `tfsdk:"via"`
 }
 
 // defaultNamespaces is where the runbook looks when no namespaces are given.
@@ -56,7 +63,8 @@ func (d *lkeServiceAccountTokensDataSource) Metadata(_ context.Context, req data
 func (d *lkeServiceAccountTokensDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		Description: "Lists the `kubernetes.io/service-account-token` secrets of an LKE cluster: the first step of the rotation runbook, " +
-			"as an audit and a preview of what `kubecreds_lke_secret_rotation` would delete. Only metadata is read; token values never reach Terraform.",
+			"as an audit and a preview of what `kubecreds_lke_secret_rotation` would delete, with the pods that use each one. Secrets are read as " +
+			"metadata only, so token values never reach Terraform; pods are listed once per namespace.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Description: "The cluster id.",
@@ -85,6 +93,17 @@ func (d *lkeServiceAccountTokensDataSource) Schema(_ context.Context, _ datasour
 					"service_account": schema.StringAttribute{Computed: true, Description: "Service account the token belongs to (the `kubernetes.io/service-account.name` annotation)."},
 					"created_at":      schema.StringAttribute{Computed: true, Description: "When the secret was created, RFC 3339."},
 					"age":             schema.StringAttribute{Computed: true, Description: "Age of the secret at read time, as a Go duration string such as `2160h5m0s`."},
+					"used_by": schema.ListNestedAttribute{
+						Computed: true,
+						Description: "The pods (in the secret's namespace) that use this secret, sorted by pod name. A rotation deletes the secret, " +
+							"and since Kubernetes 1.24 nothing recreates it, so these pods cannot start again afterwards until it is recreated " +
+							"or they move to projected service-account tokens.",
+						NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+							"pod":   schema.StringAttribute{Computed: true, Description: "Name of the pod."},
+							"owner": schema.StringAttribute{Computed: true, Description: "The pod's controller as `Kind/name` (e.g. `ReplicaSet/web-5d4f8`), or empty."},
+							"via":   schema.StringAttribute{Computed: true, Description: "How the pod uses it: `volume`, `projected volume` or `env` (`secretKeyRef` or `envFrom`)."},
+						}},
+					},
 				}},
 			},
 		},
@@ -134,7 +153,21 @@ func (d *lkeServiceAccountTokensDataSource) Read(ctx context.Context, req dataso
 		resp.Diagnostics.AddError(fmt.Sprintf("Cannot list token secrets of LKE cluster %d", clusterID), err.Error())
 		return
 	}
-	now := time.Now()
+	names := map[string]bool{}
+	for _, s := range secrets {
+		names[s.ID()] = true
+	}
+	mounts, err := rotation.PodsMounting(ctx, clients, namespaces, names)
+	if err != nil {
+		resp.Diagnostics.AddError(fmt.Sprintf("Cannot list the pods of LKE cluster %d", clusterID), err.Error())
+		return
+	}
+	usedBy := map[string][]podUseModel{}
+	for _, u := range mounts {
+		id := u.Namespace + "/" + u.Secret
+		usedBy[id] = append(usedBy[id], podUseModel{Pod: types.StringValue(u.Pod), Owner: types.StringValue(u.Owner), Via: types.StringValue(u.Via)})
+	}
+	now := d.data.clock.Now()
 	m.ID = types.StringValue(strconv.Itoa(clusterID))
 	m.Tokens = make([]tokenSecretModel, 0, len(secrets))
 	for _, s := range secrets {
@@ -144,8 +177,16 @@ func (d *lkeServiceAccountTokensDataSource) Read(ctx context.Context, req dataso
 			ServiceAccount: types.StringValue(s.ServiceAccount),
 			CreatedAt:      types.StringValue(s.Created.UTC().Format(time.RFC3339)),
 			Age:            types.StringValue(now.Sub(s.Created).Round(time.Second).String()),
+			UsedBy:         nonNilUses(usedBy[s.ID()]),
 		})
 	}
-	tflog.Info(ctx, "listed service-account-token secrets", map[string]any{"cluster_id": clusterID, "count": len(secrets), "namespaces": namespaces})
+	tflog.Info(ctx, "listed service-account-token secrets", map[string]any{"cluster_id": clusterID, "count": len(secrets), "namespaces": namespaces, "pod_uses": len(mounts)})
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+func nonNilUses(u []podUseModel) []podUseModel {
+	if u == nil {
+		return []podUseModel{}
+	}
+	return u
 }

@@ -244,8 +244,15 @@ func (r *shortLivedKubeconfig) Configure(_ context.Context, req ephemeral.Config
 // one run of the provider, and the private data handed back to Terraform
 // then holds no credential.
 type closeHandle struct {
-	issuer *kubeconfig.Issuer
-	bound  kubeconfig.BoundSecret
+	issuer  *kubeconfig.Issuer
+	bound   kubeconfig.BoundSecret
+	expires time.Time
+	// lkeClusterID is the LKE cluster the token was issued on (0 for other
+	// sources): when a rotation in the same run has revoked the credential
+	// captured at Open, Close reaches the cluster again through the
+	// kubeconfig the Linode API serves now.
+	lkeClusterID int
+	data         *providerData
 }
 
 var openHandles sync.Map // handle id → *closeHandle
@@ -315,7 +322,10 @@ func (r *shortLivedKubeconfig) Open(ctx context.Context, req ephemeral.OpenReque
 		priv := privateData{Secret: tok.Bound.Namespace + "/" + tok.Bound.Name}
 		if m.RevokeOnClose.IsNull() || m.RevokeOnClose.ValueBool() {
 			priv.Handle = newHandle()
-			openHandles.Store(priv.Handle, &closeHandle{issuer: issuer, bound: tok.Bound})
+			openHandles.Store(priv.Handle, &closeHandle{
+				issuer: issuer, bound: tok.Bound, expires: tok.ExpiresAt,
+				lkeClusterID: int(m.LKEClusterID.ValueInt64()), data: r.data,
+			})
 		}
 		b, _ := json.Marshal(priv)
 		resp.Diagnostics.Append(resp.Private.SetKey(ctx, "open", b)...)
@@ -352,12 +362,44 @@ func (r *shortLivedKubeconfig) Close(ctx context.Context, req ephemeral.CloseReq
 		return
 	}
 	h := v.(*closeHandle)
-	if err := h.issuer.Revoke(ctx, h.bound); err != nil {
+	err := h.issuer.Revoke(ctx, h.bound)
+	if apierrors.IsUnauthorized(err) {
+		// The credential captured at Open is rejected now: a rotation in this
+		// run (kubecreds_lke_secret_rotation revokes short-lived tokens too)
+		// or someone else replaced it.
+		if h.lkeClusterID == 0 {
+			resp.Diagnostics.AddWarning("Short-lived token not revoked on close",
+				fmt.Sprintf("The credentials this kubeconfig was issued with are now rejected (401), so Close cannot delete the Secret %s that the token "+
+					"is bound to. If a rotation in this run replaced them, it may have revoked the token already. If the Secret still exists, delete it "+
+					"to revoke the token now; otherwise the token stays valid until %s.", priv.Secret, h.expires.UTC().Format(time.RFC3339)))
+			return
+		}
+		tflog.Info(ctx, "the credential captured at open is rejected; revoking with the kubeconfig the Linode API serves now",
+			map[string]any{"lke_cluster_id": h.lkeClusterID, "bound_secret": priv.Secret})
+		err = h.revokeThroughLinode(ctx)
+	}
+	if err != nil {
 		resp.Diagnostics.AddError("Cannot revoke the short-lived token",
-			fmt.Sprintf("%v. The token stays valid until it expires; delete the Secret %s to revoke it.", err, priv.Secret))
+			fmt.Sprintf("%v. The token stays valid until %s; delete the Secret %s to revoke it now.", err, h.expires.UTC().Format(time.RFC3339), priv.Secret))
 		return
 	}
 	tflog.Info(ctx, "revoked the short-lived token", map[string]any{"bound_secret": priv.Secret})
+}
+
+// revokeThroughLinode deletes the bound Secret with the kubeconfig the
+// Linode API serves now. A Secret already gone (a rotation revoked it) is
+// revoked all the same.
+func (h *closeHandle) revokeThroughLinode(ctx context.Context) error {
+	cfg, diags := h.data.lkeRESTConfig(ctx, h.lkeClusterID, openTimeout/2)
+	if diags.HasError() {
+		return fmt.Errorf("the credentials captured at open are rejected, and the current kubeconfig of LKE cluster %d cannot be had: %s", h.lkeClusterID, diags[0].Detail())
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	issuer := &kubeconfig.Issuer{Client: client, Clock: h.issuer.Clock}
+	return issuer.Revoke(ctx, h.bound)
 }
 
 // clusterConfig resolves where the cluster is: lke_cluster_id,

@@ -226,7 +226,7 @@ func TestExamples_rotationAppliesAsWritten(t *testing.T) {
 	// Each step is logged, with counts and durations.
 	trace, _ := os.ReadFile(logPath)
 	for _, step := range []string{"rotation step: list service-account-token secrets", "rotation step: delete service-account-token secrets",
-		"rotation step: regenerate kubeconfig and service token", "rotation step: verify the old token is rejected"} {
+		"rotation step: regenerate kubeconfig and service token", "rotation step: verify the old credentials are rejected"} {
 		if !bytes.Contains(trace, []byte(step)) {
 			t.Errorf("the TRACE log has no %q line", step)
 		}

@@ -37,6 +37,8 @@ var killPoints = []string{
 	rotation.StepRegenerate,
 	rotation.StepWaitKubeconfig,
 	rotation.StepDeleteOldSecret,
+	rotation.StepIssueCanary,
+	rotation.StepRevokeShortLived,
 	rotation.StepVerifyNew,
 	rotation.StepVerifyOldRejected,
 	rotation.StepRestartWorkloads,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
@@ -68,6 +69,7 @@ type lkeSecretRotationModel struct {
 	RotatedAt              timetypes.RFC3339      `tfsdk:"rotated_at"`
 	NextRotationAt         timetypes.RFC3339      `tfsdk:"next_rotation_at"`
 	DeletedSecrets         types.List             `tfsdk:"deleted_secrets"`
+	RevokedShortLived      types.List             `tfsdk:"revoked_short_lived_kubeconfigs"`
 	KubeconfigSHA256       types.String           `tfsdk:"kubeconfig_sha256"`
 	NodesVerified          types.Int64            `tfsdk:"nodes_verified"`
 }
@@ -149,8 +151,8 @@ func (r *lkeSecretRotationResource) Schema(ctx context.Context, _ resource.Schem
 				Default:     booldefault.StaticBool(false),
 			},
 			"verify": schema.BoolAttribute{
-				Description: "Wait for the new kubeconfig, list nodes with it, and confirm that the previous admin token is rejected " +
-					"(the API server caches authentication for about 10 seconds, so this adds 10–15 seconds). Defaults to true.",
+				Description: "Wait for the new kubeconfig, list nodes with it, and confirm that the previous admin token and a short-lived token " +
+					"issued before the revocation are rejected (the API server caches authentication for about 10 seconds, so this adds 10–15 seconds). Defaults to true.",
 				Optional: true,
 				Computed: true,
 				Default:  booldefault.StaticBool(true),
@@ -172,6 +174,15 @@ func (r *lkeSecretRotationResource) Schema(ctx context.Context, _ resource.Schem
 				Computed:      true,
 				PlanModifiers: []planmodifier.List{listplanmodifier.UseStateForUnknown()},
 			},
+			"revoked_short_lived_kubeconfigs": schema.ListAttribute{
+				Description: "The Secrets that `kubecreds_short_lived_kubeconfig` tokens were bound to, deleted by the rotation in every namespace, " +
+					"as `namespace/name`, sorted. Deleting such a Secret revokes its token: the rotation revokes every short-lived kubeconfig " +
+					"kubecreds issued in `service_account` mode, including those opened with `revoke_on_close = false` and those of killed runs. " +
+					"With `verify = true` it proves this with a short-lived token of its own, issued before and rejected after.",
+				ElementType:   types.StringType,
+				Computed:      true,
+				PlanModifiers: []planmodifier.List{listplanmodifier.UseStateForUnknown()},
+			},
 			"kubeconfig_sha256": schema.StringAttribute{
 				Description:   "SHA-256 (hex) of the kubeconfig the Linode API served after the rotation. The kubeconfig itself never enters the state.",
 				Computed:      true,
@@ -186,7 +197,10 @@ func (r *lkeSecretRotationResource) Schema(ctx context.Context, _ resource.Schem
 		Blocks: map[string]schema.Block{
 			"restart_workloads": schema.SingleNestedBlock{
 				Description: "After the new credentials are in place, do what `kubectl rollout restart` does (set the " +
-					"`kubectl.kubernetes.io/restartedAt` annotation of the pod template) for these workloads, so that their pods start with new tokens.",
+					"`kubectl.kubernetes.io/restartedAt` annotation of the pod template) for these workloads, so that their pods are recreated " +
+					"and mount fresh projected service-account tokens. Paused deployments are skipped with a warning, as kubectl skips them. " +
+					"A restart does not help a pod that mounts a deleted legacy token secret: nothing recreates that secret, so the new pod " +
+					"cannot start until the secret is recreated or the pod moves to projected tokens (the rotation warns about such pods).",
 				Attributes: map[string]schema.Attribute{
 					"namespaces": schema.SetAttribute{
 						Description: "Namespaces whose workloads are restarted. Required in the block.",
@@ -359,11 +373,7 @@ func (r *lkeSecretRotationResource) Create(ctx context.Context, req resource.Cre
 		resp.Diagnostics.AddError(fmt.Sprintf("Rotation of LKE cluster %d failed", opts.ClusterID), describeRotationError(err, opts.ClusterID, timeout))
 		return
 	}
-	if result.Resumed {
-		resp.Diagnostics.AddWarning("Rotation resumed",
-			"The kubeconfig the Linode API served was already rejected (its secret had been deleted), so this apply went straight to regenerating. "+
-				"This apply regenerated the credentials and verified them; deleted_secrets lists only what this apply deleted.")
-	}
+	addRotationWarnings(&resp.Diagnostics, opts, result)
 	plan.ID = types.StringValue(strconv.Itoa(opts.ClusterID))
 	plan.RotatedAt = timetypes.NewRFC3339TimeValue(result.RotatedAt)
 	plan.NextRotationAt = timetypes.NewRFC3339Null()
@@ -373,6 +383,9 @@ func (r *lkeSecretRotationResource) Create(ctx context.Context, req resource.Cre
 	deleted, diags := types.ListValueFrom(ctx, types.StringType, nonNil(result.DeletedSecrets))
 	resp.Diagnostics.Append(diags...)
 	plan.DeletedSecrets = deleted
+	revoked, diags := types.ListValueFrom(ctx, types.StringType, nonNil(result.RevokedShortLived))
+	resp.Diagnostics.Append(diags...)
+	plan.RevokedShortLived = revoked
 	plan.KubeconfigSHA256 = types.StringValue(result.KubeconfigSHA256)
 	plan.NodesVerified = types.Int64Value(int64(result.NodesVerified))
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
@@ -447,6 +460,7 @@ func (r *lkeSecretRotationResource) ImportState(ctx context.Context, req resourc
 		RotatedAt:              timetypes.NewRFC3339Null(),
 		NextRotationAt:         timetypes.NewRFC3339Null(),
 		DeletedSecrets:         types.ListValueMust(types.StringType, []attr.Value{}),
+		RevokedShortLived:      types.ListValueMust(types.StringType, []attr.Value{}),
 		KubeconfigSHA256:       types.StringValue(""),
 		NodesVerified:          types.Int64Value(0),
 	}
@@ -484,6 +498,52 @@ func describeRotationError(err error, clusterID int, timeout time.Duration) stri
 		msg += fmt.Sprintf("\n\nThe create timeout (%s) ran out; raise it with timeouts { create = \"...\" } if the cluster is slow.", timeout)
 	}
 	return msg
+}
+
+// addRotationWarnings tells the user what a successful rotation could not
+// settle by itself: what a resumed run found and did, the pods that used a
+// deleted token secret, and the paused deployments left alone.
+func addRotationWarnings(diags *diag.Diagnostics, opts rotation.Options, result *rotation.Result) {
+	if result.Resumed {
+		verified := " It verified the new kubeconfig."
+		if !opts.Verify {
+			verified = " (verify = false: nothing was verified.)"
+		}
+		diags.AddWarning("Rotation resumed",
+			fmt.Sprintf("The kubeconfig the Linode API served was already rejected: an earlier run (or someone by hand) had deleted its token secret "+
+				"and stopped before finishing. This apply regenerated the credentials, then listed the token secrets of every configured namespace (%s) "+
+				"with the new kubeconfig and deleted the %d the earlier run had left (those already gone need nothing), and revoked %d short-lived kubeconfigs.%s "+
+				"deleted_secrets lists only what this apply deleted.",
+				strings.Join(opts.Namespaces, ", "), result.ResumedLeftover, len(result.RevokedShortLived), verified))
+	}
+	if len(result.PodsUsingDeleted) > 0 {
+		var b strings.Builder
+		for _, m := range result.PodsUsingDeleted {
+			owner := "no owner"
+			if m.Owner != "" {
+				owner = "owned by " + m.Owner
+			}
+			fmt.Fprintf(&b, "\n  - pod %s/%s (%s) used secret %s as %s", m.Namespace, m.Pod, owner, m.Secret, m.Via)
+		}
+		diags.AddWarning("Pods used the deleted token secrets",
+			fmt.Sprintf("%d pod(s) used a service-account-token secret this rotation deleted:%s\n\n"+
+				"They keep running with the old token until it is rejected, and since Kubernetes 1.24 nothing recreates a deleted legacy token secret, "+
+				"so once restarted, evicted or rescheduled they cannot start. Either recreate each secret (a Secret of type kubernetes.io/service-account-token "+
+				"with the annotation kubernetes.io/service-account.name; the token controller fills in a new token) and restart the pods, or better, "+
+				"move them to projected service-account tokens (the default since Kubernetes 1.22), which rotate by themselves.",
+				len(result.PodsUsingDeleted), b.String()))
+	}
+	if result.PodScanError != "" {
+		diags.AddWarning("Could not check which pods used the deleted token secrets",
+			"The rotation finished, but listing pods failed: "+result.PodScanError+". Pods that mount a deleted legacy token secret cannot start again "+
+				"until it is recreated; check with kubectl get pods -o yaml.")
+	}
+	if len(result.SkippedPaused) > 0 {
+		diags.AddAttributeWarning(path.Root("restart_workloads"), "Paused deployments were not restarted",
+			fmt.Sprintf("These deployments are paused, and kubectl rollout restart refuses paused deployments, so they were skipped: %s. "+
+				"Run kubectl rollout resume on them (they then roll out any pending change) and restart them, or restart them after you resume them.",
+				strings.Join(result.SkippedPaused, ", ")))
+	}
 }
 
 func nonNil(s []string) []string {

@@ -605,15 +605,21 @@ provider "kubecreds" {
 // When the served kubeconfig's secret is gone already (deleted by hand),
 // the rotation cannot list or delete anything with it: it regenerates,
 // verifies, and warns that it resumed.
+// TestAccRotation_resumesWhenTheServedKubeconfigIsAlreadyRejected: an
+// earlier run (or a person) deleted the served kubeconfig's secret and
+// stopped; the secrets of a second namespace are still there. The resumed
+// rotation regenerates, then finishes the job in every namespace.
 func TestAccRotation_resumesWhenTheServedKubeconfigIsAlreadyRejected(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
 	var oldKC []byte
+	var left string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testProviders,
 		Steps: []resource.TestStep{{
 			PreConfig: func() {
 				oldKC = servedKubeconfig(t, c)
+				left = createTokenSecret(t, c, "ci", "deployer")
 				for name, sa := range tokenSecrets(t, c, "kube-system") {
 					if sa == "lke-admin" {
 						ns, n, _ := strings.Cut(name, "/")
@@ -626,13 +632,70 @@ func TestAccRotation_resumesWhenTheServedKubeconfigIsAlreadyRejected(t *testing.
 					t.Fatalf("old token still accepted 20s after its secret was deleted")
 				}
 			},
-			Config: rotationConfig(c.ID, ""),
+			Config: rotationConfig(c.ID, `  namespaces = ["kube-system", "ci"]`),
 			Check: resource.ComposeAggregateTestCheckFunc(
 				servedKubeconfigMatches(t, c),
 				resource.TestCheckResourceAttrSet(rotationAddr, "rotated_at"),
+				check(func(a map[string]string) error {
+					if !slices.Contains(listAttr(a, "deleted_secrets"), left) {
+						return fmt.Errorf("deleted_secrets %v does not name %s, left by the interrupted run", listAttr(a, "deleted_secrets"), left)
+					}
+					if remaining := tokenSecrets(t, c, "ci"); len(remaining) != 0 {
+						return fmt.Errorf("the resumed rotation left token secrets in ci: %v", sortedKeys(remaining))
+					}
+					return nil
+				}),
 			),
 		}},
 	})
+}
+
+// TestAccRotation_resumeWarningSaysWhatWasFoundAndDone runs the resumed
+// rotation through the built provider, where terraform prints the warning.
+func TestAccRotation_resumeWarningSaysWhatWasFoundAndDone(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	oldKC := servedKubeconfig(t, c)
+	createTokenSecret(t, c, "ci", "deployer")
+	createTokenSecret(t, c, "ci", "reporter")
+	for name, sa := range tokenSecrets(t, c, "kube-system") {
+		if sa == "lke-admin" {
+			ns, n, _ := strings.Cut(name, "/")
+			if err := adminClient(t, c).CoreV1().Secrets(ns).Delete(t.Context(), n, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := waitRejected(t, oldKC, 20*time.Second); err != nil {
+		t.Fatalf("old token still accepted 20s after its secret was deleted")
+	}
+	dir := t.TempDir()
+	writeConfig(t, dir, fmt.Sprintf(`
+terraform {
+  required_providers {
+    kubecreds = { source = "kubecreds/kubecreds" }
+  }
+}
+%s`, rotationConfig(c.ID, `  namespaces = ["kube-system", "ci"]`)))
+	out, err := terraformCmd(t, dir, nil, "apply", "-auto-approve", "-input=false", "-no-color")
+	if err != nil {
+		t.Fatalf("the resumed rotation failed: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Rotation resumed", "already rejected", "(ci, kube-system)"} {
+		if !wrapped(want).MatchString(out) {
+			t.Errorf("the warning does not say %q:\n%s", want, out)
+		}
+	}
+	// Other tests may have left token secrets in this cluster's kube-system: at least ci's two.
+	m := regexp.MustCompile(`deleted\s+the\s+(\d+)\s+the\s+earlier\s+run\s+had\s+left`).FindStringSubmatch(out)
+	if m == nil {
+		t.Errorf("the warning does not say how many secrets it deleted:\n%s", out)
+	} else if n, _ := strconv.Atoi(m[1]); n < 2 {
+		t.Errorf("the warning does not say it deleted the (at least 2) secrets left in ci:\n%s", out)
+	}
+	if remaining := tokenSecrets(t, c, "ci"); len(remaining) != 0 {
+		t.Errorf("the resumed rotation left token secrets in ci: %v", sortedKeys(remaining))
+	}
 }
 
 func TestAccRotation_linodeErrorsAreExplained(t *testing.T) {

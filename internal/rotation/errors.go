@@ -15,9 +15,12 @@ const (
 	StepDeleteSecrets     = "delete service-account-token secrets"
 	StepRegenerate        = "regenerate kubeconfig and service token"
 	StepWaitKubeconfig    = "wait for the new kubeconfig"
+	StepFinishDeletion    = "delete the token secrets the interrupted run left"
 	StepDeleteOldSecret   = "delete the old kubeconfig's token secret"
+	StepIssueCanary       = "issue a short-lived canary token"
+	StepRevokeShortLived  = "revoke short-lived kubeconfigs"
 	StepVerifyNew         = "verify the new kubeconfig"
-	StepVerifyOldRejected = "verify the old token is rejected"
+	StepVerifyOldRejected = "verify the old credentials are rejected"
 	StepRestartWorkloads  = "restart workloads"
 	StepRecycleNodes      = "recycle nodes"
 )

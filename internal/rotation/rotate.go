@@ -9,6 +9,8 @@ import (
 
 	"github.com/linode/linodego"
 	"k8s.io/utils/clock"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
 )
 
 // Options choose what one rotation does.
@@ -24,7 +26,8 @@ type Options struct {
 	// RecycleNodes recycles every node and waits for Ready replacements.
 	RecycleNodes bool
 	// Verify lists nodes with the new kubeconfig and waits until the old
-	// admin token is rejected.
+	// admin token, and a short-lived token issued before the revocation,
+	// are rejected.
 	Verify bool
 
 	// Tunables; zero values take the defaults.
@@ -51,9 +54,22 @@ type Result struct {
 	NodesVerified    int
 	// Resumed is true when the current kubeconfig was already dead: an
 	// earlier run deleted the secrets and stopped before finishing.
-	Resumed           bool
+	Resumed bool
+	// ResumedLeftover is how many token secrets a resumed rotation found
+	// left by the interrupted run, and deleted.
+	ResumedLeftover int
+	// RevokedShortLived are the Secrets of kubecreds short-lived tokens
+	// deleted (namespace/name), which revokes those tokens.
+	RevokedShortLived []string
+	// PodsUsingDeleted are the pods that used a deleted token secret.
+	PodsUsingDeleted []PodMount
+	// PodScanError says why the pods could not be checked ("" when they were).
+	PodScanError      string
 	RestartedWorkload []string // kind/namespace/name
-	RecycledNodes     int
+	// SkippedPaused are paused deployments (namespace/name) that the restart
+	// left alone, as kubectl rollout restart refuses them.
+	SkippedPaused []string
+	RecycledNodes int
 }
 
 // Logger receives one line per step, with counts and durations, never a secret.
@@ -107,19 +123,32 @@ func (r *Runner) Rotate(ctx context.Context, opts Options) (*Result, error) {
 	if err := run.step(ctx, StepWaitKubeconfig, run.waitForKubeconfig); err != nil {
 		return nil, err
 	}
+	if run.result.Resumed {
+		// The interrupted run may have stopped before every namespace was done.
+		if err := run.step(ctx, StepFinishDeletion, run.finishResumedDeletion); err != nil {
+			return nil, err
+		}
+	}
 	if len(run.ownSecret) > 0 {
 		if err := run.step(ctx, StepDeleteOldSecret, run.deleteOldAdminSecret); err != nil {
 			return nil, err
 		}
 	}
+	run.keepMountsOfDeleted()
+	if opts.Verify {
+		if err := run.step(ctx, StepIssueCanary, run.issueCanary); err != nil {
+			return nil, err
+		}
+	}
+	if err := run.step(ctx, StepRevokeShortLived, run.revokeShortLivedKubeconfigs); err != nil {
+		return nil, err
+	}
 	if opts.Verify {
 		if err := run.step(ctx, StepVerifyNew, run.verifyNewKubeconfig); err != nil {
 			return nil, err
 		}
-		if opts.RegenerateKubeconfig && !run.result.Resumed {
-			if err := run.step(ctx, StepVerifyOldRejected, run.verifyOldTokenRejected); err != nil {
-				return nil, err
-			}
+		if err := run.step(ctx, StepVerifyOldRejected, run.verifyOldCredentialsRejected); err != nil {
+			return nil, err
 		}
 	}
 	if opts.RestartWorkloads != nil {
@@ -168,6 +197,9 @@ type run struct {
 
 	newKubeconfig []byte
 	new           *KubeClients
+
+	pendingMounts []PodMount              // pods using secrets listed for deletion
+	canary        *kubeconfig.IssuedToken // a short-lived token issued to prove revocation
 
 	done []string // what has been changed so far, for error messages
 }

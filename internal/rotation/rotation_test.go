@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
 	metadatafake "k8s.io/client-go/metadata/fake"
 )
 
@@ -78,7 +79,7 @@ contexts: [{name: x, context: {cluster: c, user: u}}]
 current-context: x
 `)
 	r := &run{opts: Options{Namespaces: []string{"kube-system"}, RegenerateKubeconfig: true, RegenerateServiceToken: true}.withDefaults(),
-		old: &KubeClients{Meta: meta}, oldKubeconfig: kubeconfig, result: &Result{}}
+		old: &KubeClients{Meta: meta, Core: fake.NewClientset()}, oldKubeconfig: kubeconfig, result: &Result{}}
 	if _, err := r.listServiceAccountTokens(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package rotation
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,25 +32,49 @@ func (r *run) verifyNewKubeconfig(ctx context.Context) (map[string]any, error) {
 	return map[string]any{"nodes": len(nodes.Items)}, nil
 }
 
-// verifyOldTokenRejected waits until the API server rejects the old admin
-// token. It caches token authentication for about 10 s after the token's
-// secret is deleted, so this polls for up to OldTokenTimeout.
-func (r *run) verifyOldTokenRejected(ctx context.Context) (map[string]any, error) {
+// verifyOldCredentialsRejected waits until the API server rejects the old
+// admin token (when this run replaced it) and the short-lived canary token.
+// It caches token authentication for about 10 s after a token's secret is
+// deleted, so this polls for up to OldTokenTimeout; both are checked in the
+// same polls, so the second costs no extra wait.
+func (r *run) verifyOldCredentialsRejected(ctx context.Context) (map[string]any, error) {
 	start := r.Clock.Now()
+	checkAdmin := r.opts.RegenerateKubeconfig && !r.result.Resumed
+	adminGone, canaryGone := !checkAdmin, false
 	var lastErr error
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, r.opts.OldTokenTimeout, true, func(ctx context.Context) (bool, error) {
-		ok, err := r.old.authenticates(ctx) // retries transient errors itself
-		lastErr = err
-		if err != nil {
-			return false, err
+		if !adminGone {
+			ok, err := r.old.authenticates(ctx) // retries transient errors itself
+			if lastErr = err; err != nil {
+				return false, err
+			}
+			adminGone = !ok
 		}
-		return !ok, nil
+		if !canaryGone {
+			gone, err := r.canaryRejected(ctx)
+			if lastErr = err; err != nil {
+				return false, err
+			}
+			canaryGone = gone
+		}
+		return adminGone && canaryGone, nil
 	})
 	if err != nil {
 		if lastErr != nil {
-			return nil, fmt.Errorf("could not confirm that the old admin token is rejected within %s: %v", r.opts.OldTokenTimeout, lastErr)
+			return nil, fmt.Errorf("could not confirm that the old credentials are rejected within %s: %v", r.opts.OldTokenTimeout, lastErr)
 		}
-		return nil, fmt.Errorf("the old admin token is still accepted %s after its secret was deleted", r.opts.OldTokenTimeout)
+		var still []string
+		if !adminGone {
+			still = append(still, "the old admin token")
+		}
+		if !canaryGone {
+			still = append(still, "a short-lived token issued before the revocation")
+		}
+		verb := "is"
+		if len(still) > 1 {
+			verb = "are"
+		}
+		return nil, fmt.Errorf("%s %s still accepted %s after its secret was deleted", strings.Join(still, " and "), verb, r.opts.OldTokenTimeout)
 	}
-	return map[string]any{"waited_ms": r.Clock.Since(start).Milliseconds()}, nil
+	return map[string]any{"waited_ms": r.Clock.Since(start).Milliseconds(), "admin_checked": checkAdmin, "short_lived_checked": r.canary != nil}, nil
 }

@@ -17,7 +17,9 @@ resource "kubecreds_lke_secret_rotation" "production" {
   # token secrets the CI team created by hand.
   namespaces = ["kube-system", "ci"]
 
-  # Pods that mount service-account tokens get new ones.
+  # Recreate these pods, so that they run with fresh projected service-account
+  # tokens (paused deployments are skipped, as kubectl skips them). A pod that
+  # needs a deleted legacy token secret cannot start again: the rotation warns.
   restart_workloads {
     namespaces = ["ingress-nginx"]
     kinds      = ["deployment", "daemonset"]
