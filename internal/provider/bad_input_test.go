@@ -73,6 +73,12 @@ var badInputs = []badInput{
 	{"request timeout absurd", providerWith(`request_timeout = "48h"`), `request_timeout`, `between 1s and 10m`},
 	{"negative retries", providerWith(`max_retries = -1`), `max_retries`, `between 0 and 20`},
 	{"absurd retries", providerWith(`max_retries = 1000`), `max_retries`, `between 0 and 20`},
+	{"Linode API URL over http", providerWith(`linode_api_url = "http://api.linode.com"`), `linode_api_url`, `must be an https:// URL with a host`},
+	{"Linode API URL malformed", providerWith(`linode_api_url = "api.linode.com/v4"`), `linode_api_url`, `must be an https:// URL with a host`},
+	{"Linode CA file missing", providerWith(`linode_ca_path = "/nonexistent/linode-ca.pem"`), `linode_ca_path`, `cannot be read`},
+	{"Linode CA file not PEM", providerWith(`linode_ca_path = "/etc/passwd"`), `linode_ca_path`, `holds no PEM certificate`},
+	{"empty Linode token for a rotation", providerWith(`linode_token = ""`), `linode_token`, `lke:read_write`},
+	{"kubeconfig path missing", "provider \"kubecreds\" {\nkubernetes {\nconfig_path = \"/nonexistent/kubeconfig\"\n}\n}\n" + ephemeralWith("ttl = \"1h\""), `kubernetes.config_path`, `cannot be read`},
 
 	// kubecreds_lke_service_account_tokens
 	{"data source cluster id 0", "data \"kubecreds_lke_service_account_tokens\" \"t\" {\ncluster_id = 0\n}\n", `cluster_id`, `must be at least 1, got: 0`},

@@ -108,6 +108,7 @@ func newProviderData(ctx context.Context, version, tfVersion string, cfg provide
 		}
 	}
 	d.resolveKubernetes(cfg.Kubernetes, diags)
+	d.checkSettings(diags)
 	tflog.Debug(ctx, "kubecreds provider configured", map[string]any{
 		"linode_token_set": d.linodeToken.value != "" || d.linodeToken.unknown,
 		"linode_api_url":   d.linodeURL.value,
@@ -180,36 +181,19 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 				"or the LINODE_TOKEN environment variable to a personal access token with read/write access to Kubernetes.")
 		return nil, diags
 	}
-	baseURL := "https://api.linode.com"
-	if d.linodeURL.value != "" {
-		u, err := url.Parse(d.linodeURL.value)
-		if err != nil || u.Scheme != "https" || u.Host == "" {
-			diags.AddError("Invalid Linode API URL",
-				fmt.Sprintf("%s (or %s) is %q; it must be an https:// URL such as https://api.linode.com.", d.linodeURL.attr, d.linodeURL.env, d.linodeURL.value))
-			return nil, diags
-		}
-		baseURL = d.linodeURL.value
+	baseURL, err := d.linodeBaseURL()
+	if err != nil {
+		diags.AddError("Invalid Linode API URL", err.Error())
+		return nil, diags
 	}
 	apiVersion := d.linodeVersion.value
 	if apiVersion == "" {
 		apiVersion = "v4"
 	}
-	roots, err := x509.SystemCertPool()
+	roots, err := d.linodeRoots()
 	if err != nil {
-		roots = x509.NewCertPool()
-	}
-	if d.linodeCA.value != "" {
-		pem, err := os.ReadFile(d.linodeCA.value)
-		if err != nil {
-			diags.AddError("Cannot read Linode CA file",
-				fmt.Sprintf("%s (or %s) names %q: %v.", d.linodeCA.attr, d.linodeCA.env, d.linodeCA.value, err))
-			return nil, diags
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			diags.AddError("Invalid Linode CA file",
-				fmt.Sprintf("%s (or %s) names %q, which holds no PEM certificate.", d.linodeCA.attr, d.linodeCA.env, d.linodeCA.value))
-			return nil, diags
-		}
+		diags.AddError("Unusable Linode CA file", err.Error())
+		return nil, diags
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
@@ -243,6 +227,74 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 	poll.SetRetryCount(0)
 	d.linode = &linodeClients{API: api, Poll: poll}
 	return d.linode, nil
+}
+
+// linodeBaseURL is linode_api_url (or LINODE_URL), checked: an https URL
+// with a host. Unset, it is the real API's.
+func (d *providerData) linodeBaseURL() (string, error) {
+	if d.linodeURL.value == "" {
+		return "https://api.linode.com", nil
+	}
+	u, err := url.Parse(d.linodeURL.value)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return "", fmt.Errorf("%s (or %s) is %q; it must be an https:// URL with a host, such as https://api.linode.com",
+			d.linodeURL.attr, d.linodeURL.env, d.linodeURL.value)
+	}
+	return d.linodeURL.value, nil
+}
+
+// linodeRoots are the CAs trusted for the Linode API: the system's, plus
+// linode_ca_path's (or LINODE_CA's) when set.
+func (d *providerData) linodeRoots() (*x509.CertPool, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if d.linodeCA.value == "" {
+		return roots, nil
+	}
+	pem, err := os.ReadFile(d.linodeCA.value)
+	if err != nil {
+		return nil, fmt.Errorf("%s (or %s) names %q, which cannot be read: %v", d.linodeCA.attr, d.linodeCA.env, d.linodeCA.value, err)
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s (or %s) names %q, which holds no PEM certificate", d.linodeCA.attr, d.linodeCA.env, d.linodeCA.value)
+	}
+	return roots, nil
+}
+
+// checkSettings reports, when the provider is configured (at plan), the
+// settings that can never work, without a network call: a Linode API URL
+// that is not https, a CA file that cannot be read, a kubeconfig path that
+// does not exist. Settings not known yet are checked when they are.
+func (d *providerData) checkSettings(diags *diag.Diagnostics) {
+	if !d.linodeURL.unknown {
+		if _, err := d.linodeBaseURL(); err != nil {
+			diags.AddAttributeError(path.Root("linode_api_url"), "Invalid Linode API URL", err.Error()+".")
+		}
+	}
+	if !d.linodeCA.unknown {
+		if _, err := d.linodeRoots(); err != nil {
+			diags.AddAttributeError(path.Root("linode_ca_path"), "Unusable Linode CA file", err.Error()+".")
+		}
+	}
+	if p := d.kube.ConfigPath; p != "" {
+		if _, err := os.Stat(p); err != nil {
+			diags.AddAttributeError(path.Root("kubernetes").AtName("config_path"), "Kubeconfig file not found",
+				fmt.Sprintf("kubernetes.config_path (or KUBE_CONFIG_PATH) names %q, which cannot be read: %v.", p, err))
+		}
+	}
+}
+
+// needLinodeToken reports, at plan, that an operation will call the Linode
+// API with no token configured.
+func (d *providerData) needLinodeToken(diags *diag.Diagnostics, what string) {
+	if d.linodeToken.unknown || d.linodeToken.value != "" {
+		return
+	}
+	diags.AddError("Missing Linode API token",
+		what+" calls the Linode API, and the provider has no token: set the provider's linode_token, or the LINODE_TOKEN environment "+
+			"variable, to a personal access token with the lke:read_write scope (Kubernetes: Read/Write).")
 }
 
 // Defaults of request_timeout and max_retries.

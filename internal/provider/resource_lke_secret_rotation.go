@@ -298,6 +298,10 @@ func (r *lkeSecretRotationResource) ModifyPlan(ctx context.Context, req resource
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	r.data.needLinodeToken(&resp.Diagnostics, "kubecreds_lke_secret_rotation")
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	every, diags := plan.RotateEvery.ValueGoDuration()
 	switch {
 	case plan.RotateEvery.IsUnknown():
