@@ -158,6 +158,9 @@ func (e *Emulator) middleware(endpoint string, h http.HandlerFunc) http.Handler 
 			}
 			if ok {
 				entry.Fault = true
+				if f.Acted {
+					h(&discardResponse{header: http.Header{}}, r)
+				}
 				if applyFault(rec, r, f, e.closing, writeLinodeError) {
 					return
 				}

@@ -258,6 +258,27 @@ func TestWrongTokenAndUnknownClusterDecodeAsLinodeErrors(t *testing.T) {
 	}
 }
 
+// A gateway's HTML error pages reach linodego as they do from the real
+// API's gateway: a linodego.Error value (not a pointer), which
+// linodego.ErrHasStatus does not see.
+func TestGatewayHTMLPagesDecodeAsLinodegoErrorValues(t *testing.T) {
+	ctx := t.Context()
+	id := env.Clusters()[0].ID
+	lc := newLinodeClient(t, env.Emulator.Token)
+	for _, status := range []int{http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout} {
+		env.Emulator.InjectClusterFaults(id, lkelocal.EndpointGetCluster, lkelocal.Fault{Status: status, HTML: true})
+		_, err := lc.GetLKECluster(ctx, id)
+		var value linodego.Error
+		var pointer *linodego.Error
+		if errors.As(err, &pointer) || !errors.As(err, &value) || value.Code != status {
+			t.Errorf("HTML %d: got %T %v; want a linodego.Error value with code %d", status, err, err, status)
+		}
+		if status == http.StatusBadGateway && value.Message != "Bad Gateway" {
+			t.Errorf("HTML 502: message %q; linodego answers a text/html 502 with \"Bad Gateway\"", value.Message)
+		}
+	}
+}
+
 func TestFaultSequencesAreReplayedInOrder(t *testing.T) {
 	ctx := t.Context()
 	id := env.Clusters()[0].ID

@@ -41,7 +41,23 @@ type Fault struct {
 	Hang bool
 	// Drop closes the connection without an answer.
 	Drop bool
+	// HTML answers Status as the gateway in front of the API does when the
+	// API behind it fails: an HTML error page (Content-Type text/html, as
+	// nginx sends it), not Linode's JSON envelope. linodego returns these
+	// as linodego.Error values, not pointers.
+	HTML bool
+	// Acted lets the real handler act first (the cluster is regenerated,
+	// the nodes recycled), then plays Drop or Hang instead of its answer:
+	// the API did the work and the client never hears of it.
+	Acted bool
 }
+
+// discardResponse swallows the answer of a handler whose answer is lost.
+type discardResponse struct{ header http.Header }
+
+func (d *discardResponse) Header() http.Header         { return d.header }
+func (d *discardResponse) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardResponse) WriteHeader(int)             {}
 
 // RequestRecord is one request the emulator received.
 type RequestRecord struct {
@@ -162,6 +178,16 @@ func applyFault(w http.ResponseWriter, r *http.Request, f Fault, closing <-chan 
 	case f.Drop:
 		// Aborts the exchange: the connection closes with no response.
 		panic(http.ErrAbortHandler)
+	case f.Status != 0 && f.HTML:
+		if f.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(f.RetryAfter.Round(time.Second)/time.Second)))
+		}
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(f.Status)
+		title := strconv.Itoa(f.Status) + " " + http.StatusText(f.Status)
+		_, _ = w.Write([]byte("<html>\r\n<head><title>" + title + "</title></head>\r\n<body>\r\n<center><h1>" + title +
+			"</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"))
+		return true
 	case f.Status != 0:
 		if f.RetryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(f.RetryAfter.Round(time.Second)/time.Second)))

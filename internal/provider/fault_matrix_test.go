@@ -60,6 +60,8 @@ var faultKinds = []struct {
 	{"429 Retry-After", lkelocal.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second}},
 	{"500", lkelocal.Fault{Status: http.StatusInternalServerError}},
 	{"502", lkelocal.Fault{Status: http.StatusBadGateway}},
+	// The gateway's own page, as linodego special-cases it (an Error value).
+	{"502 HTML", lkelocal.Fault{Status: http.StatusBadGateway, HTML: true}},
 	{"503", lkelocal.Fault{Status: http.StatusServiceUnavailable}},
 	{"hang", lkelocal.Fault{Hang: true}},
 	{"drop", lkelocal.Fault{Drop: true}},
@@ -280,5 +282,86 @@ func ensureDeployment(t *testing.T, c *lkelocal.Cluster, ns, name string) {
 	}
 	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
+	}
+}
+
+// TestAccRotation_gatewayHTMLPagesWhileWaitingForTheKubeconfig: the gateway
+// in front of the Linode API answers 502, 503 and 504 with HTML pages while
+// the rotation waits for the new kubeconfig, after the secrets were deleted.
+// linodego returns these as linodego.Error values (502 "Bad Gateway", the
+// others "Unexpected Content-Type"); they are passing failures, and the
+// rotation finishes.
+func TestAccRotation_gatewayHTMLPagesWhileWaitingForTheKubeconfig(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	s := faultedStep{step: rotation.StepWaitKubeconfig, endpoint: lkelocal.EndpointGetKubeconfig, pass: 1, verify: true}
+	prepareFaultCase(t, c, s)
+	oldKC := servedKubeconfig(t, c)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{{
+			PreConfig: func() {
+				injectAfter(c, s,
+					lkelocal.Fault{Status: http.StatusBadGateway, HTML: true},
+					lkelocal.Fault{Status: http.StatusServiceUnavailable, HTML: true},
+					lkelocal.Fault{Status: http.StatusGatewayTimeout, HTML: true})
+			},
+			Config: faultConfig(c, s),
+			Check: resource.ComposeAggregateTestCheckFunc(
+				resource.TestCheckResourceAttrSet(rotationAddr, "rotated_at"),
+				servedKubeconfigMatches(t, c),
+				check(func(map[string]string) error {
+					if n := testEnv.Emulator.PendingFaults(c.ID, s.endpoint); n != 0 {
+						return fmt.Errorf("%d of the HTML pages were never served", n)
+					}
+					return oldTokenRejected(t, oldKC)
+				}),
+			),
+		}},
+	})
+}
+
+// TestAccRotation_actsOnceWhenTheAnswerIsLost: the Linode API regenerates or
+// recycles, then the answer is lost (the connection drops, or the request
+// hangs past request_timeout). The rotation finds out that the API acted
+// instead of asking again: the request log shows the call exactly once, and
+// the rotation finishes.
+func TestAccRotation_actsOnceWhenTheAnswerIsLost(t *testing.T) {
+	cases := []struct {
+		name string
+		s    faultedStep
+		f    lkelocal.Fault
+	}{
+		{"regenerate, dropped", faultedStep{step: rotation.StepRegenerate, endpoint: lkelocal.EndpointRegenerate}, lkelocal.Fault{Acted: true, Drop: true}},
+		{"regenerate, hung", faultedStep{step: rotation.StepRegenerate, endpoint: lkelocal.EndpointRegenerate}, lkelocal.Fault{Acted: true, Hang: true}},
+		{"recycle, dropped", faultedStep{step: rotation.StepRecycleNodes, endpoint: lkelocal.EndpointRecycleCluster, recycle: true}, lkelocal.Fault{Acted: true, Drop: true}},
+	}
+	for _, k := range cases {
+		t.Run(k.name, func(t *testing.T) {
+			t.Parallel()
+			c := takeCluster(t)
+			prepareFaultCase(t, c, k.s)
+			before := testEnv.Emulator.CountClusterRequests(c.ID, k.s.endpoint)
+			resource.Test(t, resource.TestCase{
+				ProtoV6ProviderFactories: testProviders,
+				Steps: []resource.TestStep{{
+					PreConfig: func() { injectAfter(c, k.s, k.f) },
+					Config:    faultConfig(c, k.s),
+					Check: resource.ComposeAggregateTestCheckFunc(
+						resource.TestCheckResourceAttrSet(rotationAddr, "rotated_at"),
+						servedKubeconfigMatches(t, c),
+						check(func(map[string]string) error {
+							if n := testEnv.Emulator.PendingFaults(c.ID, k.s.endpoint); n != 0 {
+								return fmt.Errorf("the lost answer was never played")
+							}
+							if n := testEnv.Emulator.CountClusterRequests(c.ID, k.s.endpoint) - before; n != 1 {
+								return fmt.Errorf("%s reached the Linode API %d times; the API had acted on the first, so once is right", k.s.endpoint, n)
+							}
+							return nil
+						}),
+					),
+				}},
+			})
+		})
 	}
 }

@@ -2,13 +2,12 @@ package provider
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
-	"github.com/linode/linodego"
 	"k8s.io/client-go/rest"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
@@ -25,18 +24,31 @@ func describeLinodeError(err error, clusterID int) string {
 }
 
 // linodeHint says what to fix for the Linode API errors a user can fix:
-// a bad token, missing permission, a wrong cluster id. Otherwise "".
+// a bad token, a token without the LKE scope, missing permission, a wrong
+// cluster id, an untrusted certificate or an unknown host. Otherwise "".
 func linodeHint(err error, clusterID int) string {
-	var lerr *linodego.Error
-	if errors.As(err, &lerr) {
-		switch lerr.Code {
-		case http.StatusUnauthorized:
-			return "The Linode API rejected the token (401 " + lerr.Message + "): check linode_token or the LINODE_TOKEN environment variable."
-		case http.StatusForbidden:
-			return "The Linode API token may not do this (403 " + lerr.Message + "): it needs read/write access to Kubernetes."
-		case http.StatusNotFound:
-			return fmt.Sprintf("LKE cluster %d does not exist, or the token cannot see it (404 %s).", clusterID, lerr.Message)
+	switch rotation.PermanentCause(err) {
+	case rotation.ErrUntrustedCertificate:
+		return "The Linode API's TLS certificate is not trusted (" + err.Error() + "). If it is served through a proxy or a private endpoint with its own CA, " +
+			"set linode_ca_path (or LINODE_CA) to that CA's PEM file; otherwise check linode_api_url (or LINODE_URL)."
+	case rotation.ErrUnknownHost:
+		return "The Linode API's host name does not resolve (" + err.Error() + "): check linode_api_url (or LINODE_URL), or leave it unset for https://api.linode.com."
+	}
+	lerr, ok := rotation.LinodeError(err)
+	if !ok {
+		return ""
+	}
+	switch lerr.Code {
+	case http.StatusUnauthorized:
+		if strings.Contains(lerr.Message, "not authorized to use this endpoint") {
+			return "The Linode API token lacks the scope this needs (401 " + lerr.Message + "): rotating needs a token with " +
+				"lke:read_write (Kubernetes: Read/Write in Cloud Manager); reading needs at least lke:read_only. Create a token with that scope and set linode_token or LINODE_TOKEN."
 		}
+		return "The Linode API rejected the token (401 " + lerr.Message + "): check linode_token or the LINODE_TOKEN environment variable."
+	case http.StatusForbidden:
+		return "The Linode API token may not do this (403 " + lerr.Message + "): it needs read/write access to Kubernetes (lke:read_write)."
+	case http.StatusNotFound:
+		return fmt.Sprintf("LKE cluster %d does not exist, or the token cannot see it (404 %s).", clusterID, lerr.Message)
 	}
 	return ""
 }

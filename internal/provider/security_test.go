@@ -103,8 +103,8 @@ func TestSecurityDefaults(t *testing.T) {
 	// TLS: without the emulator's CA, its certificate is refused.
 	out, err := terraformCmd(t, work, map[string]string{"TF_VAR_cluster_id": strconv.Itoa(c.ID), "LINODE_CA": ""},
 		"apply", "-auto-approve", "-input=false", "-no-color", "-replace=kubecreds_lke_secret_rotation.r")
-	if err == nil || !strings.Contains(out, "certificate signed by unknown authority") {
-		t.Errorf("without LINODE_CA the emulator's self-signed certificate must be refused; got (%v):\n%s", err, out)
+	if err == nil || !strings.Contains(out, "certificate signed by unknown authority") || !wrapped("set linode_ca_path (or LINODE_CA)").MatchString(out) {
+		t.Errorf("without LINODE_CA the emulator's self-signed certificate must be refused, naming linode_ca_path; got (%v):\n%s", err, out)
 	}
 
 	// A rejected token: the error names the setting, never the token.

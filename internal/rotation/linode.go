@@ -99,6 +99,6 @@ func FetchKubeconfig(ctx context.Context, api LinodeAPI, clusterID int, poll Kub
 
 // isNotYetAvailable is LKE's 503 while a kubeconfig is being made.
 func isNotYetAvailable(err error) bool {
-	var lerr *linodego.Error
-	return errors.As(err, &lerr) && lerr.Code == http.StatusServiceUnavailable && strings.Contains(lerr.Message, "not yet available")
+	lerr, ok := LinodeError(err)
+	return ok && lerr.Code == http.StatusServiceUnavailable && strings.Contains(lerr.Message, "not yet available")
 }

@@ -28,7 +28,9 @@ func (r *run) recycleNodes(ctx context.Context) (map[string]any, error) {
 	for _, n := range before.Items {
 		oldNames = append(oldNames, n.Name)
 	}
-	if err := r.Linode.RecycleLKEClusterNodes(ctx, r.opts.ClusterID); err != nil {
+	if _, err := r.actOnce(ctx, StepRecycleNodes, func(ctx context.Context) error {
+		return r.Poll.RecycleLKEClusterNodes(ctx, r.opts.ClusterID)
+	}, r.recycleTookEffect(oldNames)); err != nil {
 		return nil, err
 	}
 	r.done = append(r.done, "node recycle requested")

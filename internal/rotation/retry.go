@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/linode/linodego"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -57,12 +56,15 @@ func IsTransient(err error) bool {
 	if errors.As(err, &r) {
 		return true
 	}
+	if PermanentCause(err) != nil {
+		return false
+	}
 	if status, ok := err.(apierrors.APIStatus); ok || errors.As(err, &status) {
 		return transientStatus(int(status.Status().Code))
 	}
-	var lerr *linodego.Error
-	if errors.As(err, &lerr) {
-		// linodego gives errors that got no answer codes below 100.
+	if lerr, ok := LinodeError(err); ok {
+		// linodego gives errors that got no answer codes below 100; a
+		// gateway's HTML 502/503/504 keeps its status.
 		return lerr.Code < 100 || transientStatus(lerr.Code)
 	}
 	// A request's own timeout (request_timeout) ran out, possibly while
@@ -110,8 +112,7 @@ func RetryAfter(err error) time.Duration {
 	if seconds, ok := apierrors.SuggestsClientDelay(err); ok {
 		return time.Duration(seconds) * time.Second
 	}
-	var lerr *linodego.Error
-	if errors.As(err, &lerr) && lerr.Response != nil {
+	if lerr, ok := LinodeError(err); ok && lerr.Response != nil {
 		if seconds, perr := strconv.Atoi(lerr.Response.Header.Get("Retry-After")); perr == nil && seconds > 0 {
 			return time.Duration(seconds) * time.Second
 		}

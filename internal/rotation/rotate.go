@@ -35,6 +35,10 @@ type Options struct {
 	DeleteConcurrency int           // parallel deletes (default 16)
 	OldTokenTimeout   time.Duration // how long the old token may stay accepted (default 45s; the API server caches for 10s)
 	NodePollMax       time.Duration // longest wait between polls of recycled nodes (default 5s)
+	// ActSettle is how long, after a regenerate or recycle whose answer was
+	// lost, the API is watched for a sign that it acted before the request
+	// is sent again (default 10s).
+	ActSettle time.Duration
 	// Retry is how Kubernetes requests (and polls of the Linode API) failing
 	// with transient errors are retried; the Linode client retries its own.
 	Retry Retry
@@ -177,6 +181,9 @@ func (o Options) withDefaults() Options {
 	if o.NodePollMax <= 0 {
 		o.NodePollMax = 5 * time.Second
 	}
+	if o.ActSettle <= 0 {
+		o.ActSettle = 10 * time.Second
+	}
 	o.Retry = o.Retry.withDefaults()
 	o.KubeconfigPoll.Retry = o.Retry
 	return o
@@ -198,8 +205,9 @@ type run struct {
 	newKubeconfig []byte
 	new           *KubeClients
 
-	pendingMounts []PodMount              // pods using secrets listed for deletion
-	canary        *kubeconfig.IssuedToken // a short-lived token issued to prove revocation
+	lkeTokensBefore map[string]bool         // UIDs of LKE's own token secrets before regenerating
+	pendingMounts   []PodMount              // pods using secrets listed for deletion
+	canary          *kubeconfig.IssuedToken // a short-lived token issued to prove revocation
 
 	done []string // what has been changed so far, for error messages
 }
@@ -266,16 +274,31 @@ func (r *run) checkCurrentAccess(ctx context.Context) (map[string]any, error) {
 	return map[string]any{"resumed": r.result.Resumed}, nil
 }
 
+// regenerate asks LKE for a new kubeconfig and/or service token, once: if
+// the answer is lost, it checks whether LKE acted before asking again.
 func (r *run) regenerate(ctx context.Context) (map[string]any, error) {
-	_, err := r.Linode.RegenerateLKECluster(ctx, r.opts.ClusterID, linodego.LKEClusterRegenerateOptions{
-		KubeConfig:   r.opts.RegenerateKubeconfig,
-		ServiceToken: r.opts.RegenerateServiceToken,
-	})
+	if !r.result.Resumed {
+		// What LKE's own token secrets are now, to tell later whether a
+		// regenerate whose answer was lost took effect.
+		uids, err := lkeTokenUIDs(ctx, r.old)
+		if err != nil {
+			return nil, err
+		}
+		r.lkeTokensBefore = uids
+	}
+	fields, err := r.actOnce(ctx, StepRegenerate, func(ctx context.Context) error {
+		_, err := r.Poll.RegenerateLKECluster(ctx, r.opts.ClusterID, linodego.LKEClusterRegenerateOptions{
+			KubeConfig:   r.opts.RegenerateKubeconfig,
+			ServiceToken: r.opts.RegenerateServiceToken,
+		})
+		return err
+	}, r.regenerationTookEffect)
 	if err != nil {
-		return nil, err
+		return fields, err
 	}
 	r.done = append(r.done, "regeneration requested")
-	return map[string]any{"kubeconfig": r.opts.RegenerateKubeconfig, "servicetoken": r.opts.RegenerateServiceToken}, nil
+	fields["kubeconfig"], fields["servicetoken"] = r.opts.RegenerateKubeconfig, r.opts.RegenerateServiceToken
+	return fields, nil
 }
 
 // waitForKubeconfig polls until the Linode API serves a kubeconfig that is

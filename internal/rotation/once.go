@@ -1,0 +1,161 @@
+package rotation
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/linode/linodego"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// actOnce sends a request that must not take effect twice (regenerate,
+// recycle), without automatic retries. An answer that says the API did
+// nothing is handled as such: a 429 is waited out and the request sent
+// again, any other 4xx is returned. A failure that may have come after the
+// API acted (no answer: a timeout or a dropped connection; or a 5xx) is
+// ambiguous: tookEffect is then asked, for up to Options.ActSettle, and the
+// request is sent again only if the API shows no sign of having acted.
+func (r *run) actOnce(ctx context.Context, what string, send func(context.Context) error, tookEffect func(context.Context) (bool, error)) (map[string]any, error) {
+	b := r.opts.Retry.backoff()
+	fields := map[string]any{"sent": 0}
+	for {
+		err := send(ctx)
+		fields["sent"] = fields["sent"].(int) + 1
+		if err == nil || !IsTransient(err) || ctx.Err() != nil {
+			return fields, err
+		}
+		if lerr, ok := LinodeError(err); !ok || lerr.Code != http.StatusTooManyRequests {
+			acted, checkErr := r.waitForEffect(ctx, tookEffect)
+			if acted {
+				fields["answer_lost"] = true
+				r.Log.Step(ctx, what+": the answer was lost, but the API had acted", map[string]any{"cluster_id": r.opts.ClusterID, "error": err.Error()})
+				return fields, nil
+			}
+			if checkErr != nil {
+				// Unknown whether it acted: sending again could act twice.
+				return fields, fmt.Errorf("%w (and whether it took effect cannot be told: %v; run apply again, which checks first)", err, checkErr)
+			}
+		}
+		if b.Steps <= 1 {
+			return fields, err
+		}
+		d := b.Step()
+		if after := RetryAfter(err); after > d {
+			d = after
+		}
+		if sleep(ctx, d) != nil {
+			return fields, err
+		}
+	}
+}
+
+// waitForEffect polls tookEffect until it says yes or ActSettle passes. An
+// error is kept, not fatal, while polling; it is returned when no answer
+// came.
+func (r *run) waitForEffect(ctx context.Context, tookEffect func(context.Context) (bool, error)) (bool, error) {
+	var lastErr error
+	answered := false
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, r.opts.ActSettle, true, func(ctx context.Context) (bool, error) {
+		acted, err := tookEffect(ctx)
+		if err != nil {
+			lastErr = err
+			return false, nil
+		}
+		answered = true
+		return acted, nil
+	})
+	if err == nil {
+		return true, nil
+	}
+	if !answered && lastErr != nil {
+		return false, lastErr
+	}
+	return false, nil
+}
+
+// lkeTokenUIDs are the UIDs of the token secrets of LKE's own service
+// accounts in kube-system: a regeneration replaces them, so a new UID is a
+// sign that it happened.
+func lkeTokenUIDs(ctx context.Context, k *KubeClients) (map[string]bool, error) {
+	secrets, err := ListServiceAccountTokens(ctx, k, []string{"kube-system"})
+	if err != nil {
+		return nil, err
+	}
+	uids := map[string]bool{}
+	for _, s := range secrets {
+		if s.ServiceAccount == adminServiceAccount || isControlPlaneAccount(s.ServiceAccount) {
+			uids[s.UID] = true
+		}
+	}
+	return uids, nil
+}
+
+// regenerationTookEffect tells whether LKE acted on a regenerate whose
+// answer was lost: the kubeconfig is "not yet available" or has changed, or
+// LKE's own token secrets have been replaced.
+func (r *run) regenerationTookEffect(ctx context.Context) (bool, error) {
+	kc, err := r.Poll.GetLKEClusterKubeconfig(ctx, r.opts.ClusterID)
+	switch {
+	case isNotYetAvailable(err):
+		return true, nil
+	case err == nil && r.opts.RegenerateKubeconfig:
+		if raw, derr := base64.StdEncoding.DecodeString(kc.KubeConfig); derr == nil && tokenOf(raw) != tokenOf(r.oldKubeconfig) {
+			return true, nil
+		}
+	}
+	if r.lkeTokensBefore == nil {
+		return false, err
+	}
+	now, lerr := lkeTokenUIDs(ctx, r.old)
+	if lerr != nil {
+		return false, lerr
+	}
+	for uid := range now {
+		if !r.lkeTokensBefore[uid] {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// recycleTookEffect tells whether LKE acted on a recycle whose answer was
+// lost: a node is no longer ready in the pools, or Kubernetes' nodes are
+// not the ones from before.
+func (r *run) recycleTookEffect(oldNames []string) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		pools, err := r.Poll.ListLKENodePools(ctx, r.opts.ClusterID, nil)
+		if err != nil {
+			return false, err
+		}
+		for _, p := range pools {
+			for _, n := range p.Linodes {
+				if n.Status != linodego.LKELinodeReady {
+					return true, nil
+				}
+			}
+		}
+		var nodes *corev1.NodeList
+		err = r.new.Retry.Do(ctx, func() (err error) {
+			nodes, err = r.new.Core.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+			return err
+		})
+		if err != nil {
+			return false, err
+		}
+		if len(nodes.Items) != len(oldNames) {
+			return true, nil
+		}
+		for _, n := range nodes.Items {
+			if !slices.Contains(oldNames, n.Name) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+}
