@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 	"github.com/linode/linodego"
+	"golang.org/x/time/rate"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
@@ -199,7 +200,7 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 	transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	// The wrapping transport also keeps linodego from reading LINODE_CA on
 	// its own (it exits the process when that file is unreadable).
-	hc := &http.Client{Timeout: d.requestTimeout, Transport: &loggingTransport{base: transport, service: "linode"}}
+	hc := &http.Client{Timeout: d.requestTimeout, Transport: &loggingTransport{base: transport, service: "linode", limiter: linodeLimiter}}
 
 	newClient := func() *linodego.Client {
 		c := linodego.NewClient(hc)
@@ -333,9 +334,21 @@ func (d *providerData) KubernetesConfig() (*rest.Config, diag.Diagnostics) {
 type loggingTransport struct {
 	base    http.RoundTripper
 	service string
+	// limiter, when set, paces the requests.
+	limiter *rate.Limiter
 }
 
+// linodeLimiter paces every Linode API request of this provider process,
+// however many resources run in parallel, below the API's limit of 1 600
+// requests a minute per token (with room for the user's other tools).
+var linodeLimiter = rate.NewLimiter(rate.Limit(1500.0/60), 50)
+
 func (t *loggingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.limiter != nil {
+		if err := t.limiter.Wait(r.Context()); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
 	resp, err := t.base.RoundTrip(r)
 	fields := map[string]any{

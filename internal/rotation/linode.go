@@ -31,7 +31,12 @@ var _ LinodeAPI = (*linodego.Client)(nil)
 // requests a second.
 type KubeconfigPoll struct {
 	Initial time.Duration // first wait (default 100ms)
-	Max     time.Duration // longest wait between polls (default 500ms)
+	Max     time.Duration // longest wait between polls while polling fast (default 500ms)
+	// FastFor is how long polling stays fast (default 10s); after it, one
+	// poll every Slow (default 1s), so that a long wait stays well within
+	// the Linode API's rate limits (1 600 requests a minute per token).
+	FastFor time.Duration
+	Slow    time.Duration
 	// Retry bounds how many polls in a row may fail with other transient
 	// errors (429, 5xx, no answer) before giving up.
 	Retry Retry
@@ -49,6 +54,32 @@ func (p KubeconfigPoll) backoff() wait.Backoff {
 	return wait.Backoff{Duration: p.Initial, Factor: 1.5, Jitter: 0.1, Steps: 1 << 30, Cap: p.Max}
 }
 
+// delays are the waits between polls: the fast backoff for FastFor from
+// now, then Slow.
+func (p KubeconfigPoll) delays() wait.DelayFunc {
+	fast, start := p.backoff().DelayFunc(), time.Now()
+	return func() time.Duration {
+		if time.Since(start) < p.fastFor() {
+			return fast()
+		}
+		return p.slow()
+	}
+}
+
+func (p KubeconfigPoll) fastFor() time.Duration {
+	if p.FastFor <= 0 {
+		return 10 * time.Second
+	}
+	return p.FastFor
+}
+
+func (p KubeconfigPoll) slow() time.Duration {
+	if p.Slow <= 0 {
+		return time.Second
+	}
+	return p.Slow
+}
+
 // ErrKubeconfigNotReady is returned when the context ends while the Linode
 // API still answers 503 for the kubeconfig.
 var ErrKubeconfigNotReady = errors.New("kubeconfig not yet available")
@@ -64,7 +95,7 @@ func FetchKubeconfig(ctx context.Context, api LinodeAPI, clusterID int, poll Kub
 		lastErr    error
 	)
 	maxFailures := poll.Retry.withDefaults().Max
-	err := poll.backoff().DelayFunc().Until(ctx, true, true, func(ctx context.Context) (bool, error) {
+	err := poll.delays().Until(ctx, true, true, func(ctx context.Context) (bool, error) {
 		polls++
 		kc, err := api.GetLKEClusterKubeconfig(ctx, clusterID)
 		if isNotYetAvailable(err) {

@@ -305,6 +305,7 @@ func (r *run) regenerate(ctx context.Context) (map[string]any, error) {
 // not the old one (when the kubeconfig was regenerated), then connects with it.
 func (r *run) waitForKubeconfig(ctx context.Context) (map[string]any, error) {
 	start, polls := r.Clock.Now(), 0
+	delay := r.opts.KubeconfigPoll.delays()
 	for {
 		kc, err := FetchKubeconfig(ctx, r.Poll, r.opts.ClusterID, r.opts.KubeconfigPoll)
 		if err != nil {
@@ -317,7 +318,7 @@ func (r *run) waitForKubeconfig(ctx context.Context) (map[string]any, error) {
 		}
 		// The API may serve the old kubeconfig for a moment before it
 		// starts answering 503.
-		if err := sleep(ctx, r.opts.KubeconfigPoll.backoff().Cap); err != nil {
+		if err := sleep(ctx, delay()); err != nil {
 			return nil, err
 		}
 	}

@@ -151,3 +151,18 @@ func TestStepErrorSaysWhatWasDoneAndHowToResume(t *testing.T) {
 		t.Errorf("an error before any change should say so: %s", fresh)
 	}
 }
+
+func TestKubeconfigPollingSettlesToTheSlowPaceAfterTheFastPeriod(t *testing.T) {
+	p := KubeconfigPoll{Initial: time.Millisecond, Max: 2 * time.Millisecond, FastFor: 30 * time.Millisecond, Slow: time.Second}
+	d := p.delays()
+	if first := d(); first > 3*time.Millisecond {
+		t.Fatalf("first wait %v; polling should start fast", first)
+	}
+	time.Sleep(40 * time.Millisecond)
+	if later := d(); later != time.Second {
+		t.Fatalf("wait after the fast period %v; want the slow pace, 1s", later)
+	}
+	if def := (KubeconfigPoll{}); def.fastFor() != 10*time.Second || def.slow() != time.Second {
+		t.Fatalf("defaults: fast for %v, then every %v; want 10s, then 1s (at most one request a second per cluster)", def.fastFor(), def.slow())
+	}
+}
