@@ -21,6 +21,7 @@ func main() {
 	clusters := flag.Int("clusters", 1, "number of emulated LKE clusters")
 	kubeconfigDelay := flag.Duration("kubeconfig-delay", 5*time.Second, "how long GET /kubeconfig answers 503 after a regeneration")
 	recycleDelay := flag.Duration("recycle-delay", 5*time.Second, "how long a node recycle takes")
+	reuse := flag.Bool("reuse-admin-secret", false, "regenerating the kubeconfig reuses the existing lke-admin token secret; a new token appears only once it is deleted")
 	token := flag.String("token", "", "Linode API token the emulator accepts (default: random)")
 	envFile := flag.String("env-file", "", "also write the settings as JSON to this file (mode 0600), for scripts")
 	flag.Parse()
@@ -31,7 +32,7 @@ func main() {
 	start := time.Now()
 	fmt.Fprintf(os.Stderr, "starting local LKE with %d cluster(s)...\n", *clusters)
 	env, err := lkelocal.Start(ctx, lkelocal.Options{
-		Clusters: *clusters, KubeconfigDelay: *kubeconfigDelay, RecycleDelay: *recycleDelay, Token: *token,
+		Clusters: *clusters, KubeconfigDelay: *kubeconfigDelay, RecycleDelay: *recycleDelay, ReuseAdminSecret: *reuse, Token: *token,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "lkelocal: %v\n", err)

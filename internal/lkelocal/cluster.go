@@ -59,10 +59,13 @@ type Cluster struct {
 	pendingRegens   int       // regenerations still replacing secrets
 	regenDoneAt     time.Time // when the last regeneration finished replacing secrets
 	kubeconfigDelay time.Duration
-	recycleDelay    time.Duration
-	pools           []*nodePool
-	adminKubeconfig string
-	proxy           *kubeProxy // the API endpoint kubeconfigs from the Linode API name
+	// reuseAdminSecret: LKE rebuilds the kubeconfig from the lke-admin token
+	// secret that still exists; a new token appears only once it is gone.
+	reuseAdminSecret bool
+	recycleDelay     time.Duration
+	pools            []*nodePool
+	adminKubeconfig  string
+	proxy            *kubeProxy // the API endpoint kubeconfigs from the Linode API name
 }
 
 func (c *Cluster) startProxy(emulator *Emulator) (*kubeProxy, error) {
@@ -117,9 +120,10 @@ func (env *Environment) newCluster(ctx context.Context, id int, spec ClusterSpec
 	c := &Cluster{
 		ID: id, Label: spec.Label, Region: "us-ord", K8sVersion: "1.37", Tier: "standard",
 		Created: now, updated: now, cp: cp, ctx: cctx, cancel: cancel,
-		kubeconfigDelay: env.opts.KubeconfigDelay,
-		recycleDelay:    env.opts.RecycleDelay,
-		adminKubeconfig: filepath.Join(dir, "admin.kubeconfig"),
+		kubeconfigDelay:  env.opts.KubeconfigDelay,
+		reuseAdminSecret: env.opts.ReuseAdminSecret,
+		recycleDelay:     env.opts.RecycleDelay,
+		adminKubeconfig:  filepath.Join(dir, "admin.kubeconfig"),
 	}
 	defer func() {
 		if err != nil {
@@ -297,7 +301,7 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 		var newToken string
 		err := func() error {
 			if kubeconfig {
-				token, err := c.replaceTokenSecret(c.ctx, AdminServiceAccount)
+				token, err := c.regenerateAdminToken()
 				if err != nil {
 					return err
 				}
@@ -329,6 +333,70 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 			c.kubeconfig = newKubeconfig
 		}
 	}()
+}
+
+// regenerateAdminToken gives the admin token of the regenerated kubeconfig:
+// a new one, or, when LKE reuses the existing secret, that secret's token,
+// and a new one later, once the secret is deleted.
+func (c *Cluster) regenerateAdminToken() (string, error) {
+	c.mu.Lock()
+	reuse := c.reuseAdminSecret
+	c.mu.Unlock()
+	if !reuse {
+		return c.replaceTokenSecret(c.ctx, AdminServiceAccount)
+	}
+	secrets := c.client.CoreV1().Secrets(metav1.NamespaceSystem)
+	list, err := secrets.List(c.ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("type", string(corev1.SecretTypeServiceAccountToken)).String(),
+	})
+	if err != nil {
+		return "", err
+	}
+	for _, s := range list.Items {
+		if s.Annotations[corev1.ServiceAccountNameKey] == AdminServiceAccount && len(s.Data[corev1.ServiceAccountTokenKey]) > 0 {
+			c.bg.Add(1)
+			go c.replaceAdminTokenWhenGone(s.Name)
+			return string(s.Data[corev1.ServiceAccountTokenKey]), nil
+		}
+	}
+	return c.replaceTokenSecret(c.ctx, AdminServiceAccount)
+}
+
+// replaceAdminTokenWhenGone waits until the reused admin secret is deleted,
+// then makes a new token and serves a kubeconfig with it.
+func (c *Cluster) replaceAdminTokenWhenGone(name string) {
+	defer c.bg.Done()
+	secrets := c.client.CoreV1().Secrets(metav1.NamespaceSystem)
+	err := wait.PollUntilContextCancel(c.ctx, 200*time.Millisecond, false, func(ctx context.Context) (bool, error) {
+		_, err := secrets.Get(ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		return
+	}
+	token, err := c.replaceTokenSecret(c.ctx, AdminServiceAccount)
+	if err != nil {
+		log.Printf("lkelocal: cluster %d: replace the admin token: %v", c.ID, err)
+		return
+	}
+	kc, err := lkeKubeconfig(c.ID, c.proxy.url, c.cp.ca.certPEM(), token)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.adminTokens = append(c.adminTokens, token)
+	c.kubeconfig = kc
+}
+
+// SetReuseAdminSecret makes regenerating the kubeconfig rebuild it from the
+// lke-admin token secret that still exists (the same token), as LKE can; a
+// new token appears only once that secret is deleted, which is the
+// runbook's order: delete, then regenerate.
+func (c *Cluster) SetReuseAdminSecret(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reuseAdminSecret = on
 }
 
 // servedKubeconfig is what GET /kubeconfig answers: the kubeconfig, or

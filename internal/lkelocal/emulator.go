@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +44,49 @@ type Emulator struct {
 	logMu   sync.Mutex
 	log     []RequestRecord
 	kubeLog []RequestRecord // requests through the clusters' API endpoints
+
+	scopeMu sync.Mutex
+	scoped  map[string][]string // token -> OAuth scopes, for tokens made by ScopedToken
+}
+
+// OAuth scopes of the Linode API that the LKE endpoints check.
+const (
+	ScopeLKEReadOnly  = "lke:read_only"
+	ScopeLKEReadWrite = "lke:read_write"
+)
+
+// notAuthorizedForEndpoint is the Linode API's answer to a token that lacks
+// the endpoint's OAuth scope.
+const notAuthorizedForEndpoint = "Your OAuth token is not authorized to use this endpoint."
+
+// ScopedToken makes another token the emulator accepts, limited to scopes
+// (as a personal access token made in Cloud Manager is): reads need
+// lke:read_only or lke:read_write, writes lke:read_write.
+func (e *Emulator) ScopedToken(scopes ...string) string {
+	token := randomHex(32)
+	e.scopeMu.Lock()
+	defer e.scopeMu.Unlock()
+	if e.scoped == nil {
+		e.scoped = map[string][]string{}
+	}
+	e.scoped[token] = scopes
+	return token
+}
+
+// scopeAllows tells whether the request's token may use the endpoint; known
+// is false for a token ScopedToken did not make.
+func (e *Emulator) scopeAllows(r *http.Request) (allowed, known bool) {
+	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	e.scopeMu.Lock()
+	scopes, known := e.scoped[token]
+	e.scopeMu.Unlock()
+	if !known {
+		return false, false
+	}
+	if slices.Contains(scopes, ScopeLKEReadWrite) {
+		return true, true
+	}
+	return r.Method == http.MethodGet && slices.Contains(scopes, ScopeLKEReadOnly), true
 }
 
 // Linode's error envelope.
@@ -146,7 +190,10 @@ func (e *Emulator) middleware(endpoint string, h http.HandlerFunc) http.Handler 
 			writeError(rec, http.StatusNotFound, apiError{Reason: "Not found"})
 			return
 		}
-		if !e.authorized(r) {
+		if allowed, scoped := e.scopeAllows(r); scoped && !allowed {
+			writeError(rec, http.StatusUnauthorized, apiError{Reason: notAuthorizedForEndpoint})
+			return
+		} else if !scoped && !e.authorized(r) {
 			writeError(rec, http.StatusUnauthorized, apiError{Reason: "Invalid Token"})
 			return
 		}

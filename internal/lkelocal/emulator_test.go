@@ -279,6 +279,27 @@ func TestGatewayHTMLPagesDecodeAsLinodegoErrorValues(t *testing.T) {
 	}
 }
 
+// Tokens limited to OAuth scopes are refused as the Linode API refuses them.
+func TestScopedTokensAreRefusedWhatTheirScopesDoNotAllow(t *testing.T) {
+	ctx := t.Context()
+	id := env.Clusters()[0].ID
+	notAuthorized := func(err error) bool {
+		var lerr *linodego.Error
+		return errors.As(err, &lerr) && lerr.Code == http.StatusUnauthorized && lerr.Message == "Your OAuth token is not authorized to use this endpoint."
+	}
+	readOnly := newLinodeClient(t, env.Emulator.ScopedToken(lkelocal.ScopeLKEReadOnly))
+	if _, err := readOnly.GetLKECluster(ctx, id); err != nil {
+		t.Errorf("lke:read_only: reading the cluster: %v", err)
+	}
+	if _, err := readOnly.RegenerateLKECluster(ctx, id, linodego.LKEClusterRegenerateOptions{KubeConfig: true}); !notAuthorized(err) {
+		t.Errorf("lke:read_only: regenerate answered %v; want 401 not authorized to use this endpoint", err)
+	}
+	none := newLinodeClient(t, env.Emulator.ScopedToken("linodes:read_only"))
+	if _, err := none.GetLKECluster(ctx, id); !notAuthorized(err) {
+		t.Errorf("no LKE scope: reading answered %v; want 401 not authorized to use this endpoint", err)
+	}
+}
+
 func TestFaultSequencesAreReplayedInOrder(t *testing.T) {
 	ctx := t.Context()
 	id := env.Clusters()[0].ID

@@ -29,6 +29,10 @@ type Options struct {
 	KubeconfigDelay time.Duration
 	// RecycleDelay is how long a node recycle takes before the new nodes appear.
 	RecycleDelay time.Duration
+	// ReuseAdminSecret makes regenerating the kubeconfig rebuild it from the
+	// existing lke-admin token secret (Cluster.SetReuseAdminSecret), for
+	// every cluster.
+	ReuseAdminSecret bool
 	// Dir holds certificates, etcd data and logs; default a new temporary
 	// directory, removed by Close.
 	Dir string

@@ -311,7 +311,13 @@ func (r *shortLivedKubeconfig) Open(ctx context.Context, req ephemeral.OpenReque
 		}
 		var audiences []string
 		resp.Diagnostics.Append(m.Audiences.ElementsAs(ctx, &audiences, false)...)
-		tok, err := issuer.IssueServiceAccountToken(ctx, kubeconfig.ServiceAccountToken{Namespace: ns, Name: name, Audiences: audiences, TTL: ttl})
+		// A failed attempt removes the Secret it made, so trying again
+		// leaves nothing behind.
+		var tok *kubeconfig.IssuedToken
+		err := r.data.retry.Do(ctx, func() (err error) {
+			tok, err = issuer.IssueServiceAccountToken(ctx, kubeconfig.ServiceAccountToken{Namespace: ns, Name: name, Audiences: audiences, TTL: ttl})
+			return err
+		})
 		if err != nil {
 			resp.Diagnostics.AddError("Cannot issue a service-account token", describeKubeError(err, cfg.Host))
 			return
@@ -362,7 +368,7 @@ func (r *shortLivedKubeconfig) Close(ctx context.Context, req ephemeral.CloseReq
 		return
 	}
 	h := v.(*closeHandle)
-	err := h.issuer.Revoke(ctx, h.bound)
+	err := h.data.retry.Do(ctx, func() error { return h.issuer.Revoke(ctx, h.bound) })
 	if apierrors.IsUnauthorized(err) {
 		// The credential captured at Open is rejected now: a rotation in this
 		// run (kubecreds_lke_secret_rotation revokes short-lived tokens too)
@@ -399,7 +405,7 @@ func (h *closeHandle) revokeThroughLinode(ctx context.Context) error {
 		return err
 	}
 	issuer := &kubeconfig.Issuer{Client: client, Clock: h.issuer.Clock}
-	return issuer.Revoke(ctx, h.bound)
+	return h.data.retry.Do(ctx, func() error { return issuer.Revoke(ctx, h.bound) })
 }
 
 // clusterConfig resolves where the cluster is: lke_cluster_id,
@@ -419,6 +425,7 @@ func (r *shortLivedKubeconfig) clusterConfig(ctx context.Context, m *shortLivedK
 			return nil, "", diags
 		}
 		cfg.UserAgent = r.data.userAgent
+		cfg.Timeout = r.data.requestTimeout
 		name := kubeconfig.ClusterName(raw)
 		if name == "" {
 			name = "cluster"
@@ -431,6 +438,7 @@ func (r *shortLivedKubeconfig) clusterConfig(ctx context.Context, m *shortLivedK
 				"Set lke_cluster_id or base_kubeconfig on the ephemeral resource, or configure the provider's kubernetes block. "+d[0].Detail())
 			return nil, "", diags
 		}
+		cfg.Timeout = r.data.requestTimeout
 		return cfg, "kubernetes", nil
 	}
 }

@@ -131,7 +131,7 @@ func TestAccProvider_invalidSettings(t *testing.T) {
 		"unreadable CA file": {
 			provider: `provider "kubecreds" {}`,
 			env:      map[string]string{"LINODE_CA": "/nonexistent/ca.pem"},
-			want:     `(?s)Cannot read Linode CA file.*linode_ca_path \(or LINODE_CA\) names\s+"/nonexistent/ca.pem"`,
+			want:     `(?s)Unusable Linode CA file.*linode_ca_path \(or LINODE_CA\) names\s+"/nonexistent/ca.pem", which cannot\s+be\s+read`,
 		},
 		"untrusted API certificate": {
 			// Without LINODE_CA the emulator's certificate is not trusted:

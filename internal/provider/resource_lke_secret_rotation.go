@@ -520,6 +520,12 @@ func addRotationWarnings(diags *diag.Diagnostics, opts rotation.Options, result 
 				"deleted_secrets lists only what this apply deleted.",
 				strings.Join(opts.Namespaces, ", "), result.ResumedLeftover, len(result.RevokedShortLived), verified))
 	}
+	if result.DeletedAdminSecretFirst {
+		diags.AddWarning("Old admin secret deleted before the new kubeconfig was served",
+			"After the regeneration the Linode API kept serving a kubeconfig with the old admin token for more than a minute: LKE rebuilt it "+
+				"from the lke-admin token secret that still existed. So the rotation followed the runbook's order, deleted that secret, and waited "+
+				"again; LKE then served a kubeconfig with a new token. Between the two, the Linode API served no working kubeconfig.")
+	}
 	if len(result.PodsUsingDeleted) > 0 {
 		var b strings.Builder
 		for _, m := range result.PodsUsingDeleted {

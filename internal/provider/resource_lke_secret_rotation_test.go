@@ -717,3 +717,68 @@ func TestAccRotation_linodeErrorsAreExplained(t *testing.T) {
 		}},
 	})
 }
+
+// TestAccRotation_fallsBackToTheRunbookOrderWhenLKEReusesTheAdminSecret:
+// LKE rebuilds the regenerated kubeconfig from the lke-admin secret that
+// still exists, so its token does not change until that secret is gone. The
+// rotation stops waiting after a bound, deletes the secret (the runbook's
+// order), waits again, and says so.
+func TestAccRotation_fallsBackToTheRunbookOrderWhenLKEReusesTheAdminSecret(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	c.SetReuseAdminSecret(true)
+	t.Cleanup(func() { c.SetReuseAdminSecret(false) })
+	oldKC := servedKubeconfig(t, c)
+	dir := t.TempDir()
+	writeConfig(t, dir, fmt.Sprintf(`
+terraform {
+  required_providers {
+    kubecreds = { source = "kubecreds/kubecreds" }
+  }
+}
+%s`, rotationConfig(c.ID, "")))
+	out, err := terraformCmd(t, dir, nil, "apply", "-auto-approve", "-input=false", "-no-color")
+	if err != nil {
+		t.Fatalf("the rotation failed: %v\n%s", err, out)
+	}
+	if !wrapped("Old admin secret deleted before the new kubeconfig was served").MatchString(out) {
+		t.Errorf("the apply does not warn that it fell back to the runbook's order:\n%s", out)
+	}
+	newKC := servedKubeconfig(t, c)
+	if kubeconfigToken(t, newKC) == kubeconfigToken(t, oldKC) {
+		t.Fatalf("the served kubeconfig still has the old token")
+	}
+	if err := kubeconfigWorks(t, newKC); err != nil {
+		t.Errorf("the new kubeconfig does not work: %v", err)
+	}
+	if err := oldTokenRejected(t, oldKC); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestAccRotation_tokenWithoutTheLKEWriteScopeIsExplained: a token limited to
+// lke:read_only can read but not regenerate; the error names lke:read_write,
+// and the next apply with a full token converges.
+func TestAccRotation_tokenWithoutTheLKEWriteScopeIsExplained(t *testing.T) {
+	// Sequential: it changes the environment.
+	c := takeCluster(t)
+	t.Setenv("LINODE_TOKEN", testEnv.Emulator.ScopedToken(lkelocal.ScopeLKEReadOnly))
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{{
+			Config:      rotationConfig(c.ID, ""),
+			ExpectError: regexp.MustCompile(`(?s)regenerate\s+kubeconfig\s+and\s+service\s+token\s+for\s+cluster\s+\d+:\s+\[401\]\s+Your\s+OAuth\s+token\s+is\s+not\s+authorized.*lke:read_write`),
+		}},
+	})
+	t.Setenv("LINODE_TOKEN", testEnv.Emulator.Token)
+	if err := workingKubeconfigFromLinode(t, c); err != nil {
+		t.Fatalf("after the refused regeneration: %v", err)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{{
+			Config: rotationConfig(c.ID, ""),
+			Check:  servedKubeconfigMatches(t, c),
+		}},
+	})
+}

@@ -52,7 +52,7 @@ func TestAccRotation_deletesAThousandSecretsAndRecordsEachName(t *testing.T) {
 	c := takeCluster(t)
 	var want []string
 	start := time.Now()
-	for _, ns := range []string{"team-a", "team-b"} {
+	for _, ns := range []string{"scale-a", "scale-b"} {
 		want = append(want, createTokenSecrets(t, c, ns, 500)...)
 	}
 	t.Logf("created %d token secrets in %s", len(want), time.Since(start).Round(time.Millisecond))
@@ -60,14 +60,14 @@ func TestAccRotation_deletesAThousandSecretsAndRecordsEachName(t *testing.T) {
 		ProtoV6ProviderFactories: testProviders,
 		Steps: []resource.TestStep{{
 			PreConfig: func() { want = append(want, sortedKeys(tokenSecrets(t, c, "kube-system"))...) },
-			Config:    rotationConfig(c.ID, `  namespaces = ["kube-system", "team-a", "team-b"]`),
+			Config:    rotationConfig(c.ID, `  namespaces = ["kube-system", "scale-a", "scale-b"]`),
 			Check: check(func(a map[string]string) error {
 				got := listAttr(a, "deleted_secrets")
 				slices.Sort(want)
 				if !slices.Equal(got, want) {
 					return fmt.Errorf("deleted_secrets has %d names, %d secrets existed", len(got), len(want))
 				}
-				for _, ns := range []string{"team-a", "team-b"} {
+				for _, ns := range []string{"scale-a", "scale-b"} {
 					if left := tokenSecrets(t, c, ns); len(left) != 0 {
 						return fmt.Errorf("%d token secrets left in %s", len(left), ns)
 					}

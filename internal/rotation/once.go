@@ -34,7 +34,7 @@ func (r *run) actOnce(ctx context.Context, what string, send func(context.Contex
 			acted, checkErr := r.waitForEffect(ctx, tookEffect)
 			if acted {
 				fields["answer_lost"] = true
-				r.Log.Step(ctx, what+": the answer was lost, but the API had acted", map[string]any{"cluster_id": r.opts.ClusterID, "error": err.Error()})
+				r.note(ctx, what+": the answer was lost, but the API had acted", map[string]any{"cluster_id": r.opts.ClusterID, "error": err.Error()})
 				return fields, nil
 			}
 			if checkErr != nil {

@@ -39,6 +39,12 @@ type Options struct {
 	// lost, the API is watched for a sign that it acted before the request
 	// is sent again (default 10s).
 	ActSettle time.Duration
+	// TokenWait bounds how long the served kubeconfig may keep the old
+	// token after a regeneration (default 60s). LKE may rebuild the
+	// kubeconfig from the admin token secret that still exists; after this
+	// the rotation follows the runbook's order instead: it deletes that
+	// secret, then waits again for a new token.
+	TokenWait time.Duration
 	// Retry is how Kubernetes requests (and polls of the Linode API) failing
 	// with transient errors are retried; the Linode client retries its own.
 	Retry Retry
@@ -74,6 +80,10 @@ type Result struct {
 	// left alone, as kubectl rollout restart refuses them.
 	SkippedPaused []string
 	RecycledNodes int
+	// DeletedAdminSecretFirst is true when the served kubeconfig kept the
+	// old token for longer than TokenWait, and the rotation deleted the old
+	// admin secret before the new kubeconfig was served (the runbook's order).
+	DeletedAdminSecretFirst bool
 }
 
 // Logger receives one line per step, with counts and durations, never a secret.
@@ -180,6 +190,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.NodePollMax <= 0 {
 		o.NodePollMax = 5 * time.Second
+	}
+	if o.TokenWait <= 0 {
+		o.TokenWait = 60 * time.Second
 	}
 	if o.ActSettle <= 0 {
 		o.ActSettle = 10 * time.Second
@@ -317,7 +330,19 @@ func (r *run) waitForKubeconfig(ctx context.Context) (map[string]any, error) {
 			break
 		}
 		// The API may serve the old kubeconfig for a moment before it
-		// starts answering 503.
+		// starts answering 503; or LKE rebuilt it from the admin secret
+		// that still exists, and makes a new token only once it is gone.
+		if len(r.ownSecret) > 0 && r.Clock.Since(start) >= r.opts.TokenWait {
+			deleted, err := deleteEach(ctx, r.old, r.ownSecret)
+			r.recordDeleted(deleted)
+			if err != nil {
+				return nil, fmt.Errorf("the served kubeconfig still had the old token after %s, and deleting its secret failed: %w", r.opts.TokenWait, err)
+			}
+			r.ownSecret = nil
+			r.result.DeletedAdminSecretFirst = true
+			r.note(ctx, StepWaitKubeconfig+": still the old token; deleted its secret first, as the runbook does",
+				map[string]any{"cluster_id": r.opts.ClusterID, "waited_ms": r.Clock.Since(start).Milliseconds()})
+		}
 		if err := sleep(ctx, delay()); err != nil {
 			return nil, err
 		}
@@ -337,5 +362,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	case <-t.C:
 		return nil
+	}
+}
+
+// note logs something a step noticed, between step lines.
+func (r *run) note(ctx context.Context, what string, fields map[string]any) {
+	if r.Log != nil {
+		r.Log.Step(ctx, what, fields)
 	}
 }
