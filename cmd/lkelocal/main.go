@@ -22,6 +22,7 @@ func main() {
 	kubeconfigDelay := flag.Duration("kubeconfig-delay", 5*time.Second, "how long GET /kubeconfig answers 503 after a regeneration")
 	recycleDelay := flag.Duration("recycle-delay", 5*time.Second, "how long a node recycle takes")
 	reuse := flag.Bool("reuse-admin-secret", false, "regenerating the kubeconfig reuses the existing lke-admin token secret; a new token appears only once it is deleted")
+	outage := flag.Duration("service-token-outage", 5*time.Second, "how long a standard cluster's API endpoint answers 503 after its service token is regenerated (negative: none)")
 	token := flag.String("token", "", "Linode API token the emulator accepts (default: random)")
 	envFile := flag.String("env-file", "", "also write the settings as JSON to this file (mode 0600), for scripts")
 	flag.Parse()
@@ -32,7 +33,7 @@ func main() {
 	start := time.Now()
 	fmt.Fprintf(os.Stderr, "starting local LKE with %d cluster(s)...\n", *clusters)
 	env, err := lkelocal.Start(ctx, lkelocal.Options{
-		Clusters: *clusters, KubeconfigDelay: *kubeconfigDelay, RecycleDelay: *recycleDelay, ReuseAdminSecret: *reuse, Token: *token,
+		Clusters: *clusters, KubeconfigDelay: *kubeconfigDelay, RecycleDelay: *recycleDelay, ReuseAdminSecret: *reuse, ServiceTokenOutage: *outage, Token: *token,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "lkelocal: %v\n", err)

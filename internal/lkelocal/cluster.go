@@ -62,6 +62,9 @@ type Cluster struct {
 	// reuseAdminSecret: LKE rebuilds the kubeconfig from the lke-admin token
 	// secret that still exists; a new token appears only once it is gone.
 	reuseAdminSecret bool
+	highAvailability bool
+	outage           time.Duration // after a service-token regeneration (standard clusters)
+	outageUntil      time.Time     // the API endpoint answers 503 until then
 	recycleDelay     time.Duration
 	pools            []*nodePool
 	adminKubeconfig  string
@@ -122,6 +125,7 @@ func (env *Environment) newCluster(ctx context.Context, id int, spec ClusterSpec
 		Created: now, updated: now, cp: cp, ctx: cctx, cancel: cancel,
 		kubeconfigDelay:  env.opts.KubeconfigDelay,
 		reuseAdminSecret: env.opts.ReuseAdminSecret,
+		outage:           env.opts.ServiceTokenOutage,
 		recycleDelay:     env.opts.RecycleDelay,
 		adminKubeconfig:  filepath.Join(dir, "admin.kubeconfig"),
 	}
@@ -292,6 +296,10 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 	c.pendingRegens++
 	c.updated = time.Now().UTC().Truncate(time.Second)
 	c.lastRegenAt = time.Now()
+	if serviceToken && !c.highAvailability && c.outage > 0 {
+		// LKE restarts the control-plane components with the new token.
+		c.outageUntil = time.Now().Add(c.outage)
+	}
 	c.mu.Unlock()
 
 	c.bg.Add(1)
@@ -387,6 +395,21 @@ func (c *Cluster) replaceAdminTokenWhenGone(name string) {
 	defer c.mu.Unlock()
 	c.adminTokens = append(c.adminTokens, token)
 	c.kubeconfig = kc
+}
+
+// SetHighAvailability makes the cluster's control plane highly available:
+// regenerating its service token causes no outage.
+func (c *Cluster) SetHighAvailability(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.highAvailability = on
+}
+
+// inOutage reports whether the control plane is restarting.
+func (c *Cluster) inOutage() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Before(c.outageUntil)
 }
 
 // SetReuseAdminSecret makes regenerating the kubeconfig rebuild it from the

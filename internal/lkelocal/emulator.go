@@ -235,22 +235,24 @@ func (e *Emulator) withCluster(h func(http.ResponseWriter, *http.Request, *Clust
 	}
 }
 
+type controlPlaneJSON struct {
+	HighAvailability bool `json:"high_availability"`
+}
+
 // clusterJSON is the cluster object as GET /lke/clusters/{id} answers it.
 type clusterJSON struct {
-	ID           int    `json:"id"`
-	Status       string `json:"status"`
-	Created      string `json:"created"`
-	Updated      string `json:"updated"`
-	Label        string `json:"label"`
-	Region       string `json:"region"`
-	K8sVersion   string `json:"k8s_version"`
-	Tier         string `json:"tier"`
-	ControlPlane struct {
-		HighAvailability bool `json:"high_availability"`
-	} `json:"control_plane"`
-	APLEnabled bool     `json:"apl_enabled"`
-	Tags       []string `json:"tags"`
-	Locks      []string `json:"locks"`
+	ID           int              `json:"id"`
+	Status       string           `json:"status"`
+	Created      string           `json:"created"`
+	Updated      string           `json:"updated"`
+	Label        string           `json:"label"`
+	Region       string           `json:"region"`
+	K8sVersion   string           `json:"k8s_version"`
+	Tier         string           `json:"tier"`
+	ControlPlane controlPlaneJSON `json:"control_plane"`
+	APLEnabled   bool             `json:"apl_enabled"`
+	Tags         []string         `json:"tags"`
+	Locks        []string         `json:"locks"`
 }
 
 const linodeTime = "2006-01-02T15:04:05"
@@ -262,6 +264,7 @@ func (c *Cluster) toJSON() clusterJSON {
 		ID: c.ID, Status: "ready", Created: c.Created.Format(linodeTime), Updated: c.updated.Format(linodeTime),
 		Label: c.Label, Region: c.Region, K8sVersion: c.K8sVersion, Tier: c.Tier,
 		Tags: []string{}, Locks: []string{},
+		ControlPlane: controlPlaneJSON{HighAvailability: c.highAvailability},
 	}
 }
 

@@ -33,6 +33,12 @@ type Options struct {
 	// existing lke-admin token secret (Cluster.SetReuseAdminSecret), for
 	// every cluster.
 	ReuseAdminSecret bool
+	// ServiceTokenOutage is how long, after the service token of a standard
+	// (not high-availability) cluster is regenerated, its API endpoint
+	// answers 503 while LKE restarts the control-plane components (the API
+	// reference warns of "brief control plane downtime"). Zero takes 2s;
+	// negative: none.
+	ServiceTokenOutage time.Duration
 	// Dir holds certificates, etcd data and logs; default a new temporary
 	// directory, removed by Close.
 	Dir string
@@ -67,6 +73,9 @@ type Environment struct {
 func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 	if opts.Clusters == 0 {
 		opts.Clusters = 1
+	}
+	if opts.ServiceTokenOutage == 0 {
+		opts.ServiceTokenOutage = 2 * time.Second
 	}
 	if opts.FirstClusterID == 0 {
 		opts.FirstClusterID = 100001

@@ -110,6 +110,10 @@ func (p *kubeProxy) serve(w http.ResponseWriter, r *http.Request) {
 		p.kubeLog(entry)
 	}()
 	w = rec
+	if c := p.emulator.env.Cluster(p.clusterID); c != nil && c.inOutage() {
+		writeKubeStatus(rec, http.StatusServiceUnavailable, "the control plane is restarting")
+		return
+	}
 	if endpoint != "" {
 		if f, ok := p.emulator.faults.pop(clusterFaultKey(p.clusterID, endpoint)); ok {
 			entry.Fault = true

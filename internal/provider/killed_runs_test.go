@@ -36,6 +36,7 @@ var killPoints = []string{
 	rotation.StepDeleteSecrets,
 	rotation.StepRegenerate,
 	rotation.StepWaitKubeconfig,
+	rotation.StepWaitControlPlane,
 	rotation.StepDeleteOldSecret,
 	rotation.StepIssueCanary,
 	rotation.StepRevokeShortLived,

@@ -782,3 +782,45 @@ func TestAccRotation_tokenWithoutTheLKEWriteScopeIsExplained(t *testing.T) {
 		}},
 	})
 }
+
+// TestAccRotation_waitsOutTheControlPlaneRestart: regenerating the service
+// token of a standard cluster makes its API endpoint answer 503 for a while
+// (LKE restarts the control-plane components); the rotation waits for it
+// and finishes. A high-availability cluster has no outage.
+func TestAccRotation_waitsOutTheControlPlaneRestart(t *testing.T) {
+	for _, ha := range []bool{false, true} {
+		t.Run(fmt.Sprintf("high availability %t", ha), func(t *testing.T) {
+			t.Parallel()
+			c := takeCluster(t)
+			c.SetHighAvailability(ha)
+			t.Cleanup(func() { c.SetHighAvailability(false) })
+			start := time.Now()
+			outage := func() int {
+				n := 0
+				for _, r := range testEnv.Emulator.KubeRequests() {
+					if r.ClusterID == c.ID && r.At.After(start) && r.Status == http.StatusServiceUnavailable {
+						n++
+					}
+				}
+				return n
+			}
+			resource.Test(t, resource.TestCase{
+				ProtoV6ProviderFactories: testProviders,
+				Steps: []resource.TestStep{{
+					Config: rotationConfig(c.ID, ""),
+					Check: resource.ComposeAggregateTestCheckFunc(
+						servedKubeconfigMatches(t, c),
+						check(func(map[string]string) error {
+							if n := outage(); ha && n != 0 {
+								return fmt.Errorf("a high-availability cluster answered 503 %d times", n)
+							} else if !ha && n == 0 {
+								return fmt.Errorf("the standard cluster's outage was never met: the test proves nothing")
+							}
+							return nil
+						}),
+					),
+				}},
+			})
+		})
+	}
+}

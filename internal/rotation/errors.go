@@ -15,6 +15,7 @@ const (
 	StepDeleteSecrets     = "delete service-account-token secrets"
 	StepRegenerate        = "regenerate kubeconfig and service token"
 	StepWaitKubeconfig    = "wait for the new kubeconfig"
+	StepWaitControlPlane  = "wait for the control plane after the service-token regeneration"
 	StepFinishDeletion    = "delete the token secrets the interrupted run left"
 	StepDeleteOldSecret   = "delete the old kubeconfig's token secret"
 	StepIssueCanary       = "issue a short-lived canary token"

@@ -137,6 +137,11 @@ func (r *Runner) Rotate(ctx context.Context, opts Options) (*Result, error) {
 	if err := run.step(ctx, StepWaitKubeconfig, run.waitForKubeconfig); err != nil {
 		return nil, err
 	}
+	if opts.RegenerateServiceToken {
+		if err := run.step(ctx, StepWaitControlPlane, run.waitForControlPlane); err != nil {
+			return nil, err
+		}
+	}
 	if run.result.Resumed {
 		// The interrupted run may have stopped before every namespace was done.
 		if err := run.step(ctx, StepFinishDeletion, run.finishResumedDeletion); err != nil {
