@@ -116,14 +116,20 @@ func jwtAudiences(t *testing.T, token string) []string {
 
 func tokenWorks(t *testing.T, c *lkelocal.Cluster, token string) error {
 	t.Helper()
+	_, err := tokenClient(t, c, token).CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	return err
+}
+
+// tokenClient reaches the cluster's API server with a bearer token only.
+func tokenClient(t *testing.T, c *lkelocal.Cluster, token string) kubernetes.Interface {
+	t.Helper()
 	cfg := c.AdminConfig()
 	cfg.TLSClientConfig.CertFile, cfg.TLSClientConfig.KeyFile, cfg.BearerToken = "", "", token
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = cs.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
-	return err
+	return cs
 }
 
 func boundSecrets(t *testing.T, c *lkelocal.Cluster, ns string) []string {

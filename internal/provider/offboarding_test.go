@@ -17,7 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
 )
@@ -86,13 +85,7 @@ func legacyToken(t *testing.T, c *lkelocal.Cluster, id string) string {
 // accepted (whatever RBAC then allows it), an error when it is rejected.
 func tokenAuthenticates(t *testing.T, c *lkelocal.Cluster, token string) error {
 	t.Helper()
-	cfg := c.AdminConfig()
-	cfg.TLSClientConfig.CertFile, cfg.TLSClientConfig.KeyFile, cfg.BearerToken = "", "", token
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = cs.AuthenticationV1().SelfSubjectReviews().Create(t.Context(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	_, err := tokenClient(t, c, token).AuthenticationV1().SelfSubjectReviews().Create(t.Context(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 	return err
 }
 

@@ -605,6 +605,24 @@ provider "kubecreds" {
 // When the served kubeconfig's secret is gone already (deleted by hand),
 // the rotation cannot list or delete anything with it: it regenerates,
 // verifies, and warns that it resumed.
+// killServedKubeconfig does what an interrupted run (or a person following
+// the runbook by hand) leaves: the served kubeconfig's lke-admin secret
+// deleted, its token rejected.
+func killServedKubeconfig(t *testing.T, c *lkelocal.Cluster, served []byte) {
+	t.Helper()
+	for name, sa := range tokenSecrets(t, c, "kube-system") {
+		if sa == "lke-admin" {
+			ns, n, _ := strings.Cut(name, "/")
+			if err := adminClient(t, c).CoreV1().Secrets(ns).Delete(t.Context(), n, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := waitRejected(t, served, 20*time.Second); err != nil {
+		t.Fatalf("old token still accepted 20s after its secret was deleted")
+	}
+}
+
 // TestAccRotation_resumesWhenTheServedKubeconfigIsAlreadyRejected: an
 // earlier run (or a person) deleted the served kubeconfig's secret and
 // stopped; the secrets of a second namespace are still there. The resumed
@@ -620,17 +638,7 @@ func TestAccRotation_resumesWhenTheServedKubeconfigIsAlreadyRejected(t *testing.
 			PreConfig: func() {
 				oldKC = servedKubeconfig(t, c)
 				left = createTokenSecret(t, c, "ci", "deployer")
-				for name, sa := range tokenSecrets(t, c, "kube-system") {
-					if sa == "lke-admin" {
-						ns, n, _ := strings.Cut(name, "/")
-						if err := adminClient(t, c).CoreV1().Secrets(ns).Delete(t.Context(), n, metav1.DeleteOptions{}); err != nil {
-							t.Fatal(err)
-						}
-					}
-				}
-				if err := waitRejected(t, oldKC, 20*time.Second); err != nil {
-					t.Fatalf("old token still accepted 20s after its secret was deleted")
-				}
+				killServedKubeconfig(t, c, oldKC)
 			},
 			Config: rotationConfig(c.ID, `  namespaces = ["kube-system", "ci"]`),
 			Check: resource.ComposeAggregateTestCheckFunc(
@@ -658,17 +666,7 @@ func TestAccRotation_resumeWarningSaysWhatWasFoundAndDone(t *testing.T) {
 	oldKC := servedKubeconfig(t, c)
 	createTokenSecret(t, c, "ci", "deployer")
 	createTokenSecret(t, c, "ci", "reporter")
-	for name, sa := range tokenSecrets(t, c, "kube-system") {
-		if sa == "lke-admin" {
-			ns, n, _ := strings.Cut(name, "/")
-			if err := adminClient(t, c).CoreV1().Secrets(ns).Delete(t.Context(), n, metav1.DeleteOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := waitRejected(t, oldKC, 20*time.Second); err != nil {
-		t.Fatalf("old token still accepted 20s after its secret was deleted")
-	}
+	killServedKubeconfig(t, c, oldKC)
 	dir := t.TempDir()
 	writeConfig(t, dir, fmt.Sprintf(`
 terraform {
