@@ -23,6 +23,7 @@ func main() {
 	recycleDelay := flag.Duration("recycle-delay", 5*time.Second, "how long a node recycle takes")
 	reuse := flag.Bool("reuse-admin-secret", false, "regenerating the kubeconfig reuses the existing lke-admin token secret; a new token appears only once it is deleted")
 	outage := flag.Duration("service-token-outage", 5*time.Second, "how long a standard cluster's API endpoint answers 503 after its service token is regenerated (negative: none)")
+	stale := flag.Duration("stale-window", 0, "how long GET /kubeconfig still serves the previous kubeconfig after a regeneration (default none, as the recordings show)")
 	token := flag.String("token", "", "Linode API token the emulator accepts (default: random)")
 	envFile := flag.String("env-file", "", "also write the settings as JSON to this file (mode 0600), for scripts")
 	flag.Parse()
@@ -33,7 +34,7 @@ func main() {
 	start := time.Now()
 	fmt.Fprintf(os.Stderr, "starting local LKE with %d cluster(s)...\n", *clusters)
 	env, err := lkelocal.Start(ctx, lkelocal.Options{
-		Clusters: *clusters, KubeconfigDelay: *kubeconfigDelay, RecycleDelay: *recycleDelay, ReuseAdminSecret: *reuse, ServiceTokenOutage: *outage, Token: *token,
+		Clusters: *clusters, KubeconfigDelay: *kubeconfigDelay, RecycleDelay: *recycleDelay, ReuseAdminSecret: *reuse, ServiceTokenOutage: *outage, StaleWindow: *stale, Token: *token,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "lkelocal: %v\n", err)

@@ -63,6 +63,8 @@ type Cluster struct {
 	// secret that still exists; a new token appears only once it is gone.
 	reuseAdminSecret bool
 	highAvailability bool
+	staleWindow      time.Duration // after a regeneration, the previous kubeconfig is still served this long
+	staleKubeconfig  []byte        // the kubeconfig served before the last regeneration
 	outage           time.Duration // after a service-token regeneration (standard clusters)
 	outageUntil      time.Time     // the API endpoint answers 503 until then
 	recycleDelay     time.Duration
@@ -126,6 +128,7 @@ func (env *Environment) newCluster(ctx context.Context, id int, spec ClusterSpec
 		kubeconfigDelay:  env.opts.KubeconfigDelay,
 		reuseAdminSecret: env.opts.ReuseAdminSecret,
 		outage:           env.opts.ServiceTokenOutage,
+		staleWindow:      max(env.opts.StaleWindow, 0),
 		recycleDelay:     env.opts.RecycleDelay,
 		adminKubeconfig:  filepath.Join(dir, "admin.kubeconfig"),
 	}
@@ -296,6 +299,7 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 	c.pendingRegens++
 	c.updated = time.Now().UTC().Truncate(time.Second)
 	c.lastRegenAt = time.Now()
+	c.staleKubeconfig = c.kubeconfig
 	if serviceToken && !c.highAvailability && c.outage > 0 {
 		// LKE restarts the control-plane components with the new token.
 		c.outageUntil = time.Now().Add(c.outage)
@@ -427,10 +431,22 @@ func (c *Cluster) SetReuseAdminSecret(on bool) {
 func (c *Cluster) servedKubeconfig() (kc []byte, ready bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.pendingRegens > 0 || time.Now().Before(c.lastRegenAt.Add(c.kubeconfigDelay)) {
+	now := time.Now()
+	if now.Before(c.lastRegenAt.Add(c.staleWindow)) && c.staleKubeconfig != nil {
+		return c.staleKubeconfig, true // stale: the regeneration is not visible yet
+	}
+	if c.pendingRegens > 0 || now.Before(c.lastRegenAt.Add(c.staleWindow+c.kubeconfigDelay)) {
 		return nil, false
 	}
 	return c.kubeconfig, true
+}
+
+// SetStaleWindow sets how long, after a regeneration, GET /kubeconfig still
+// serves the kubeconfig from before it.
+func (c *Cluster) SetStaleWindow(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.staleWindow = d
 }
 
 // recycle replaces the nodes of the given pools (all when none are given):
@@ -498,7 +514,7 @@ func (c *Cluster) KubeconfigReadySince() time.Time {
 	if c.pendingRegens > 0 {
 		return time.Time{}
 	}
-	ready := c.lastRegenAt.Add(c.kubeconfigDelay)
+	ready := c.lastRegenAt.Add(c.staleWindow + c.kubeconfigDelay)
 	if c.regenDoneAt.After(ready) {
 		ready = c.regenDoneAt
 	}

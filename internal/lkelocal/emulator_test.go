@@ -160,14 +160,21 @@ func TestRegenerateReplacesTheAdminToken(t *testing.T) {
 
 	c.SetKubeconfigDelay(1500 * time.Millisecond)
 	defer c.SetKubeconfigDelay(0)
+	c.SetStaleWindow(500 * time.Millisecond)
+	defer c.SetStaleWindow(0)
 	start := time.Now()
 	if _, err := lc.RegenerateLKECluster(ctx, c.ID, linodego.LKEClusterRegenerateOptions{KubeConfig: true}); err != nil {
 		t.Fatal(err)
 	}
+	// First the stale window: the kubeconfig from before is still served.
+	if stale := servedKubeconfig(ctx, t, lc, c.ID); string(stale) != string(oldKC) {
+		t.Fatalf("right after regenerate, within the stale window, GET kubeconfig served a new kubeconfig")
+	}
+	time.Sleep(time.Until(start.Add(600 * time.Millisecond)))
 	_, err := lc.GetLKEClusterKubeconfig(ctx, c.ID)
 	var lerr *linodego.Error
 	if !errors.As(err, &lerr) || lerr.Code != http.StatusServiceUnavailable || lerr.Message != "Cluster kubeconfig is not yet available. Please try again later." {
-		t.Fatalf("right after regenerate, GET kubeconfig = %v; want the 503 'not yet available'", err)
+		t.Fatalf("after the stale window, GET kubeconfig = %v; want the 503 'not yet available'", err)
 	}
 	var newKC []byte
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
@@ -184,8 +191,8 @@ func TestRegenerateReplacesTheAdminToken(t *testing.T) {
 	if err != nil {
 		t.Fatalf("new kubeconfig never served: %v", err)
 	}
-	if waited := time.Since(start); waited < 1500*time.Millisecond {
-		t.Errorf("kubeconfig served after %s, before the configured 1.5s delay", waited)
+	if waited := time.Since(start); waited < 2000*time.Millisecond {
+		t.Errorf("kubeconfig served after %s, before the 0.5s stale window and the 1.5s delay", waited)
 	}
 	if string(newKC) == string(oldKC) {
 		t.Fatal("regenerate served the same kubeconfig")

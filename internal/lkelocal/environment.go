@@ -39,6 +39,11 @@ type Options struct {
 	// reference warns of "brief control plane downtime"). Zero takes 2s;
 	// negative: none.
 	ServiceTokenOutage time.Duration
+	// StaleWindow is how long, after a regeneration, GET /kubeconfig still
+	// serves the kubeconfig from before it (caches behind the API), before
+	// it answers 503 "not yet available" and then the new one. Off by
+	// default: the recordings of the real API show the 503 at once.
+	StaleWindow time.Duration
 	// Dir holds certificates, etcd data and logs; default a new temporary
 	// directory, removed by Close.
 	Dir string

@@ -822,3 +822,31 @@ func TestAccRotation_waitsOutTheControlPlaneRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestAccRotation_waitsThroughAStaleKubeconfig: after the regeneration the
+// Linode API first keeps serving the previous kubeconfig, then "not yet
+// available", then the new one. The rotation accepts only a kubeconfig with
+// a new token.
+func TestAccRotation_waitsThroughAStaleKubeconfig(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	c.SetStaleWindow(2 * time.Second)
+	c.SetKubeconfigDelay(time.Second)
+	t.Cleanup(func() { c.SetStaleWindow(0) })
+	oldKC := servedKubeconfig(t, c)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{{
+			Config: rotationConfig(c.ID, ""),
+			Check: resource.ComposeAggregateTestCheckFunc(
+				servedKubeconfigMatches(t, c),
+				check(func(a map[string]string) error {
+					if a["kubeconfig_sha256"] == sha256Hex(oldKC) {
+						return fmt.Errorf("the rotation recorded the stale kubeconfig")
+					}
+					return oldTokenRejected(t, oldKC)
+				}),
+			),
+		}},
+	})
+}
