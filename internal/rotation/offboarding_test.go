@@ -1,12 +1,14 @@
 package rotation
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -168,5 +170,33 @@ func TestRestartSkipsPausedDeploymentsAsKubectlDoes(t *testing.T) {
 	}
 	if !slices.Equal(patched, []string{"web"}) {
 		t.Fatalf("patched %v; a paused deployment must not be touched", patched)
+	}
+}
+
+// A continue token that expires half-way through a long list (410 Expired)
+// does not fail the listing: it falls back to one full list.
+func TestListAllSurvivesAnExpiredContinueToken(t *testing.T) {
+	item := func(name string) metav1.PartialObjectMetadata {
+		return metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: "ci", Name: name}}
+	}
+	var calls []string
+	list := func(_ context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		calls = append(calls, opts.Continue)
+		switch {
+		case opts.Continue == "" && opts.Limit > 0:
+			return &metav1.PartialObjectMetadataList{ListMeta: metav1.ListMeta{Continue: "page-2"}, Items: []metav1.PartialObjectMetadata{item("a")}}, nil
+		case opts.Continue == "page-2":
+			return nil, apierrors.NewResourceExpired("continue token expired")
+		default: // the full list the pager falls back to
+			return &metav1.PartialObjectMetadataList{Items: []metav1.PartialObjectMetadata{item("a"), item("b")}}, nil
+		}
+	}
+	var names []string
+	err := listAll(t.Context(), NoRetry, metav1.ListOptions{}, list, func(obj runtime.Object) error {
+		names = append(names, obj.(*metav1.PartialObjectMetadata).Name)
+		return nil
+	})
+	if err != nil || !slices.Equal(names, []string{"a", "b"}) {
+		t.Fatalf("listed %v (%v) after %d requests; want a and b from the full list", names, err, len(calls))
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // PodMount is a pod that uses a token secret: as a volume, as a source of a
@@ -35,27 +36,20 @@ const (
 func PodsMounting(ctx context.Context, k *KubeClients, namespaces []string, secrets map[string]bool) ([]PodMount, error) {
 	var out []PodMount
 	for _, ns := range namespaces {
-		opts := metav1.ListOptions{Limit: 500}
-		for {
-			var list *corev1.PodList
-			err := k.Retry.Do(ctx, func() (err error) {
-				list, err = k.Core.CoreV1().Pods(ns).List(ctx, opts)
-				return err
-			})
-			if err != nil {
-				return nil, fmt.Errorf("list pods in namespace %s: %w", ns, err)
-			}
-			for i := range list.Items {
-				for _, m := range secretUses(&list.Items[i]) {
+		err := listAll(ctx, k.Retry, metav1.ListOptions{},
+			func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+				return k.Core.CoreV1().Pods(ns).List(ctx, opts)
+			},
+			func(obj runtime.Object) error {
+				for _, m := range secretUses(obj.(*corev1.Pod)) {
 					if secrets[m.Namespace+"/"+m.Secret] {
 						out = append(out, m)
 					}
 				}
-			}
-			if list.Continue == "" {
-				break
-			}
-			opts.Continue = list.Continue
+				return nil
+			})
+		if err != nil {
+			return nil, fmt.Errorf("list pods in namespace %s: %w", ns, err)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

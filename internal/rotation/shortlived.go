@@ -8,6 +8,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
 )
@@ -81,28 +82,21 @@ func (r *run) revokeShortLivedKubeconfigs(ctx context.Context) (map[string]any, 
 // listBoundSecrets lists the Secrets of short-lived tokens in all namespaces,
 // as metadata.
 func listBoundSecrets(ctx context.Context, k *KubeClients) ([]TokenSecret, error) {
-	opts := metav1.ListOptions{
-		LabelSelector: labels.SelectorFromSet(labels.Set{kubeconfig.BoundSecretLabel: "true"}).String(),
-		Limit:         500,
-	}
 	var out []TokenSecret
-	for {
-		var list *metav1.PartialObjectMetadataList
-		err := k.Retry.Do(ctx, func() (err error) {
-			list, err = k.Meta.Resource(secretsResource).Namespace(metav1.NamespaceAll).List(ctx, opts)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list the Secrets of short-lived kubeconfigs: %w", err)
-		}
-		for _, s := range list.Items {
+	opts := metav1.ListOptions{LabelSelector: labels.SelectorFromSet(labels.Set{kubeconfig.BoundSecretLabel: "true"}).String()}
+	err := listAll(ctx, k.Retry, opts,
+		func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			return k.Meta.Resource(secretsResource).Namespace(metav1.NamespaceAll).List(ctx, opts)
+		},
+		func(obj runtime.Object) error {
+			s := obj.(*metav1.PartialObjectMetadata)
 			out = append(out, TokenSecret{Namespace: s.Namespace, Name: s.Name, UID: string(s.UID), Created: s.CreationTimestamp.Time})
-		}
-		if list.Continue == "" {
-			return out, nil
-		}
-		opts.Continue = list.Continue
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("list the Secrets of short-lived kubeconfigs: %w", err)
 	}
+	return out, nil
 }
 
 // canaryRejected asks the API server (TokenReview: the authenticator every

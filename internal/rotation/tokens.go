@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -46,17 +47,12 @@ func ListServiceAccountTokens(ctx context.Context, k *KubeClients, namespaces []
 	g.SetLimit(8)
 	for i, ns := range namespaces {
 		g.Go(func() error {
-			opts := metav1.ListOptions{FieldSelector: tokenSecretSelector(), Limit: 500}
-			for {
-				var list *metav1.PartialObjectMetadataList
-				err := k.Retry.Do(ctx, func() (err error) {
-					list, err = k.Meta.Resource(secretsResource).Namespace(ns).List(ctx, opts)
-					return err
-				})
-				if err != nil {
-					return fmt.Errorf("list service-account-token secrets in namespace %s: %w", ns, err)
-				}
-				for _, s := range list.Items {
+			err := listAll(ctx, k.Retry, metav1.ListOptions{FieldSelector: tokenSecretSelector()},
+				func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+					return k.Meta.Resource(secretsResource).Namespace(ns).List(ctx, opts)
+				},
+				func(obj runtime.Object) error {
+					s := obj.(*metav1.PartialObjectMetadata)
 					perNamespace[i] = append(perNamespace[i], TokenSecret{
 						Namespace:      s.Namespace,
 						Name:           s.Name,
@@ -64,12 +60,12 @@ func ListServiceAccountTokens(ctx context.Context, k *KubeClients, namespaces []
 						ServiceAccount: s.Annotations[corev1.ServiceAccountNameKey],
 						Created:        s.CreationTimestamp.Time,
 					})
-				}
-				if list.Continue == "" {
 					return nil
-				}
-				opts.Continue = list.Continue
+				})
+			if err != nil {
+				return fmt.Errorf("list service-account-token secrets in namespace %s: %w", ns, err)
 			}
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
