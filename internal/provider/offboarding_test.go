@@ -45,6 +45,12 @@ resource "terraform_data" "use" {
 }
 `
 
+// withKubecreds puts the required_providers block a configuration run by
+// the CLI needs before body.
+func withKubecreds(body string) string {
+	return "terraform {\n  required_providers {\n    kubecreds = { source = \"kubecreds/kubecreds\" }\n  }\n}\n" + body
+}
+
 func writeConfig(t *testing.T, dir, body string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(body), 0o600); err != nil {

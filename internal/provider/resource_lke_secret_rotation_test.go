@@ -668,13 +668,7 @@ func TestAccRotation_resumeWarningSaysWhatWasFoundAndDone(t *testing.T) {
 	createTokenSecret(t, c, "ci", "reporter")
 	killServedKubeconfig(t, c, oldKC)
 	dir := t.TempDir()
-	writeConfig(t, dir, fmt.Sprintf(`
-terraform {
-  required_providers {
-    kubecreds = { source = "kubecreds/kubecreds" }
-  }
-}
-%s`, rotationConfig(c.ID, `  namespaces = ["kube-system", "ci"]`)))
+	writeConfig(t, dir, withKubecreds(rotationConfig(c.ID, `  namespaces = ["kube-system", "ci"]`)))
 	out, err := terraformCmd(t, dir, nil, "apply", "-auto-approve", "-input=false", "-no-color")
 	if err != nil {
 		t.Fatalf("the resumed rotation failed: %v\n%s", err, out)
@@ -728,13 +722,7 @@ func TestAccRotation_fallsBackToTheRunbookOrderWhenLKEReusesTheAdminSecret(t *te
 	t.Cleanup(func() { c.SetReuseAdminSecret(false) })
 	oldKC := servedKubeconfig(t, c)
 	dir := t.TempDir()
-	writeConfig(t, dir, fmt.Sprintf(`
-terraform {
-  required_providers {
-    kubecreds = { source = "kubecreds/kubecreds" }
-  }
-}
-%s`, rotationConfig(c.ID, "")))
+	writeConfig(t, dir, withKubecreds(rotationConfig(c.ID, "")))
 	out, err := terraformCmd(t, dir, nil, "apply", "-auto-approve", "-input=false", "-no-color")
 	if err != nil {
 		t.Fatalf("the rotation failed: %v\n%s", err, out)
