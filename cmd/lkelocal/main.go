@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,6 +26,16 @@ func main() {
 	reuse := flag.Bool("reuse-admin-secret", false, "regenerating the kubeconfig reuses the existing lke-admin token secret; a new token appears only once it is deleted")
 	outage := flag.Duration("service-token-outage", 5*time.Second, "how long a standard cluster's API endpoint answers 503 after its service token is regenerated (negative: none)")
 	stale := flag.Duration("stale-window", 0, "how long GET /kubeconfig still serves the previous kubeconfig after a regeneration (default none, as the recordings show)")
+	rateLimit := flag.Int("rate-limit", lkelocal.DefaultRatePerMinute, "Linode API requests a minute per token (paginated collection GETs excepted; negative: no limit)")
+	collectionRateLimit := flag.Int("collection-rate-limit", lkelocal.DefaultCollectionRatePerMinute, "paginated collection GETs a minute per token (negative: no limit)")
+	maxTokenExpiration := flag.Duration("max-token-expiration", lkelocal.DefaultMaxTokenExpiration, "the API servers' --service-account-max-token-expiration (negative: none)")
+	noCSRSigning := flag.Bool("no-csr-signing", false, "run the clusters without the controller that signs CertificateSigningRequests")
+	extraTokens := flag.Int("extra-kube-system-tokens", 0, "more auto-generated token secrets in kube-system beyond the four of the LKE guide")
+	highAvailability := flag.Bool("high-availability", false, "high-availability control planes: no outage when the service token is regenerated")
+	maintenance := flag.Duration("maintenance", 0, "the Linode API answers 503 with X-Maintenance-Mode for this long after start")
+	var faults faultFlags
+	flag.Var(&faults, "fault", "queue a fault, endpoint=kind, repeatable; endpoints: "+strings.Join(faultEndpointNames(), ", ")+
+		"; kinds: "+strings.Join(faultKindNames(), ", "))
 	token := flag.String("token", "", "Linode API token the emulator accepts (default: random)")
 	envFile := flag.String("env-file", "", "also write the settings as JSON to this file (mode 0600), for scripts")
 	flag.Parse()
@@ -34,13 +46,25 @@ func main() {
 	start := time.Now()
 	fmt.Fprintf(os.Stderr, "starting local LKE with %d cluster(s)...\n", *clusters)
 	env, err := lkelocal.Start(ctx, lkelocal.Options{
-		Clusters: *clusters, KubeconfigDelay: *kubeconfigDelay, RecycleDelay: *recycleDelay, ReuseAdminSecret: *reuse, ServiceTokenOutage: *outage, StaleWindow: *stale, Token: *token,
+		Clusters: *clusters, KubeconfigDelay: *kubeconfigDelay, RecycleDelay: *recycleDelay, ReuseAdminSecret: *reuse,
+		ServiceTokenOutage: *outage, StaleWindow: *stale, Token: *token,
+		RateLimits:         lkelocal.RateLimits{PerMinute: *rateLimit, CollectionPerMinute: *collectionRateLimit},
+		MaxTokenExpiration: *maxTokenExpiration, NoCSRSigning: *noCSRSigning, ExtraSystemTokens: *extraTokens,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "lkelocal: %v\n", err)
 		os.Exit(1)
 	}
 	defer env.Close()
+	for _, c := range env.Clusters() {
+		c.SetHighAvailability(*highAvailability)
+	}
+	if *maintenance > 0 {
+		env.Emulator.StartMaintenance(*maintenance)
+	}
+	for _, f := range faults {
+		env.Emulator.InjectFaults(f.endpoint, f.fault)
+	}
 
 	settings := map[string]any{}
 	for k, v := range env.LinodeEnv() {
@@ -75,4 +99,51 @@ func main() {
 	fmt.Printf("\nPress Ctrl-C to stop.\n")
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "stopping local LKE...")
+}
+
+// faultFlags are the -fault flags: endpoint=kind.
+type faultFlags []struct {
+	endpoint string
+	fault    lkelocal.Fault
+}
+
+var faultEndpoints = map[string]string{
+	"kubeconfig": lkelocal.EndpointGetKubeconfig, "regenerate": lkelocal.EndpointRegenerate,
+	"cluster": lkelocal.EndpointGetCluster, "pools": lkelocal.EndpointListPools,
+	"recycle": lkelocal.EndpointRecycleCluster, "servicetoken": lkelocal.EndpointDeleteServiceTok,
+	"delete-kubeconfig": lkelocal.EndpointDeleteKubeconfig,
+}
+
+var faultKinds = map[string]lkelocal.Fault{
+	"html-502": {Status: 502, HTML: true}, "html-503": {Status: 503, HTML: true}, "html-504": {Status: 504, HTML: true},
+	"500": {Status: 500}, "429": {Status: 429, RetryAfter: 2 * time.Second}, "maintenance": {Maintenance: true},
+	"drop": {Drop: true}, "hang": {Hang: true}, "acted-drop": {Acted: true, Drop: true}, "acted-hang": {Acted: true, Hang: true},
+}
+
+func faultEndpointNames() []string { return sortedKeys(faultEndpoints) }
+func faultKindNames() []string     { return sortedKeys(faultKinds) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (f *faultFlags) String() string { return fmt.Sprint(len(*f), " faults") }
+
+func (f *faultFlags) Set(v string) error {
+	name, kind, ok := strings.Cut(v, "=")
+	endpoint, known := faultEndpoints[name]
+	fault, knownKind := faultKinds[kind]
+	if !ok || !known || !knownKind {
+		return fmt.Errorf("want endpoint=kind with endpoint one of %s and kind one of %s", strings.Join(faultEndpointNames(), ", "), strings.Join(faultKindNames(), ", "))
+	}
+	*f = append(*f, struct {
+		endpoint string
+		fault    lkelocal.Fault
+	}{endpoint, fault})
+	return nil
 }

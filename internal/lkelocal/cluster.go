@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -67,10 +68,12 @@ type Cluster struct {
 	staleKubeconfig  []byte        // the kubeconfig served before the last regeneration
 	outage           time.Duration // after a service-token regeneration (standard clusters)
 	outageUntil      time.Time     // the API endpoint answers 503 until then
+	outageStarted    chan struct{} // closed when an outage starts (then replaced): cuts requests in flight
 	recycleDelay     time.Duration
 	pools            []*nodePool
 	adminKubeconfig  string
 	proxy            *kubeProxy // the API endpoint kubeconfigs from the Linode API name
+	extraTokens      int        // more auto-generated token secrets in kube-system
 }
 
 func (c *Cluster) startProxy(emulator *Emulator) (*kubeProxy, error) {
@@ -106,7 +109,14 @@ type ClusterSpec struct {
 	Label string
 	// Pools lists node counts per pool; default one pool of 3 nodes.
 	Pools []int
+	// NoCSRSigning runs the cluster without the controller that signs
+	// CertificateSigningRequests: approved requests are never issued.
+	NoCSRSigning bool
 }
+
+// DefaultMaxTokenExpiration is the API servers' --service-account-max-token-expiration
+// unless Options say otherwise.
+const DefaultMaxTokenExpiration = 24 * time.Hour
 
 func (env *Environment) newCluster(ctx context.Context, id int, spec ClusterSpec) (_ *Cluster, err error) {
 	if spec.Label == "" {
@@ -116,7 +126,8 @@ func (env *Environment) newCluster(ctx context.Context, id int, spec ClusterSpec
 		spec.Pools = []int{3}
 	}
 	dir := filepath.Join(env.Dir, "lke"+strconv.Itoa(id))
-	cp, err := startControlPlane(ctx, env.bin, dir, env.etcd.url, "/lke"+strconv.Itoa(id))
+	limits := cpLimits{maxTokenExpiration: max(env.opts.MaxTokenExpiration, 0), noCSRSigning: spec.NoCSRSigning || env.opts.NoCSRSigning}
+	cp, err := startControlPlane(ctx, env.bin, dir, env.etcd.url, "/lke"+strconv.Itoa(id), limits)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %d: %w", id, err)
 	}
@@ -131,6 +142,7 @@ func (env *Environment) newCluster(ctx context.Context, id int, spec ClusterSpec
 		staleWindow:      max(env.opts.StaleWindow, 0),
 		recycleDelay:     env.opts.RecycleDelay,
 		adminKubeconfig:  filepath.Join(dir, "admin.kubeconfig"),
+		extraTokens:      env.opts.ExtraSystemTokens,
 	}
 	defer func() {
 		if err != nil {
@@ -190,9 +202,20 @@ func (c *Cluster) bootstrap(ctx context.Context) error {
 			return err
 		}
 	}
+	for i := range c.extraTokens {
+		sa := "lke-component-" + strconv.Itoa(i+1)
+		_, err := c.client.CoreV1().ServiceAccounts(metav1.NamespaceSystem).Create(ctx,
+			&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create service account %s: %w", sa, err)
+		}
+		if _, err := c.replaceTokenSecret(ctx, sa); err != nil {
+			return err
+		}
+	}
 	for _, p := range c.pools {
 		for _, n := range p.Nodes {
-			if err := c.createNode(ctx, p, n); err != nil {
+			if err := c.createNode(ctx, p, n, true); err != nil {
 				return err
 			}
 		}
@@ -267,7 +290,9 @@ func (c *Cluster) newPoolNode(p *nodePool) *poolNode {
 	}
 }
 
-func (c *Cluster) createNode(ctx context.Context, p *nodePool, n *poolNode) error {
+// createNode creates the Node object of a pool node, Ready or (as a node
+// still joining) NotReady.
+func (c *Cluster) createNode(ctx context.Context, p *nodePool, n *poolNode, ready bool) error {
 	node, err := c.client.CoreV1().Nodes().Create(ctx, &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: map[string]string{
 			"lke.linode.com/pool-id":           strconv.Itoa(p.ID),
@@ -279,14 +304,33 @@ func (c *Cluster) createNode(ctx context.Context, p *nodePool, n *poolNode) erro
 	if err != nil {
 		return fmt.Errorf("create node %s: %w", n.Name, err)
 	}
-	now := metav1.Now()
 	node.Status.NodeInfo.KubeletVersion = "v1.37.2+lke1"
-	node.Status.Conditions = []corev1.NodeCondition{{
-		Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
-		Message: "kubelet is posting ready status", LastHeartbeatTime: now, LastTransitionTime: now,
-	}}
+	node.Status.Conditions = []corev1.NodeCondition{readyCondition(ready)}
 	if _, err := c.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("mark node %s Ready: %w", n.Name, err)
+		return fmt.Errorf("set the Ready condition of node %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+func readyCondition(ready bool) corev1.NodeCondition {
+	now := metav1.Now()
+	if ready {
+		return corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+			Message: "kubelet is posting ready status", LastHeartbeatTime: now, LastTransitionTime: now}
+	}
+	return corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionFalse, Reason: "KubeletNotReady",
+		Message: "container runtime network not ready", LastHeartbeatTime: now, LastTransitionTime: now}
+}
+
+// setNodeReady marks a joining node Ready.
+func (c *Cluster) setNodeReady(ctx context.Context, name string) error {
+	node, err := c.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("get node %s: %w", name, err)
+	}
+	node.Status.Conditions = []corev1.NodeCondition{readyCondition(true)}
+	if _, err := c.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("mark node %s Ready: %w", name, err)
 	}
 	return nil
 }
@@ -303,6 +347,10 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 	if serviceToken && !c.highAvailability && c.outage > 0 {
 		// LKE restarts the control-plane components with the new token.
 		c.outageUntil = time.Now().Add(c.outage)
+		if c.outageStarted != nil {
+			close(c.outageStarted)
+		}
+		c.outageStarted = make(chan struct{})
 	}
 	c.mu.Unlock()
 
@@ -409,6 +457,16 @@ func (c *Cluster) SetHighAvailability(on bool) {
 	c.highAvailability = on
 }
 
+// outageSignal is closed when the next control-plane restart begins.
+func (c *Cluster) outageSignal() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.outageStarted == nil {
+		c.outageStarted = make(chan struct{})
+	}
+	return c.outageStarted
+}
+
 // inOutage reports whether the control plane is restarting.
 func (c *Cluster) inOutage() bool {
 	c.mu.Lock()
@@ -449,59 +507,99 @@ func (c *Cluster) SetStaleWindow(d time.Duration) {
 	c.staleWindow = d
 }
 
-// recycle replaces the nodes of the given pools (all when none are given):
-// they turn not_ready at once and, after the recycle delay, their Node objects
-// are replaced by new ones with new names, Ready.
+// recycle replaces the nodes of the given pools (all when none are given)
+// one at a time, as LKE's rolling recycle does ("deleted and replaced with
+// new Linodes on a rolling basis"). Each node takes the recycle delay: for
+// its first half the old node is cordoned and reported not_ready; then its
+// Node object is deleted and a new pool node takes its place, not_ready
+// (its Node NotReady) until the delay is over. The first node turns
+// not_ready before the API answers.
 func (c *Cluster) recycle(poolIDs ...int) bool {
+	type target struct {
+		pool *nodePool
+		node *poolNode
+	}
 	c.mu.Lock()
-	var targets []*nodePool
+	var queue []target
 	for _, p := range c.pools {
 		if len(poolIDs) == 0 || slices.Contains(poolIDs, p.ID) {
-			targets = append(targets, p)
 			for _, n := range p.Nodes {
-				n.Status = "not_ready"
+				queue = append(queue, target{p, n})
 			}
 		}
 	}
 	delay := c.recycleDelay
 	c.updated = time.Now().UTC().Truncate(time.Second)
+	if len(queue) > 0 {
+		queue[0].node.Status = "not_ready"
+	}
 	c.mu.Unlock()
-	if len(targets) == 0 {
+	if len(queue) == 0 {
 		return false
 	}
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
-		select {
-		case <-time.After(delay):
-		case <-c.ctx.Done():
-			return
-		}
-		for _, p := range targets {
-			c.mu.Lock()
-			old := p.Nodes
-			fresh := make([]*poolNode, 0, len(old))
-			p.Nodes = nil
-			for range old {
-				n := c.newPoolNode(p)
-				p.Nodes = append(p.Nodes, n)
-				fresh = append(fresh, n)
-			}
-			c.mu.Unlock()
-			for _, n := range fresh {
-				if err := c.createNode(c.ctx, p, n); err != nil && c.ctx.Err() == nil {
+		for _, t := range queue {
+			if err := c.recycleNode(t.pool, t.node, delay); err != nil {
+				if c.ctx.Err() == nil {
 					log.Printf("lkelocal: cluster %d: recycle: %v", c.ID, err)
 				}
-			}
-			for _, n := range old {
-				err := c.client.CoreV1().Nodes().Delete(c.ctx, n.Name, metav1.DeleteOptions{})
-				if err != nil && !apierrors.IsNotFound(err) && c.ctx.Err() == nil {
-					log.Printf("lkelocal: cluster %d: recycle: delete node %s: %v", c.ID, n.Name, err)
-				}
+				return
 			}
 		}
 	}()
 	return true
+}
+
+// recycleNode replaces one pool node, taking delay.
+func (c *Cluster) recycleNode(p *nodePool, old *poolNode, delay time.Duration) error {
+	c.mu.Lock()
+	old.Status = "not_ready"
+	c.mu.Unlock()
+	nodes := c.client.CoreV1().Nodes()
+	cordon := []byte(`{"spec":{"unschedulable":true}}`)
+	if _, err := nodes.Patch(c.ctx, old.Name, types.StrategicMergePatchType, cordon, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("cordon node %s: %w", old.Name, err)
+	}
+	if !c.sleep(delay / 2) {
+		return c.ctx.Err()
+	}
+	c.mu.Lock()
+	fresh := c.newPoolNode(p)
+	fresh.Status = "not_ready"
+	if i := slices.Index(p.Nodes, old); i >= 0 {
+		p.Nodes[i] = fresh
+	} else {
+		p.Nodes = append(p.Nodes, fresh)
+	}
+	c.mu.Unlock()
+	if err := nodes.Delete(c.ctx, old.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete node %s: %w", old.Name, err)
+	}
+	if err := c.createNode(c.ctx, p, fresh, false); err != nil {
+		return err
+	}
+	if !c.sleep(delay - delay/2) {
+		return c.ctx.Err()
+	}
+	if err := c.setNodeReady(c.ctx, fresh.Name); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	fresh.Status = "ready"
+	c.mu.Unlock()
+	return nil
+}
+
+// sleep waits d unless the cluster is stopped first.
+func (c *Cluster) sleep(d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
 }
 
 // KubeconfigReadySince is when GET /kubeconfig started (or will start)

@@ -128,7 +128,7 @@ type controlPlane struct {
 
 // startControlPlane starts kube-apiserver and kube-controller-manager for one
 // cluster, storing under prefix in the shared etcd, and waits until both serve.
-func startControlPlane(ctx context.Context, bin, dir, etcdURL, prefix string) (_ *controlPlane, err error) {
+func startControlPlane(ctx context.Context, bin, dir, etcdURL, prefix string, limits cpLimits) (_ *controlPlane, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -209,6 +209,7 @@ func startControlPlane(ctx context.Context, bin, dir, etcdURL, prefix string) (_
 		"--audit-policy-file="+auditPolicyFile,
 		"--audit-log-path="+auditLog,
 		"--audit-log-format=json",
+		"--service-account-max-token-expiration="+limits.maxTokenExpiration.String(),
 		"--v=1",
 	)
 	if err != nil {
@@ -241,7 +242,7 @@ func startControlPlane(ctx context.Context, bin, dir, etcdURL, prefix string) (_
 		"--authentication-skip-lookup=true",
 		"--secure-port=0",
 		"--leader-elect=false",
-		"--controllers="+strings.Join(controllers, ","),
+		"--controllers="+strings.Join(limits.controllers(), ","),
 		"--service-account-private-key-file="+saKey,
 		"--root-ca-file="+cp.ca.certPath,
 		"--cluster-signing-cert-file="+cp.ca.certPath,
@@ -277,6 +278,29 @@ var controllers = []string{
 	"replicaset-controller",
 	"daemonset-controller",
 	"statefulset-controller",
+}
+
+// cpLimits are the control plane's limits on credentials.
+type cpLimits struct {
+	// maxTokenExpiration caps TokenRequest expirations
+	// (--service-account-max-token-expiration).
+	maxTokenExpiration time.Duration
+	// noCSRSigning leaves out the controller that signs
+	// CertificateSigningRequests: approved requests are never issued.
+	noCSRSigning bool
+}
+
+func (l cpLimits) controllers() []string {
+	if !l.noCSRSigning {
+		return controllers
+	}
+	var out []string
+	for _, c := range controllers {
+		if c != "certificatesigningrequest-signing-controller" {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // stop ends the cluster's processes; the caller removes the directory.

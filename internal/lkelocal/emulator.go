@@ -45,6 +45,11 @@ type Emulator struct {
 	log     []RequestRecord
 	kubeLog []RequestRecord // requests through the clusters' API endpoints
 
+	limiter rateLimiter
+
+	maintenanceMu    sync.Mutex
+	maintenanceUntil time.Time
+
 	scopeMu sync.Mutex
 	scoped  map[string][]string // token -> OAuth scopes, for tokens made by ScopedToken
 }
@@ -89,6 +94,24 @@ func (e *Emulator) scopeAllows(r *http.Request) (allowed, known bool) {
 	return r.Method == http.MethodGet && slices.Contains(scopes, ScopeLKEReadOnly), true
 }
 
+// StartMaintenance makes every request answer as during a maintenance
+// event for d: 503 with X-Maintenance-Mode.
+func (e *Emulator) StartMaintenance(d time.Duration) {
+	e.maintenanceMu.Lock()
+	defer e.maintenanceMu.Unlock()
+	e.maintenanceUntil = time.Now().Add(d)
+}
+
+// inMaintenance is when the maintenance event under way ends, or zero.
+func (e *Emulator) inMaintenance() time.Time {
+	e.maintenanceMu.Lock()
+	defer e.maintenanceMu.Unlock()
+	if time.Now().Before(e.maintenanceUntil) {
+		return e.maintenanceUntil
+	}
+	return time.Time{}
+}
+
 // Linode's error envelope.
 type apiError struct {
 	Reason string `json:"reason"`
@@ -118,6 +141,7 @@ func newEmulator(env *Environment, token, certPath, keyPath, caPath string) (*Em
 		listener:    l,
 		closing:     make(chan struct{}),
 	}
+	e.limiter.limits = env.opts.RateLimits.withDefaults()
 	mux := http.NewServeMux()
 	routes := map[string]http.HandlerFunc{
 		EndpointListClusters:     e.listClusters,
@@ -198,6 +222,15 @@ func (e *Emulator) middleware(endpoint string, h http.HandlerFunc) http.Handler 
 			return
 		}
 		entry.ClusterID, _ = strconv.Atoi(r.PathValue("id"))
+		if until := e.inMaintenance(); !until.IsZero() {
+			entry.Fault = true
+			writeMaintenance(rec, time.Until(until))
+			return
+		}
+		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !e.limiter.take(rec, token, endpoint, time.Now()) {
+			return
+		}
 		if endpoint != "" {
 			f, ok := e.faults.pop(clusterFaultKey(entry.ClusterID, endpoint))
 			if !ok {
@@ -359,7 +392,9 @@ func (e *Emulator) regenerate(w http.ResponseWriter, r *http.Request, c *Cluster
 		return
 	}
 	c.regenerate(kubeconfig, serviceToken)
-	writeJSON(w, http.StatusOK, c.toJSON())
+	// The API reference documents an empty object (as for recycle), not
+	// the cluster.
+	writeJSON(w, http.StatusOK, struct{}{})
 }
 
 func (e *Emulator) listPools(w http.ResponseWriter, r *http.Request, c *Cluster) {
@@ -428,7 +463,6 @@ func writePage(w http.ResponseWriter, r *http.Request, items []any) {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Ratelimit-Limit", "1600")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }

@@ -44,6 +44,21 @@ type Options struct {
 	// it answers 503 "not yet available" and then the new one. Off by
 	// default: the recordings of the real API show the 503 at once.
 	StaleWindow time.Duration
+	// MaxTokenExpiration is the API servers' --service-account-max-token-expiration:
+	// longer TokenRequests are shortened to it. Zero takes 24h (LKE does not
+	// publish its value; 24h is what this emulator assumes); negative: no cap.
+	MaxTokenExpiration time.Duration
+	// NoCSRSigning runs every cluster without the controller that signs
+	// CertificateSigningRequests (ClusterSpec.NoCSRSigning for one cluster).
+	NoCSRSigning bool
+	// ExtraSystemTokens adds this many more auto-generated token secrets to
+	// kube-system beyond the four of the LKE guide's listing (the guide
+	// notes that 1.26 clusters have more, without naming them).
+	ExtraSystemTokens int
+	// RateLimits are the Linode API's per-token limits; zero fields take
+	// the real API's (1600 requests a minute, 200 for paginated collection
+	// GETs); negative turns a limit off.
+	RateLimits RateLimits
 	// Dir holds certificates, etcd data and logs; default a new temporary
 	// directory, removed by Close.
 	Dir string
@@ -82,6 +97,10 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 	if opts.ServiceTokenOutage == 0 {
 		opts.ServiceTokenOutage = 2 * time.Second
 	}
+	if opts.MaxTokenExpiration == 0 {
+		opts.MaxTokenExpiration = DefaultMaxTokenExpiration
+	}
+	opts.RateLimits = opts.RateLimits.withDefaults()
 	if opts.FirstClusterID == 0 {
 		opts.FirstClusterID = 100001
 	}

@@ -46,6 +46,10 @@ type Fault struct {
 	// nginx sends it), not Linode's JSON envelope. linodego returns these
 	// as linodego.Error values, not pointers.
 	HTML bool
+	// Maintenance answers as the API does during a maintenance event: 503
+	// with the X-Maintenance-Mode header (linodego does not retry these)
+	// and Retry-After 20 unless RetryAfter says otherwise.
+	Maintenance bool
 	// Acted lets the real handler act first (the cluster is regenerated,
 	// the nodes recycled), then plays Drop or Hang instead of its answer:
 	// the API did the work and the client never hears of it.
@@ -178,6 +182,9 @@ func applyFault(w http.ResponseWriter, r *http.Request, f Fault, closing <-chan 
 	case f.Drop:
 		// Aborts the exchange: the connection closes with no response.
 		panic(http.ErrAbortHandler)
+	case f.Maintenance:
+		writeMaintenance(w, f.RetryAfter)
+		return true
 	case f.Status != 0 && f.HTML:
 		if f.RetryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(f.RetryAfter.Round(time.Second)/time.Second)))
@@ -200,6 +207,20 @@ func applyFault(w http.ResponseWriter, r *http.Request, f Fault, closing <-chan 
 		return true
 	}
 	return false
+}
+
+// maintenanceReason is what the API says during a maintenance event, in the
+// X-Maintenance-Mode header and the error body (the header's value as
+// linodego's tests of its maintenance handling record it).
+const maintenanceReason = "Currently in maintenance mode."
+
+func writeMaintenance(w http.ResponseWriter, retryAfter time.Duration) {
+	if retryAfter <= 0 {
+		retryAfter = 20 * time.Second
+	}
+	w.Header().Set("X-Maintenance-Mode", maintenanceReason)
+	w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Round(time.Second)/time.Second)))
+	writeLinodeError(w, http.StatusServiceUnavailable, maintenanceReason)
 }
 
 // PendingFaults counts the faults still queued for an endpoint of a cluster

@@ -1,9 +1,11 @@
 package lkelocal
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -59,6 +61,14 @@ func startKubeProxy(clusterID int, emulator *Emulator, upstream string, serving 
 			Transport:     transport,
 			FlushInterval: -1, // watches stream
 			ErrorLog:      discardLogger,
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				if errors.Is(context.Cause(r.Context()), errControlPlaneRestart) {
+					// The API server went away mid-request: the client
+					// sees the connection drop, not an answer.
+					panic(http.ErrAbortHandler)
+				}
+				w.WriteHeader(http.StatusBadGateway)
+			},
 		}
 	}
 	p := &kubeProxy{
@@ -122,6 +132,21 @@ func (p *kubeProxy) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if c := p.emulator.env.Cluster(p.clusterID); c != nil {
+		// A control-plane restart that starts while the request is in
+		// flight cuts it.
+		ctx, cancel := context.WithCancelCause(r.Context())
+		defer cancel(nil)
+		restart := c.outageSignal()
+		go func() {
+			select {
+			case <-restart:
+				cancel(errControlPlaneRestart)
+			case <-ctx.Done():
+			}
+		}()
+		r = r.WithContext(ctx)
+	}
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		cert := r.TLS.PeerCertificates[0]
 		r.Header.Set("X-Remote-User", cert.Subject.CommonName)
@@ -133,6 +158,10 @@ func (p *kubeProxy) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	p.bearer.ServeHTTP(w, r)
 }
+
+// errControlPlaneRestart cuts the requests in flight when LKE restarts the
+// control plane (after a service-token regeneration on a standard cluster).
+var errControlPlaneRestart = errors.New("the control plane restarted")
 
 // kubeEndpoint classifies a Kubernetes API request ("" for the rest).
 func kubeEndpoint(method, path string) string {

@@ -42,6 +42,11 @@ const (
 	openTimeout           = 5 * time.Minute
 )
 
+// csrSignTimeout bounds the wait for a client certificate after its request
+// is approved: a signer answers within a second or two, and a cluster
+// without one never does.
+const csrSignTimeout = 20 * time.Second
+
 // ttl may range from the API server's TokenRequest minimum to six months.
 var ttlRange = durationBetween{min: kubeconfig.MinTTL, max: 4320 * time.Hour, example: "1h"}
 
@@ -288,7 +293,16 @@ func (r *shortLivedKubeconfig) Open(ctx context.Context, req ephemeral.OpenReque
 	if m.Mode.ValueString() == modeClientCertificate {
 		var groups []string
 		resp.Diagnostics.Append(m.Groups.ElementsAs(ctx, &groups, false)...)
-		cert, err := issuer.IssueClientCertificate(ctx, kubeconfig.ClientCertificate{User: m.User.ValueString(), Groups: groups, TTL: ttl})
+		cert, err := issuer.IssueClientCertificate(ctx, kubeconfig.ClientCertificate{
+			User: m.User.ValueString(), Groups: groups, TTL: ttl, SignTimeout: csrSignTimeout,
+		})
+		if errors.Is(err, kubeconfig.ErrCSRNotSigned) {
+			resp.Diagnostics.AddAttributeError(path.Root("mode"), "This cluster does not sign client certificates",
+				fmt.Sprintf("The CertificateSigningRequest was approved, but no certificate was issued within %s: the cluster's "+
+					"kubernetes.io/kube-apiserver-client signer is off (as on managed control planes that do not sign client certificates). "+
+					"Use mode = \"service_account\" instead: it issues a revocable token and needs no signer. (Nothing was left behind: the request was removed.)", csrSignTimeout))
+			return
+		}
 		if err != nil {
 			resp.Diagnostics.AddError("Cannot issue a client certificate", describeKubeError(err, cfg.Host))
 			return
@@ -348,6 +362,15 @@ func (r *shortLivedKubeconfig) Open(ctx context.Context, req ephemeral.OpenReque
 	m.Host = types.StringValue(rendered.Host)
 	m.ClusterCA = types.StringValue(string(rendered.CAPEM))
 	m.ExpiresAt = types.StringValue(expires.UTC().Format(time.RFC3339))
+	// Signers backdate long certificates by 5 minutes, NotAfter included:
+	// only a larger shortfall is a cap.
+	if granted := expires.Sub(r.data.clock.Now()); granted < ttl-10*time.Minute {
+		resp.Diagnostics.AddAttributeWarning(path.Root("ttl"), "The API server shortened the requested ttl",
+			fmt.Sprintf("ttl asked for %s, but the API server granted only about %s (its --service-account-max-token-expiration, "+
+				"or the signer's --cluster-signing-duration, is shorter): the credentials expire at %s, as expires_at says. "+
+				"Ask for a ttl within the cluster's limit to silence this warning.",
+				ttl, granted.Round(time.Minute), expires.UTC().Format(time.RFC3339)))
+	}
 	m.ContextName = types.StringValue(rendered.ContextName)
 	resp.Diagnostics.Append(resp.Result.Set(ctx, &m)...)
 }

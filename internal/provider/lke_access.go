@@ -38,6 +38,10 @@ func linodeHint(err error, clusterID int) string {
 	if !ok {
 		return ""
 	}
+	if rotation.IsMaintenance(err) {
+		return "The Linode API is under maintenance (503 " + lerr.Message + "; see https://status.linode.com). " +
+			"Run apply again once it is over: a rotation that stopped part-way resumes where it stopped."
+	}
 	switch lerr.Code {
 	case http.StatusUnauthorized:
 		if strings.Contains(lerr.Message, "not authorized to use this endpoint") {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -200,7 +201,9 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 	transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	// The wrapping transport also keeps linodego from reading LINODE_CA on
 	// its own (it exits the process when that file is unreadable).
-	hc := &http.Client{Timeout: d.requestTimeout, Transport: &loggingTransport{base: transport, service: "linode", limiter: linodeLimiter}}
+	hc := &http.Client{Timeout: d.requestTimeout, Transport: &loggingTransport{
+		base: transport, service: "linode", limiter: linodeLimiter, collectionLimiter: linodeCollectionLimiter,
+	}}
 
 	newClient := func() *linodego.Client {
 		c := linodego.NewClient(hc)
@@ -217,7 +220,10 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 	// also to retry the other transient failures, as often as max_retries says.
 	api.SetRetryCount(max(d.retry.Max, 0))
 	api.SetRetryWaitTime(time.Second)
-	api.SetRetryMaxWaitTime(10 * time.Second)
+	// A 429's Retry-After can be most of a minute: honour it in full (resty
+	// caps waits at the maximum); other failures back off up to 10 s.
+	api.SetRetryMaxWaitTime(2 * time.Minute)
+	api.SetRetryAfter(retryAfterOrBackoff)
 	api.AddRetryCondition(func(r *resty.Response, err error) bool {
 		if err != nil {
 			return rotation.IsTransient(err) && r != nil && r.Request != nil && r.Request.Context().Err() == nil
@@ -228,6 +234,21 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 	poll.SetRetryCount(0)
 	d.linode = &linodeClients{API: api, Poll: poll}
 	return d.linode, nil
+}
+
+// retryAfterOrBackoff is how long linodego waits before retrying: what the
+// answer's Retry-After asks, or else 1 s doubling per attempt up to 10 s.
+func retryAfterOrBackoff(_ *resty.Client, resp *resty.Response) (time.Duration, error) {
+	if resp != nil {
+		if after := rotation.RetryAfterHeader(resp.Header()); after > 0 {
+			return after, nil
+		}
+	}
+	attempt := 1
+	if resp != nil && resp.Request != nil {
+		attempt = max(resp.Request.Attempt, 1)
+	}
+	return min(time.Second<<min(attempt-1, 4), 10*time.Second), nil
 }
 
 // linodeBaseURL is linode_api_url (or LINODE_URL), checked: an https URL
@@ -334,8 +355,9 @@ func (d *providerData) KubernetesConfig() (*rest.Config, diag.Diagnostics) {
 type loggingTransport struct {
 	base    http.RoundTripper
 	service string
-	// limiter, when set, paces the requests.
-	limiter *rate.Limiter
+	// limiter, when set, paces the requests; collectionLimiter, when set,
+	// paces GETs of paginated collections on top of it.
+	limiter, collectionLimiter *rate.Limiter
 }
 
 // linodeLimiter paces every Linode API request of this provider process,
@@ -343,9 +365,36 @@ type loggingTransport struct {
 // requests a minute per token (with room for the user's other tools).
 var linodeLimiter = rate.NewLimiter(rate.Limit(1500.0/60), 50)
 
+// linodeCollectionLimiter keeps GETs of paginated collections (node pools,
+// clusters) below their own limit of 200 a minute per token.
+var linodeCollectionLimiter = rate.NewLimiter(rate.Limit(180.0/60), 10)
+
+// isCollectionGET tells a GET of a paginated Linode collection
+// (/lke/clusters/1/pools) from one of a single object (/lke/clusters/1,
+// /lke/clusters/1/pools/2, /lke/clusters/1/kubeconfig).
+func isCollectionGET(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	last := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+	if _, err := strconv.Atoi(last); err == nil {
+		return false
+	}
+	switch last {
+	case "kubeconfig", "dashboard", "control_plane_acl":
+		return false
+	}
+	return true
+}
+
 func (t *loggingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if t.limiter != nil {
 		if err := t.limiter.Wait(r.Context()); err != nil {
+			return nil, err
+		}
+	}
+	if t.collectionLimiter != nil && isCollectionGET(r) {
+		if err := t.collectionLimiter.Wait(r.Context()); err != nil {
 			return nil, err
 		}
 	}
@@ -361,6 +410,10 @@ func (t *loggingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		fields["error"] = "request failed"
 	} else {
 		fields["status"] = resp.StatusCode
+		if resp.StatusCode == http.StatusTooManyRequests {
+			fields["retry_after"] = resp.Header.Get("Retry-After")
+			tflog.Info(r.Context(), "rate limited by the "+t.service+" API; waiting as it asks", fields)
+		}
 	}
 	tflog.Debug(r.Context(), "HTTP request", fields)
 	return resp, err

@@ -102,6 +102,12 @@ func FetchKubeconfig(ctx context.Context, api LinodeAPI, clusterID int, poll Kub
 			lastErr, failures = err, 0
 			return false, nil
 		}
+		if IsMaintenance(err) {
+			// Secrets may already be gone: wait the maintenance out, as
+			// long as the context allows, at the pace the API asks.
+			lastErr, failures = err, 0
+			return false, sleep(ctx, max(RetryAfter(err), time.Second))
+		}
 		if IsTransient(err) && ctx.Err() == nil && failures < maxFailures {
 			lastErr = err
 			failures++
@@ -121,7 +127,7 @@ func FetchKubeconfig(ctx context.Context, api LinodeAPI, clusterID int, poll Kub
 	})
 	if err != nil {
 		if lastErr != nil && ctx.Err() != nil {
-			return nil, fmt.Errorf("%w after %d polls: %v", ErrKubeconfigNotReady, polls, lastErr)
+			return nil, fmt.Errorf("%w after %d polls: %w", ErrKubeconfigNotReady, polls, lastErr)
 		}
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"net/http"
 	"strings"
 
 	"github.com/linode/linodego"
@@ -67,4 +68,13 @@ func PermanentCause(err error) error {
 		}
 	}
 	return nil
+}
+
+// IsMaintenance reports a Linode API answer given during a maintenance
+// event: 503 with the X-Maintenance-Mode header. It is not transient in the
+// usual sense (linodego does not retry it either): the event may last long.
+func IsMaintenance(err error) bool {
+	lerr, ok := LinodeError(err)
+	return ok && lerr.Code == http.StatusServiceUnavailable && lerr.Response != nil &&
+		lerr.Response.Header.Get("X-Maintenance-Mode") != ""
 }

@@ -56,7 +56,7 @@ func IsTransient(err error) bool {
 	if errors.As(err, &r) {
 		return true
 	}
-	if PermanentCause(err) != nil {
+	if PermanentCause(err) != nil || IsMaintenance(err) {
 		return false
 	}
 	if status, ok := err.(apierrors.APIStatus); ok || errors.As(err, &status) {
@@ -113,9 +113,7 @@ func RetryAfter(err error) time.Duration {
 		return time.Duration(seconds) * time.Second
 	}
 	if lerr, ok := LinodeError(err); ok && lerr.Response != nil {
-		if seconds, perr := strconv.Atoi(lerr.Response.Header.Get("Retry-After")); perr == nil && seconds > 0 {
-			return time.Duration(seconds) * time.Second
-		}
+		return RetryAfterHeader(lerr.Response.Header)
 	}
 	return 0
 }
@@ -126,3 +124,12 @@ func Retryable(err error) error { return retryable{err} }
 type retryable struct{ error }
 
 func (r retryable) Unwrap() error { return r.error }
+
+// RetryAfterHeader is the wait a Retry-After header asks for, in whole
+// seconds (0 if none or unreadable).
+func RetryAfterHeader(h http.Header) time.Duration {
+	if seconds, err := strconv.Atoi(h.Get("Retry-After")); err == nil && seconds > 0 {
+		return time.Duration(seconds) * time.Second
+	}
+	return 0
+}
