@@ -74,6 +74,23 @@ type Cluster struct {
 	adminKubeconfig  string
 	proxy            *kubeProxy // the API endpoint kubeconfigs from the Linode API name
 	extraTokens      int        // more auto-generated token secrets in kube-system
+	regenerations    int        // regenerations the API acted on
+	recycles         int        // recycles the API acted on
+}
+
+// Regenerations counts the regenerations (POST /regenerate, DELETE
+// /kubeconfig or /servicetoken) the API acted on, answered or not.
+func (c *Cluster) Regenerations() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.regenerations
+}
+
+// Recycles counts the recycles the API acted on, answered or not.
+func (c *Cluster) Recycles() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.recycles
 }
 
 func (c *Cluster) startProxy(emulator *Emulator) (*kubeProxy, error) {
@@ -340,6 +357,7 @@ func (c *Cluster) setNodeReady(ctx context.Context, name string) error {
 // kubeconfig until the replacement is done and the configured delay has passed.
 func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 	c.mu.Lock()
+	c.regenerations++
 	c.pendingRegens++
 	c.updated = time.Now().UTC().Truncate(time.Second)
 	c.lastRegenAt = time.Now()
@@ -532,6 +550,7 @@ func (c *Cluster) recycle(poolIDs ...int) bool {
 	c.updated = time.Now().UTC().Truncate(time.Second)
 	if len(queue) > 0 {
 		queue[0].node.Status = "not_ready"
+		c.recycles++
 	}
 	c.mu.Unlock()
 	if len(queue) == 0 {

@@ -17,6 +17,10 @@ type RateLimits struct {
 	PerMinute int
 	// CollectionPerMinute limits GETs of paginated collections (default 200).
 	CollectionPerMinute int
+	// Window is how long a window lasts (default a minute, as on the real
+	// API; tests shorten it so that a Retry-After is seconds, not a minute).
+	// The limits above are per window.
+	Window time.Duration
 }
 
 // Real API's limits.
@@ -31,6 +35,9 @@ func (l RateLimits) withDefaults() RateLimits {
 	}
 	if l.CollectionPerMinute == 0 {
 		l.CollectionPerMinute = DefaultCollectionRatePerMinute
+	}
+	if l.Window <= 0 {
+		l.Window = time.Minute
 	}
 	return l
 }
@@ -48,18 +55,23 @@ type rateWindow struct {
 // rateLimiter counts requests in fixed one-minute windows per token and
 // limit, as the X-RateLimit-Reset header describes them.
 type rateLimiter struct {
-	mu      sync.Mutex
-	limits  RateLimits
-	windows map[string]*rateWindow
+	mu       sync.Mutex
+	limits   RateLimits
+	perToken map[string]RateLimits // tokens with limits of their own
+	windows  map[string]*rateWindow
 }
 
 // take counts one request and sets the rate-limit headers the real API
 // sends; over the limit it answers 429 with Retry-After and returns false.
 func (l *rateLimiter) take(w http.ResponseWriter, token, endpoint string, now time.Time) bool {
 	l.mu.Lock()
-	limit, key := l.limits.PerMinute, "general|"+token
+	limits, ok := l.perToken[token]
+	if !ok {
+		limits = l.limits
+	}
+	limit, key := limits.PerMinute, "general|"+token
 	if collectionEndpoints[endpoint] {
-		limit, key = l.limits.CollectionPerMinute, "collection|"+token
+		limit, key = limits.CollectionPerMinute, "collection|"+token
 	}
 	if limit < 0 {
 		l.mu.Unlock()
@@ -69,12 +81,12 @@ func (l *rateLimiter) take(w http.ResponseWriter, token, endpoint string, now ti
 		l.windows = map[string]*rateWindow{}
 	}
 	win := l.windows[key]
-	if win == nil || now.Sub(win.start) >= time.Minute {
+	if win == nil || now.Sub(win.start) >= limits.Window {
 		win = &rateWindow{start: now}
 		l.windows[key] = win
 	}
 	win.count++
-	count, reset := win.count, win.start.Add(time.Minute)
+	count, reset := win.count, win.start.Add(limits.Window)
 	l.mu.Unlock()
 
 	h := w.Header()
@@ -99,3 +111,16 @@ func (l *rateLimiter) set(limits RateLimits) {
 // SetRateLimits changes the emulator's rate limits (zero fields take the
 // real API's, negative turns a limit off) and starts new windows.
 func (e *Emulator) SetRateLimits(limits RateLimits) { e.limiter.set(limits) }
+
+// SetTokenRateLimits gives one token limits of its own (as if other tools
+// shared its budget), so that a test can run into them without slowing
+// the tests that use other tokens.
+func (e *Emulator) SetTokenRateLimits(token string, limits RateLimits) {
+	l := &e.limiter
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perToken == nil {
+		l.perToken = map[string]RateLimits{}
+	}
+	l.perToken[token] = limits.withDefaults()
+}

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -743,22 +744,32 @@ func TestAccRotation_fallsBackToTheRunbookOrderWhenLKEReusesTheAdminSecret(t *te
 }
 
 // TestAccRotation_tokenWithoutTheLKEWriteScopeIsExplained: a token limited to
-// lke:read_only can read but not regenerate; the error names lke:read_write,
-// and the next apply with a full token converges.
+// lke:read_only can read but not regenerate. The rotation finds that out
+// before it changes anything (no secret deleted, the old kubeconfig still
+// works); the error names lke:read_write, and the next apply with a full
+// token converges.
 func TestAccRotation_tokenWithoutTheLKEWriteScopeIsExplained(t *testing.T) {
 	// Sequential: it changes the environment.
 	c := takeCluster(t)
 	t.Setenv("LINODE_TOKEN", testEnv.Emulator.ScopedToken(lkelocal.ScopeLKEReadOnly))
+	var oldKC []byte
+	secretsBefore := tokenSecrets(t, c, "kube-system")
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testProviders,
 		Steps: []resource.TestStep{{
+			PreConfig:   func() { oldKC = servedKubeconfig(t, c) },
 			Config:      rotationConfig(c.ID, ""),
-			ExpectError: regexp.MustCompile(`(?s)regenerate\s+kubeconfig\s+and\s+service\s+token\s+for\s+cluster\s+\d+:\s+\[401\]\s+Your\s+OAuth\s+token\s+is\s+not\s+authorized.*lke:read_write`),
+			ExpectError: regexp.MustCompile(`(?s)get\s+cluster\s+for\s+cluster\s+\d+:\s+the\s+token\s+may\s+not\s+regenerate,\s+so\s+nothing\s+was\s+changed:\s+\[401\]\s+Your\s+OAuth\s+token\s+is\s+not\s+authorized.*lke:read_write`),
 		}},
 	})
 	t.Setenv("LINODE_TOKEN", testEnv.Emulator.Token)
-	if err := workingKubeconfigFromLinode(t, c); err != nil {
-		t.Fatalf("after the refused regeneration: %v", err)
+	// Nothing was deleted: the kubeconfig from before still works, and no
+	// token secret is gone.
+	if err := kubeconfigWorks(t, oldKC); err != nil {
+		t.Fatalf("after the refused rotation the old kubeconfig no longer works: %v", err)
+	}
+	if got := tokenSecrets(t, c, "kube-system"); !maps.Equal(got, secretsBefore) {
+		t.Fatalf("token secrets changed although the rotation was refused: before %v, after %v", sortedKeys(secretsBefore), sortedKeys(got))
 	}
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testProviders,

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/linode/linodego"
@@ -260,7 +261,25 @@ func (r *run) getCluster(ctx context.Context) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := r.checkWriteScope(ctx); err != nil {
+		return nil, err
+	}
 	return map[string]any{"label": c.Label, "k8s_version": c.K8sVersion}, nil
+}
+
+// checkWriteScope finds out, before anything is changed, whether the token
+// may regenerate: a token without lke:read_write would otherwise be refused
+// only after the secrets are deleted. It asks for a regeneration of
+// nothing, which the API refuses either way: 400 ("at least one of
+// kubeconfig or servicetoken") for a token that may write, 401 for one that
+// may not (the scope is checked first). Any other outcome is no evidence,
+// and the rotation goes on.
+func (r *run) checkWriteScope(ctx context.Context) error {
+	_, err := r.Poll.RegenerateLKECluster(ctx, r.opts.ClusterID, linodego.LKEClusterRegenerateOptions{})
+	if lerr, ok := LinodeError(err); ok && lerr.Code == http.StatusUnauthorized {
+		return fmt.Errorf("the token may not regenerate, so nothing was changed: %w", err)
+	}
+	return nil
 }
 
 func (r *run) fetchCurrentKubeconfig(ctx context.Context) (map[string]any, error) {

@@ -1,0 +1,110 @@
+package rotation
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linode/linodego"
+)
+
+func maintenanceError() error {
+	return &linodego.Error{Code: http.StatusServiceUnavailable, Message: "Currently in maintenance mode.",
+		Response: &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{
+			"X-Maintenance-Mode": {"Currently in maintenance mode."}, "Retry-After": {"1"},
+		}}}
+}
+
+func TestMaintenanceIsToldApartFromOtherServiceUnavailableAnswers(t *testing.T) {
+	plain := &linodego.Error{Code: http.StatusServiceUnavailable, Message: "Service Unavailable",
+		Response: &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{}}}
+	if !IsMaintenance(maintenanceError()) || IsMaintenance(plain) {
+		t.Fatal("IsMaintenance does not tell the maintenance answer from a plain 503")
+	}
+	if IsTransient(maintenanceError()) {
+		t.Error("a maintenance answer is retried step by step; it may last long and should fail the step at once")
+	}
+	if !IsTransient(plain) {
+		t.Error("a plain 503 is not transient")
+	}
+	// As a value, the way linodego returns non-JSON answers.
+	if !IsMaintenance(*maintenanceError().(*linodego.Error)) {
+		t.Error("a maintenance answer as a linodego.Error value is not recognised")
+	}
+}
+
+// maintenanceLinode answers GET kubeconfig with maintenance a number of
+// times, then the kubeconfig; regenerate answers as scoped says.
+type maintenanceLinode struct {
+	LinodeAPI
+	maintenance int
+	calls       int
+	regenerate  func() error
+	regenOpts   []linodego.LKEClusterRegenerateOptions
+}
+
+func (f *maintenanceLinode) GetLKEClusterKubeconfig(context.Context, int) (*linodego.LKEClusterKubeconfig, error) {
+	f.calls++
+	if f.calls <= f.maintenance {
+		return nil, maintenanceError()
+	}
+	return &linodego.LKEClusterKubeconfig{KubeConfig: base64.StdEncoding.EncodeToString([]byte("kubeconfig"))}, nil
+}
+
+func (f *maintenanceLinode) RegenerateLKECluster(_ context.Context, _ int, opts linodego.LKEClusterRegenerateOptions) (*linodego.LKECluster, error) {
+	f.regenOpts = append(f.regenOpts, opts)
+	return nil, f.regenerate()
+}
+
+func TestFetchKubeconfigWaitsOutAMaintenance(t *testing.T) {
+	f := &maintenanceLinode{maintenance: 2}
+	start := time.Now()
+	// More maintenance answers than Retry allows failures: they do not count.
+	kc, err := FetchKubeconfig(t.Context(), f, 1, KubeconfigPoll{Initial: time.Millisecond, Retry: Retry{Max: 1}})
+	if err != nil || string(kc) != "kubeconfig" {
+		t.Fatalf("got %q, %v; want the kubeconfig once the maintenance is over", kc, err)
+	}
+	if waited := time.Since(start); waited < 2*time.Second {
+		t.Errorf("waited %s through two answers with Retry-After 1; Retry-After was not honoured", waited)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	defer cancel()
+	_, err = FetchKubeconfig(ctx, &maintenanceLinode{maintenance: 100}, 1, KubeconfigPoll{Initial: time.Millisecond})
+	if !errors.Is(err, ErrKubeconfigNotReady) || !IsMaintenance(err) {
+		t.Fatalf("err = %v; want ErrKubeconfigNotReady that still says it was a maintenance", err)
+	}
+}
+
+func TestCheckWriteScopeStopsATokenThatMayNotRegenerate(t *testing.T) {
+	scopeErr := &linodego.Error{Code: http.StatusUnauthorized, Message: "Your OAuth token is not authorized to use this endpoint."}
+	nothingToDo := &linodego.Error{Code: http.StatusBadRequest, Message: "At least one of kubeconfig or servicetoken must be true."}
+	for _, c := range []struct {
+		name    string
+		answer  error
+		wantErr bool
+	}{
+		{"read-only token", scopeErr, true},
+		{"read-write token", nothingToDo, false},
+		{"no evidence", &linodego.Error{Code: http.StatusBadGateway}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := &maintenanceLinode{regenerate: func() error { return c.answer }}
+			r := &run{Runner: &Runner{Poll: f}, opts: Options{ClusterID: 1}}
+			err := r.checkWriteScope(t.Context())
+			if (err != nil) != c.wantErr {
+				t.Fatalf("err = %v; want error %t", err, c.wantErr)
+			}
+			if c.wantErr && !strings.Contains(err.Error(), "nothing was changed") {
+				t.Errorf("err = %v; it should say nothing was changed", err)
+			}
+			if len(f.regenOpts) != 1 || f.regenOpts[0].KubeConfig || f.regenOpts[0].ServiceToken {
+				t.Fatalf("sent %+v; want one regeneration of nothing", f.regenOpts)
+			}
+		})
+	}
+}
