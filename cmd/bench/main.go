@@ -102,6 +102,8 @@ func run(ctx context.Context, runs int, out, only string, kubectlWaitMax int) er
 		{"footprint", b.footprint},
 		{"plan", b.planAtScale},
 		{"profile", func(ctx context.Context) error { return b.profileDeletion(ctx, out) }},
+		// Last: it starts 17 more clusters.
+		{"fleet", b.fleet},
 	}
 	for _, c := range cases {
 		if only != "" && !strings.Contains(c.name, only) {

@@ -19,7 +19,8 @@ import (
 )
 
 // Emulator is the Linode API's LKE subset, served over HTTPS on loopback and
-// answering as the real API does (see shared/fixtures/linode-api), with each
+// answering as the recordings (testdata/linode-api) and the API reference
+// show, with the bad days the README's table lists, and with each
 // cluster backed by a real control plane.
 type Emulator struct {
 	// URL is the API root without version, for LINODE_URL.

@@ -32,6 +32,8 @@ type badDay struct {
 	failsAt string
 	clear   func(c *lkelocal.Cluster)
 	recycle bool
+	// limited: the case must meet the rate limit (else it proves nothing).
+	limited bool
 }
 
 // Fault queues of one cluster, ready to be injected.
@@ -52,11 +54,11 @@ func reuseAdminSecret(t *testing.T, c *lkelocal.Cluster) {
 }
 
 // rateLimitedToken is a token of its own with limits low enough to be met
-// by one rotation: 12 requests per 10 s window, 3 collection GETs. It goes
+// by one rotation: 6 requests per 10 s window, 2 collection GETs. It goes
 // into the provider block.
 func rateLimitedToken(t *testing.T) string {
 	token := testEnv.Emulator.ScopedToken(lkelocal.ScopeLKEReadWrite)
-	testEnv.Emulator.SetTokenRateLimits(token, lkelocal.RateLimits{PerMinute: 12, CollectionPerMinute: 3, Window: 10 * time.Second})
+	testEnv.Emulator.SetTokenRateLimits(token, lkelocal.RateLimits{PerMinute: 6, CollectionPerMinute: 2, Window: 10 * time.Second})
 	return fmt.Sprintf("provider \"kubecreds\" {\n  linode_token = %q\n}\n", token)
 }
 
@@ -76,7 +78,7 @@ var badDays = []badDay{
 	{name: "3 stale window", setup: func(t *testing.T, c *lkelocal.Cluster) string { staleWindow(t, c); return "" }},
 	{name: "4 kubeconfig rebuilt from the existing secret", setup: func(t *testing.T, c *lkelocal.Cluster) string { reuseAdminSecret(t, c); return "" }},
 	{name: "5 node-by-node recycle", setup: func(*testing.T, *lkelocal.Cluster) string { return "" }, body: nodeByNodeRecycle, recycle: true},
-	{name: "6 rate limits", setup: func(t *testing.T, _ *lkelocal.Cluster) string { return rateLimitedToken(t) }},
+	{name: "6 rate limits", setup: func(t *testing.T, _ *lkelocal.Cluster) string { return rateLimitedToken(t) }, limited: true},
 	// 7: maintenance while the new kubeconfig is awaited is waited out;
 	// maintenance before anything changed fails at once, saying so.
 	{name: "7 maintenance while waiting", setup: func(t *testing.T, c *lkelocal.Cluster) string {
@@ -120,7 +122,7 @@ var badDays = []badDay{
 	{name: "4+6 rebuilt kubeconfig under rate limits", setup: func(t *testing.T, c *lkelocal.Cluster) string {
 		reuseAdminSecret(t, c)
 		return rateLimitedToken(t)
-	}},
+	}, limited: true},
 	{name: "5+12 node-by-node recycle, answer lost", setup: func(t *testing.T, c *lkelocal.Cluster) string {
 		injectCluster(c, lkelocal.EndpointRecycleCluster, lkelocal.Fault{Acted: true, Drop: true})
 		return ""
@@ -275,6 +277,9 @@ func runBadDay(t *testing.T, d badDay) {
 		}),
 	})
 	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: testProviders, Steps: steps})
+	if d.limited && limitedSeen == 0 {
+		t.Error("the rotation never met the rate limit: the case proves nothing")
+	}
 	if !t.Failed() {
 		outcome = fmt.Sprintf("pass (%s", time.Since(start).Round(time.Second))
 		if limitedSeen > 0 {

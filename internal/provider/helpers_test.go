@@ -54,6 +54,32 @@ func takeCluster(t *testing.T) *lkelocal.Cluster {
 	}
 }
 
+// takePrivateCluster starts a cluster of its own for one test, shaped by
+// spec; takeCluster never hands it out. It is deleted when the test ends.
+func takePrivateCluster(t *testing.T, spec lkelocal.ClusterSpec) *lkelocal.Cluster {
+	t.Helper()
+	// Held while the cluster starts, so that takeCluster cannot see it
+	// before it is marked as used.
+	clusterMu.Lock()
+	c, err := testEnv.AddCluster(t.Context(), spec)
+	if err == nil {
+		clusterUsed[c.ID] = true
+	}
+	clusterMu.Unlock()
+	if err != nil {
+		t.Fatalf("cannot start a cluster of its own: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := testEnv.DeleteCluster(c.ID); err != nil {
+			t.Error(err)
+		}
+		clusterMu.Lock()
+		delete(clusterUsed, c.ID)
+		clusterMu.Unlock()
+	})
+	return c
+}
+
 func adminClient(t *testing.T, c *lkelocal.Cluster) kubernetes.Interface {
 	t.Helper()
 	cs, err := kubernetes.NewForConfig(c.AdminConfig())
