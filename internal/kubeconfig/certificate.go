@@ -90,7 +90,16 @@ func (i *Issuer) IssueClientCertificate(ctx context.Context, req ClientCertifica
 		timeout = 2 * time.Minute
 	}
 	var signed []byte
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+	// The requests use ctx, not the wait's own deadline: a request cut by
+	// that deadline would look like an unreachable server, not like a
+	// signer that never answered.
+	deadline := time.Now().Add(timeout)
+	var notSigned bool
+	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
+		if time.Now().After(deadline) {
+			notSigned = true
+			return true, nil
+		}
 		got, err := csrs.Get(ctx, csr.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, explain(err, "read CertificateSigningRequest "+csr.Name, "get certificatesigningrequests")
@@ -104,14 +113,11 @@ func (i *Issuer) IssueClientCertificate(ctx context.Context, req ClientCertifica
 		return len(signed) > 0, nil
 	})
 	if err != nil {
-		if errors.Is(err, ErrCSRDenied) || ctx.Err() != nil {
-			return nil, err
-		}
-		if wait.Interrupted(err) {
-			return nil, fmt.Errorf("%w within %s: is the kubernetes.io/kube-apiserver-client signer enabled on this cluster "+
-				"(kube-controller-manager --cluster-signing-cert-file)?", ErrCSRNotSigned, timeout)
-		}
 		return nil, err
+	}
+	if notSigned {
+		return nil, fmt.Errorf("%w within %s: is the kubernetes.io/kube-apiserver-client signer enabled on this cluster "+
+			"(kube-controller-manager --cluster-signing-cert-file)?", ErrCSRNotSigned, timeout)
 	}
 	certs, err := certutil.ParseCertsPEM(signed)
 	if err != nil || len(certs) == 0 {

@@ -1,6 +1,7 @@
 package lkelocal
 
 import (
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -174,6 +175,9 @@ func applyFault(w http.ResponseWriter, r *http.Request, f Fault, closing <-chan 
 	}
 	switch {
 	case f.Hang:
+		// Read the body first: only then does net/http notice the client
+		// hanging up (and end r.Context()), so the request is logged.
+		_, _ = io.Copy(io.Discard, r.Body)
 		select {
 		case <-r.Context().Done():
 		case <-closing:

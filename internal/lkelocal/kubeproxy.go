@@ -23,6 +23,7 @@ const (
 	KubeListNodes         = "kube GET nodes"
 	KubeListWorkloads     = "kube GET workloads" // deployments, daemonsets, statefulsets
 	KubePatchWorkload     = "kube PATCH workloads"
+	KubeCreateToken       = "kube POST serviceaccounts/token" // TokenRequest
 )
 
 // kubeProxy fronts one cluster's kube-apiserver. The kubeconfig the Linode API
@@ -180,6 +181,9 @@ func kubeEndpoint(method, path string) string {
 			rest = rest[2:]
 		}
 		resource = rest[0]
+	}
+	if resource == "serviceaccounts" && method == http.MethodPost && strings.HasSuffix(path, "/token") {
+		return KubeCreateToken
 	}
 	switch resource {
 	case "secrets":

@@ -45,7 +45,7 @@ const (
 // csrSignTimeout bounds the wait for a client certificate after its request
 // is approved: a signer answers within a second or two, and a cluster
 // without one never does.
-const csrSignTimeout = 20 * time.Second
+const csrSignTimeout = 10 * time.Second
 
 // ttl may range from the API server's TokenRequest minimum to six months.
 var ttlRange = durationBetween{min: kubeconfig.MinTTL, max: 4320 * time.Hour, example: "1h"}
@@ -293,8 +293,14 @@ func (r *shortLivedKubeconfig) Open(ctx context.Context, req ephemeral.OpenReque
 	if m.Mode.ValueString() == modeClientCertificate {
 		var groups []string
 		resp.Diagnostics.Append(m.Groups.ElementsAs(ctx, &groups, false)...)
-		cert, err := issuer.IssueClientCertificate(ctx, kubeconfig.ClientCertificate{
-			User: m.User.ValueString(), Groups: groups, TTL: ttl, SignTimeout: csrSignTimeout,
+		// A failed attempt removes its CertificateSigningRequest, so trying
+		// again leaves nothing behind.
+		var cert *kubeconfig.IssuedCertificate
+		err := r.data.retry.Do(ctx, func() (err error) {
+			cert, err = issuer.IssueClientCertificate(ctx, kubeconfig.ClientCertificate{
+				User: m.User.ValueString(), Groups: groups, TTL: ttl, SignTimeout: csrSignTimeout,
+			})
+			return err
 		})
 		if errors.Is(err, kubeconfig.ErrCSRNotSigned) {
 			resp.Diagnostics.AddAttributeError(path.Root("mode"), "This cluster does not sign client certificates",

@@ -2,8 +2,10 @@ package provider
 
 import (
 	"fmt"
+	"net/http"
+	"os"
 	"path/filepath"
-	"strings"
+	"regexp"
 	"testing"
 	"time"
 
@@ -29,8 +31,8 @@ ephemeral "kubecreds_short_lived_kubeconfig" "k" {
 
 resource "terraform_data" "use" {
   provisioner "local-exec" {
-    command     = "printf '%%s' \"$KC\" > %q && printf 'expires_at=%%s\n' \"$EXP\""
-    environment = { KC = ephemeral.kubecreds_short_lived_kubeconfig.k.kubeconfig, EXP = ephemeral.kubecreds_short_lived_kubeconfig.k.expires_at }
+    command     = "printf '%%s' \"$KC\" > \"$OUT\" && printf '%%s' \"$EXP\" > \"$OUT.expires_at\""
+    environment = { KC = ephemeral.kubecreds_short_lived_kubeconfig.k.kubeconfig, EXP = ephemeral.kubecreds_short_lived_kubeconfig.k.expires_at, OUT = %q }
   }
 }
 `, c.ID, out)))
@@ -42,13 +44,18 @@ resource "terraform_data" "use" {
 	if !wrapped("The API server shortened the requested ttl").MatchString(log) || !wrapped("ttl asked for 48h0m0s, but the API server granted only about 24h0m0s").MatchString(log) {
 		t.Errorf("no warning that the ttl was shortened:\n%s", log)
 	}
-	_, after, ok := strings.Cut(log, "expires_at=")
-	if !ok {
-		t.Fatalf("expires_at was not printed:\n%s", log)
+	raw, err := os.ReadFile(out + ".expires_at")
+	if err != nil {
+		t.Fatalf("expires_at was not captured: %v", err)
 	}
-	expires, err := time.Parse(time.RFC3339, strings.Fields(after)[0])
+	expires, err := time.Parse(time.RFC3339, string(raw))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The warning shown is the plan's open (terraform merges the two), a
+	// second or so before the apply's.
+	if !regexpMust(`the\s+credentials\s+expire\s+at\s+` + regexp.QuoteMeta(string(raw[:13]))).MatchString(log) {
+		t.Errorf("the warning does not say when the credentials expire (%s):\n%s", raw, log)
 	}
 	if d := expires.Sub(start); d > lkelocal.DefaultMaxTokenExpiration+time.Minute || d < lkelocal.DefaultMaxTokenExpiration-2*time.Minute {
 		t.Errorf("expires_at %s is %s after the start; want the 24h cap", expires, d.Round(time.Second))
@@ -103,4 +110,107 @@ resource "terraform_data" "use" {
 		t.Errorf("%d CertificateSigningRequests left behind", len(csrs.Items))
 	}
 	t.Logf("client_certificate mode on a cluster without a signer failed after %s", took.Round(100*time.Millisecond))
+}
+
+// TestAccShortLived_honoursRetriesAndTimeoutForEverySource: whichever way
+// the ephemeral kubeconfig reaches the cluster (lke_cluster_id,
+// base_kubeconfig, the provider's kubernetes block), a TokenRequest that
+// hangs is given up after request_timeout and one that fails is tried
+// again, max_retries times and no more.
+func TestAccShortLived_honoursRetriesAndTimeoutForEverySource(t *testing.T) {
+	sources := []struct {
+		name             string
+		provider, source func(c *lkelocal.Cluster, kubeconfigFile string) string
+	}{
+		{"lke_cluster_id", func(*lkelocal.Cluster, string) string { return "" },
+			func(c *lkelocal.Cluster, _ string) string { return fmt.Sprintf("  lke_cluster_id = %d\n", c.ID) }},
+		{"base_kubeconfig", func(*lkelocal.Cluster, string) string { return "" },
+			func(_ *lkelocal.Cluster, f string) string {
+				return fmt.Sprintf("  base_kubeconfig = file(%q)\n  service_account {\n    namespace = \"kube-system\"\n    name      = \"lke-admin\"\n  }\n", f)
+			}},
+		{"provider kubernetes block", func(_ *lkelocal.Cluster, f string) string {
+			return fmt.Sprintf("  kubernetes {\n    config_path = %q\n  }\n", f)
+		}, func(*lkelocal.Cluster, string) string {
+			return "  service_account {\n    namespace = \"kube-system\"\n    name      = \"lke-admin\"\n  }\n"
+		}},
+	}
+	for _, src := range sources {
+		t.Run(src.name, func(t *testing.T) {
+			t.Parallel()
+			c := takeCluster(t)
+			t.Cleanup(func() { testEnv.Emulator.ClearClusterFaults(c.ID) })
+			// The kubeconfig the Linode API serves names the proxy where
+			// the faults are played.
+			kcFile := filepath.Join(t.TempDir(), "served.kubeconfig")
+			if err := os.WriteFile(kcFile, servedKubeconfig(t, c), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			config := func() string {
+				return withKubecreds(fmt.Sprintf(`
+provider "kubecreds" {
+  max_retries     = 2
+  request_timeout = "2s"
+%s}
+
+ephemeral "kubecreds_short_lived_kubeconfig" "k" {
+  ttl = "15m"
+%s}
+
+resource "terraform_data" "use" {
+  provisioner "local-exec" {
+    command     = "test -n \"$KC\""
+    environment = { KC = ephemeral.kubecreds_short_lived_kubeconfig.k.kubeconfig }
+  }
+}
+`, src.provider(c, kcFile), src.source(c, kcFile)))
+			}
+			dir := t.TempDir()
+			writeConfig(t, dir, config())
+			var seen []string
+			requests := func() int {
+				n := 0
+				seen = nil
+				for _, r := range testEnv.Emulator.KubeRequests() {
+					if r.ClusterID == c.ID && r.Endpoint == lkelocal.KubeCreateToken {
+						n++
+						seen = append(seen, fmt.Sprintf("%s %d", r.At.Format("15:04:05.000"), r.Status))
+					}
+				}
+				return n
+			}
+
+			// A hang, then a 503: the third attempt gets the token.
+			before := requests()
+			testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.KubeCreateToken,
+				lkelocal.Fault{Hang: true}, lkelocal.Fault{Status: http.StatusServiceUnavailable})
+			start := time.Now()
+			out, err := terraformCmd(t, dir, nil, "apply", "-auto-approve", "-input=false", "-no-color")
+			took := time.Since(start)
+			if err != nil {
+				t.Fatalf("apply through a hang and a 503 with max_retries = 2: %v\n%s", err, out)
+			}
+			// Terraform opens the ephemeral resource at plan and again at apply.
+			if n := requests() - before; n != 4 {
+				t.Errorf("%d TokenRequests (%v); want 3 at plan (hang, 503, served) and 1 at apply", n, seen)
+			}
+			if took < 2*time.Second || took > time.Minute {
+				t.Errorf("the apply took %s: request_timeout (2s) was not what ended the hang", took.Round(time.Second))
+			}
+
+			// Failing every time: 1 + max_retries attempts, then an error.
+			before = requests()
+			persistent := make([]lkelocal.Fault, 10)
+			for i := range persistent {
+				persistent[i] = lkelocal.Fault{Status: http.StatusServiceUnavailable}
+			}
+			testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.KubeCreateToken, persistent...)
+			out, err = terraformCmd(t, dir, nil, "plan", "-input=false", "-no-color")
+			if err == nil || !wrapped("Cannot issue a service-account token").MatchString(out) {
+				t.Fatalf("plan with a TokenRequest that always fails: %v\n%s", err, out)
+			}
+			if n := requests() - before; n != 3 {
+				t.Errorf("%d TokenRequests (%v); want 3 (max_retries = 2)", n, seen)
+			}
+		})
+	}
 }
