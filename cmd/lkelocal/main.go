@@ -33,6 +33,7 @@ func main() {
 	extraTokens := flag.Int("extra-kube-system-tokens", 0, "more auto-generated token secrets in kube-system beyond the four of the LKE guide")
 	highAvailability := flag.Bool("high-availability", false, "high-availability control planes: no outage when the service token is regenerated")
 	maintenance := flag.Duration("maintenance", 0, "the Linode API answers 503 with X-Maintenance-Mode for this long after start")
+	scopedTokens := flag.Bool("scoped-tokens", false, "also print a token limited to lke:read_only and one to lke:read_write (OAuth scopes)")
 	var faults faultFlags
 	flag.Var(&faults, "fault", "queue a fault, endpoint=kind, repeatable; endpoints: "+strings.Join(faultEndpointNames(), ", ")+
 		"; kinds: "+strings.Join(faultKindNames(), ", "))
@@ -50,21 +51,13 @@ func main() {
 		ServiceTokenOutage: *outage, StaleWindow: *stale, Token: *token,
 		RateLimits:         lkelocal.RateLimits{PerMinute: *rateLimit, CollectionPerMinute: *collectionRateLimit},
 		MaxTokenExpiration: *maxTokenExpiration, NoCSRSigning: *noCSRSigning, ExtraSystemTokens: *extraTokens,
+		HighAvailability: *highAvailability, Maintenance: *maintenance, Faults: faults.byEndpoint(),
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "lkelocal: %v\n", err)
 		os.Exit(1)
 	}
 	defer env.Close()
-	for _, c := range env.Clusters() {
-		c.SetHighAvailability(*highAvailability)
-	}
-	if *maintenance > 0 {
-		env.Emulator.StartMaintenance(*maintenance)
-	}
-	for _, f := range faults {
-		env.Emulator.InjectFaults(f.endpoint, f.fault)
-	}
 
 	settings := map[string]any{}
 	for k, v := range env.LinodeEnv() {
@@ -83,6 +76,10 @@ func main() {
 	fmt.Printf("export LINODE_URL=%s\n", env.Emulator.URL)
 	fmt.Printf("export LINODE_TOKEN=%s\n", env.Emulator.Token)
 	fmt.Printf("export LINODE_CA=%s\n\n", env.Emulator.CAPath)
+	if *scopedTokens {
+		fmt.Printf("token with lke:read_only only: %s\n", env.Emulator.ScopedToken(lkelocal.ScopeLKEReadOnly))
+		fmt.Printf("token with lke:read_write:     %s\n\n", env.Emulator.ScopedToken(lkelocal.ScopeLKEReadWrite))
+	}
 	for _, c := range env.Clusters() {
 		fmt.Printf("cluster %d: API server %s\n", c.ID, c.Host())
 		fmt.Printf("  admin kubeconfig (client certificate, survives rotations): %s\n", c.AdminKubeconfigPath())
@@ -129,6 +126,14 @@ func sortedKeys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	sort.Strings(out)
+	return out
+}
+
+func (f faultFlags) byEndpoint() map[string][]lkelocal.Fault {
+	out := map[string][]lkelocal.Fault{}
+	for _, x := range f {
+		out[x.endpoint] = append(out[x.endpoint], x.fault)
+	}
 	return out
 }
 

@@ -59,6 +59,15 @@ type Options struct {
 	// the real API's (1600 requests a minute, 200 for paginated collection
 	// GETs); negative turns a limit off.
 	RateLimits RateLimits
+	// HighAvailability makes every cluster's control plane highly
+	// available (Cluster.SetHighAvailability): no outage when its service
+	// token is regenerated.
+	HighAvailability bool
+	// Maintenance puts the Linode API under maintenance for this long from
+	// the start (Emulator.StartMaintenance).
+	Maintenance time.Duration
+	// Faults are queued at the start, per endpoint (Emulator.InjectFaults).
+	Faults map[string][]Fault
 	// Dir holds certificates, etcd data and logs; default a new temporary
 	// directory, removed by Close.
 	Dir string
@@ -162,6 +171,15 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	for _, c := range env.Clusters() {
+		c.SetHighAvailability(opts.HighAvailability)
+	}
+	if opts.Maintenance > 0 {
+		env.Emulator.StartMaintenance(opts.Maintenance)
+	}
+	for endpoint, faults := range opts.Faults {
+		env.Emulator.InjectFaults(endpoint, faults...)
 	}
 	return env, nil
 }
