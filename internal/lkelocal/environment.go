@@ -68,6 +68,11 @@ type Options struct {
 	Maintenance time.Duration
 	// Faults are queued at the start, per endpoint (Emulator.InjectFaults).
 	Faults map[string][]Fault
+	// SKEPrepareDuration is how long a started SKE credentials rotation
+	// takes to be PREPARED (the node roll); SKECompleteDelay how long a
+	// completion takes after the control plane is restarted.
+	SKEPrepareDuration time.Duration
+	SKECompleteDelay   time.Duration
 	// Dir holds certificates, etcd data and logs; default a new temporary
 	// directory, removed by Close.
 	Dir string
@@ -92,6 +97,10 @@ type Environment struct {
 	etcd      *etcd
 	mu        sync.Mutex
 	cluster   map[int]*Cluster
+	ske       []*SKECluster
+	skeAPI    *SKEAPI
+	// The TLS certificate the emulated APIs serve (from CAPath's CA).
+	apiCert, apiKey, apiCA string
 	closeOnce sync.Once
 	nextID    int
 }
@@ -156,6 +165,7 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 	if token == "" {
 		token = randomHex(32)
 	}
+	env.apiCert, env.apiKey, env.apiCA = certPath, keyPath, ca.certPath
 	if env.Emulator, err = newEmulator(env, token, certPath, keyPath, ca.certPath); err != nil {
 		return nil, err
 	}
@@ -308,12 +318,21 @@ func (env *Environment) close() {
 		env.Emulator.close()
 		env.Emulator = nil
 	}
+	if env.skeAPI != nil {
+		_ = env.skeAPI.server.Close()
+	}
 	env.mu.Lock()
 	clusters := env.cluster
 	env.cluster = map[int]*Cluster{}
+	ske := env.ske
+	env.ske = nil
 	env.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, c := range clusters {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.stop() }()
+	}
+	for _, c := range ske {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.stop() }()
 	}

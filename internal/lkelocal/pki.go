@@ -67,6 +67,11 @@ type leaf struct {
 // issue signs a certificate for l and writes it with its key as
 // <dir>/<name>.crt|.key, returning the two paths.
 func (a *authority) issue(dir, name string, l leaf) (certPath, keyPath string, err error) {
+	return a.issueUntil(dir, name, l, time.Now().Add(365*24*time.Hour))
+}
+
+// issueUntil is issue with a certificate valid until notAfter.
+func (a *authority) issueUntil(dir, name string, l leaf, notAfter time.Time) (certPath, keyPath string, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", "", err
@@ -80,7 +85,7 @@ func (a *authority) issue(dir, name string, l leaf) (certPath, keyPath string, e
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: l.commonName, Organization: l.organization},
 		NotBefore:    now.Add(-time.Minute),
-		NotAfter:     now.Add(365 * 24 * time.Hour),
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}

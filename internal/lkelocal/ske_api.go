@@ -1,0 +1,169 @@
+package lkelocal
+
+import (
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// SKEAPI emulates the part of STACKIT's SKE API kubecreds uses, over HTTPS
+// on loopback, for the emulated SKE clusters: GET a cluster, POST a
+// kubeconfig, start and complete the credentials rotation. Requests carry
+// a bearer token, as stackit-sdk-go/core's token flow sends it. Errors are
+// the API's envelope, {"code": …, "message": …}.
+type SKEAPI struct {
+	// URL is the API's base URL (the SKE endpoint setting).
+	URL string
+	// Token is the service-account token it accepts (STACKIT_SERVICE_ACCOUNT_TOKEN).
+	Token string
+	// CAPath is the CA of its TLS certificate.
+	CAPath string
+
+	env    *Environment
+	server *http.Server
+
+	logMu sync.Mutex
+	log   []RequestRecord
+}
+
+// SKE endpoints, for the request log.
+const (
+	SKEGetCluster         = "GET cluster"
+	SKECreateKubeconfig   = "POST kubeconfig"
+	SKEStartRotation      = "POST start-credentials-rotation"
+	SKECompleteRotation   = "POST complete-credentials-rotation"
+	skeClusterPath        = "/v2/projects/{project}/regions/{region}/clusters/{cluster}"
+	minKubeconfigSeconds  = 600
+	maxKubeconfigSeconds  = 15552000
+	skeUnauthorizedReason = "unauthorized: the bearer token is missing or invalid"
+)
+
+// SKE returns the environment's SKE API emulator, starting it on first use.
+func (env *Environment) SKE() (*SKEAPI, error) {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	if env.skeAPI != nil {
+		return env.skeAPI, nil
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	a := &SKEAPI{URL: "https://" + l.Addr().String(), Token: randomHex(32), CAPath: env.apiCA, env: env}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+skeClusterPath, a.handle(SKEGetCluster, a.getCluster))
+	mux.HandleFunc("POST "+skeClusterPath+"/kubeconfig", a.handle(SKECreateKubeconfig, a.createKubeconfig))
+	mux.HandleFunc("POST "+skeClusterPath+"/start-credentials-rotation", a.handle(SKEStartRotation, a.rotation((*SKECluster).startRotation)))
+	mux.HandleFunc("POST "+skeClusterPath+"/complete-credentials-rotation", a.handle(SKECompleteRotation, a.rotation((*SKECluster).completeRotation)))
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeSKEError(w, http.StatusNotFound, "not found") })
+	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
+	go func() { _ = a.server.ServeTLS(l, env.apiCert, env.apiKey) }()
+	env.skeAPI = a
+	return a, nil
+}
+
+func (a *SKEAPI) handle(endpoint string, h func(http.ResponseWriter, *http.Request, *SKECluster)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		entry := RequestRecord{At: time.Now(), Method: r.Method, Path: r.URL.Path, Endpoint: endpoint, UserAgent: r.UserAgent()}
+		defer func() {
+			entry.Status = rec.status
+			a.logMu.Lock()
+			a.log = append(a.log, entry)
+			a.logMu.Unlock()
+		}()
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(token), []byte(a.Token)) != 1 {
+			writeSKEError(rec, http.StatusUnauthorized, skeUnauthorizedReason)
+			return
+		}
+		c := a.env.skeCluster(r.PathValue("project"), r.PathValue("region"), r.PathValue("cluster"))
+		if c == nil {
+			writeSKEError(rec, http.StatusNotFound, "cluster "+r.PathValue("cluster")+" not found")
+			return
+		}
+		h(rec, r, c)
+	}
+}
+
+// Requests returns the requests the SKE API received, oldest first.
+func (a *SKEAPI) Requests() []RequestRecord {
+	a.logMu.Lock()
+	defer a.logMu.Unlock()
+	return append([]RequestRecord(nil), a.log...)
+}
+
+type skeRotationJSON struct {
+	Phase              string     `json:"phase"`
+	LastInitiationTime *time.Time `json:"lastInitiationTime,omitempty"`
+	LastCompletionTime *time.Time `json:"lastCompletionTime,omitempty"`
+}
+
+func (a *SKEAPI) getCluster(w http.ResponseWriter, _ *http.Request, c *SKECluster) {
+	c.mu.Lock()
+	status := map[string]any{
+		"aggregated": c.aggregated,
+		"hibernated": c.aggregated == SKEStateHibernated,
+		"credentialsRotation": skeRotationJSON{
+			Phase: c.phase, LastInitiationTime: c.lastInitiation, LastCompletionTime: c.lastCompletion,
+		},
+	}
+	c.mu.Unlock()
+	writeSKEJSON(w, http.StatusOK, map[string]any{"name": c.Name, "kubernetes": map[string]string{"version": "1.37.2"}, "status": status})
+}
+
+func (a *SKEAPI) createKubeconfig(w http.ResponseWriter, r *http.Request, c *SKECluster) {
+	var body struct {
+		ExpirationSeconds *string `json:"expirationSeconds"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeSKEError(w, http.StatusBadRequest, "invalid request body: "+err.Error())
+		return
+	}
+	seconds := 3600
+	if body.ExpirationSeconds != nil {
+		n, err := strconv.Atoi(*body.ExpirationSeconds)
+		if err != nil || n < minKubeconfigSeconds || n > maxKubeconfigSeconds {
+			writeSKEError(w, http.StatusBadRequest, "expirationSeconds must be a string holding a number from 600 to 15552000")
+			return
+		}
+		seconds = n
+	}
+	if phase, agg := c.Phase(); agg == SKEStateHibernated {
+		writeSKEError(w, http.StatusBadRequest, "cluster is hibernated (credentials rotation phase "+phase+")")
+		return
+	}
+	kc, expires, err := c.Kubeconfig(time.Duration(seconds) * time.Second)
+	if err != nil {
+		writeSKEError(w, http.StatusInternalServerError, "cannot issue a kubeconfig")
+		return
+	}
+	writeSKEJSON(w, http.StatusOK, map[string]any{"kubeconfig": string(kc), "expirationTimestamp": expires.Format(time.RFC3339)})
+}
+
+func (a *SKEAPI) rotation(act func(*SKECluster) error) func(http.ResponseWriter, *http.Request, *SKECluster) {
+	return func(w http.ResponseWriter, _ *http.Request, c *SKECluster) {
+		if err := act(c); err != nil {
+			writeSKEError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeSKEJSON(w, http.StatusOK, struct{}{})
+	}
+}
+
+func writeSKEJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeSKEError(w http.ResponseWriter, status int, msg string) {
+	writeSKEJSON(w, status, map[string]any{"code": status, "message": msg})
+}

@@ -1,0 +1,554 @@
+package lkelocal
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// SKE credentials rotation phases and cluster states, as the SKE API names them.
+const (
+	SKEPhaseNever      = "NEVER"
+	SKEPhasePreparing  = "PREPARING"
+	SKEPhasePrepared   = "PREPARED"
+	SKEPhaseCompleting = "COMPLETING"
+	SKEPhaseCompleted  = "COMPLETED"
+
+	SKEStateHealthy     = "STATE_HEALTHY"
+	SKEStateReconciling = "STATE_RECONCILING"
+	SKEStateHibernated  = "STATE_HIBERNATED"
+	SKEStateUnhealthy   = "STATE_UNHEALTHY"
+)
+
+// skeGeneration is one set of a cluster's credentials: the CA that signs
+// the API server's certificate and admin kubeconfigs' client certificates,
+// the key that signs service-account tokens, and the key that encrypts
+// Secrets in etcd. A credentials rotation adds a generation (start) and
+// drops the old one (complete).
+type skeGeneration struct {
+	n            int
+	ca           *authority
+	saKey, saPub string
+	encKey       []byte // AES-256, for etcd encryption
+}
+
+// SKECluster is one emulated STACKIT SKE cluster: the SKE-side record
+// (aggregated state, credentials rotation phase) backed by a real
+// kube-apiserver and kube-controller-manager that are restarted with new
+// trust as the rotation moves on.
+type SKECluster struct {
+	ProjectID, Region, Name string
+
+	env      *Environment
+	dir      string
+	etcdPref string
+	port     int
+	ctx      context.Context
+	cancel   context.CancelFunc
+	bg       sync.WaitGroup
+	// harnessToken is a static system:masters token (--token-auth-file),
+	// for tests to look at the cluster whatever its credentials: it
+	// survives rotations, as lkelocal's admin certificate does for LKE.
+	harnessToken string
+
+	mu              sync.Mutex
+	gens            []*skeGeneration // the current one last; two during a rotation
+	allCAs          [][]byte         // every CA ever used, for the harness
+	nextGen         int
+	phase           string
+	aggregated      string
+	lastInitiation  *time.Time
+	lastCompletion  *time.Time
+	prepareDuration time.Duration // start: how long until PREPARED (the node roll)
+	completeDelay   time.Duration // complete: how long until COMPLETED
+	apiserver       *process
+	controller      *process
+	restarts        int
+	starts          int // rotations started (acted on)
+	completes       int // rotations completed (acted on)
+}
+
+// SKEClusterSpec shapes a new emulated SKE cluster.
+type SKEClusterSpec struct {
+	ProjectID, Region, Name string
+}
+
+// AddSKECluster starts an emulated SKE cluster. Its credentials rotation
+// takes Options.SKEPrepareDuration to prepare.
+func (env *Environment) AddSKECluster(ctx context.Context, spec SKEClusterSpec) (_ *SKECluster, err error) {
+	if spec.ProjectID == "" || spec.Region == "" || spec.Name == "" {
+		return nil, errors.New("an SKE cluster needs a project, a region and a name")
+	}
+	env.mu.Lock()
+	n := len(env.ske) + 1
+	env.mu.Unlock()
+	cctx, cancel := context.WithCancel(env.ctx)
+	c := &SKECluster{
+		ProjectID: spec.ProjectID, Region: spec.Region, Name: spec.Name,
+		env: env, dir: filepath.Join(env.Dir, "ske"+strconv.Itoa(n)+"-"+spec.Name), etcdPref: "/ske" + strconv.Itoa(n),
+		ctx: cctx, cancel: cancel, harnessToken: randomHex(32),
+		phase: SKEPhaseNever, aggregated: SKEStateHealthy,
+		prepareDuration: env.opts.SKEPrepareDuration, completeDelay: env.opts.SKECompleteDelay,
+	}
+	defer func() {
+		if err != nil {
+			c.stop()
+		}
+	}()
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return nil, err
+	}
+	if c.port, err = freePort(); err != nil {
+		return nil, err
+	}
+	g, err := c.newGeneration()
+	if err != nil {
+		return nil, err
+	}
+	c.gens = []*skeGeneration{g}
+	if err := c.restart(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.bootstrap(ctx); err != nil {
+		return nil, fmt.Errorf("ske cluster %s: bootstrap: %w", spec.Name, err)
+	}
+	env.mu.Lock()
+	env.ske = append(env.ske, c)
+	env.mu.Unlock()
+	return c, nil
+}
+
+// SKEClusters returns the emulated SKE clusters.
+func (env *Environment) SKEClusters() []*SKECluster {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	return append([]*SKECluster(nil), env.ske...)
+}
+
+func (env *Environment) skeCluster(project, region, name string) *SKECluster {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	for _, c := range env.ske {
+		if c.ProjectID == project && c.Region == region && c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func (c *SKECluster) newGeneration() (*skeGeneration, error) {
+	c.mu.Lock()
+	c.nextGen++
+	n := c.nextGen
+	c.mu.Unlock()
+	dir := filepath.Join(c.dir, "gen"+strconv.Itoa(n))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	ca, err := newAuthority(dir, "ske-ca-"+strconv.Itoa(n))
+	if err != nil {
+		return nil, err
+	}
+	saKey, saPub, err := newServiceAccountKey(dir)
+	if err != nil {
+		return nil, err
+	}
+	enc := make([]byte, 32)
+	if _, err := rand.Read(enc); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.allCAs = append(c.allCAs, ca.certPEM())
+	c.mu.Unlock()
+	return &skeGeneration{n: n, ca: ca, saKey: saKey, saPub: saPub, encKey: enc}, nil
+}
+
+// Host is the cluster's API server.
+func (c *SKECluster) Host() string { return "https://127.0.0.1:" + strconv.Itoa(c.port) }
+
+// restart (re)starts kube-apiserver and kube-controller-manager with the
+// trust of the current generations: client certificates and service-account
+// tokens of any of them are accepted; the API server's certificate comes
+// from the oldest (so that kubeconfigs from before a rotation keep working
+// until it completes); new tokens are signed, and Secrets encrypted, with
+// the newest.
+func (c *SKECluster) restart(ctx context.Context) error {
+	c.mu.Lock()
+	gens := append([]*skeGeneration(nil), c.gens...)
+	c.restarts++
+	r := c.restarts
+	c.mu.Unlock()
+	oldest, newest := gens[0], gens[len(gens)-1]
+	dir := filepath.Join(c.dir, "run"+strconv.Itoa(r))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	var bundle bytes.Buffer
+	for _, g := range gens {
+		bundle.Write(g.ca.certPEM())
+	}
+	clientCA := filepath.Join(dir, "client-ca.crt")
+	if err := os.WriteFile(clientCA, bundle.Bytes(), 0o600); err != nil {
+		return err
+	}
+	servingCert, servingKey, err := oldest.ca.issue(dir, "apiserver", leaf{commonName: "kube-apiserver", hosts: []string{"127.0.0.1", "localhost", "kubernetes.default.svc"}})
+	if err != nil {
+		return err
+	}
+	kcmCert, kcmKey, err := newest.ca.issue(dir, "controller-manager", leaf{commonName: "system:kube-controller-manager", organization: []string{"system:masters"}})
+	if err != nil {
+		return err
+	}
+	tokens := filepath.Join(dir, "tokens.csv")
+	if err := os.WriteFile(tokens, []byte(c.harnessToken+",kubecreds-harness,kubecreds-harness,system:masters\n"), 0o600); err != nil {
+		return err
+	}
+	encConfig := filepath.Join(dir, "encryption.yaml")
+	if err := os.WriteFile(encConfig, encryptionConfig(gens), 0o600); err != nil {
+		return err
+	}
+	c.stopProcesses()
+	args := []string{
+		"--etcd-servers=" + c.env.etcd.url,
+		"--etcd-prefix=" + c.etcdPref,
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(c.port),
+		"--tls-cert-file=" + servingCert,
+		"--tls-private-key-file=" + servingKey,
+		"--client-ca-file=" + clientCA,
+		"--token-auth-file=" + tokens,
+		"--authorization-mode=RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-signing-key-file=" + newest.saKey,
+		"--encryption-provider-config=" + encConfig,
+		"--service-cluster-ip-range=10.129.0.0/16",
+		"--endpoint-reconciler-type=none",
+		"--cert-dir=" + dir,
+		"--v=1",
+	}
+	for i := len(gens) - 1; i >= 0; i-- {
+		args = append(args, "--service-account-key-file="+gens[i].saPub)
+	}
+	apiserver, err := startProcess(dir, "kube-apiserver", c.env.bin, append([]string{"kube-apiserver"}, args...)...)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.apiserver = apiserver
+	c.mu.Unlock()
+	admin, err := kubernetes.NewForConfig(c.AdminConfig())
+	if err != nil {
+		return err
+	}
+	err = waitHealthy(ctx, apiserver, 90*time.Second, func(ctx context.Context) (bool, error) {
+		body, err := admin.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err == nil && strings.TrimSpace(string(body)) == "ok", nil
+	})
+	if err != nil {
+		return fmt.Errorf("kube-apiserver of SKE cluster %s did not become ready: %w\n%s", c.Name, err, apiserver.tail(4096))
+	}
+	kcmKubeconfig := filepath.Join(dir, "controller-manager.kubeconfig")
+	if err := writeClientCertKubeconfig(kcmKubeconfig, "local", c.Host(), bundle.Bytes(), kcmCert, kcmKey); err != nil {
+		return err
+	}
+	controller, err := startProcess(dir, "kube-controller-manager", c.env.bin, "kube-controller-manager",
+		"--kubeconfig="+kcmKubeconfig,
+		"--authentication-skip-lookup=true",
+		"--secure-port=0",
+		"--leader-elect=false",
+		"--controllers=serviceaccount-token-controller,serviceaccount-controller,root-ca-certificate-publisher-controller,garbage-collector-controller,namespace-controller",
+		"--service-account-private-key-file="+newest.saKey,
+		"--root-ca-file="+clientCA,
+		"--use-service-account-credentials=false",
+		"--v=1",
+	)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.controller = controller
+	c.mu.Unlock()
+	return nil
+}
+
+// encryptionConfig encrypts Secrets with the newest generation's key and
+// still reads the older ones'.
+func encryptionConfig(gens []*skeGeneration) []byte {
+	var b strings.Builder
+	b.WriteString("apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers:\n  - aescbc:\n      keys:\n")
+	for i := len(gens) - 1; i >= 0; i-- {
+		fmt.Fprintf(&b, "      - name: key%d\n        secret: %s\n", gens[i].n, base64.StdEncoding.EncodeToString(gens[i].encKey))
+	}
+	b.WriteString("  - identity: {}\n")
+	return []byte(b.String())
+}
+
+// bootstrap puts a Node per (emulated) machine in the cluster.
+func (c *SKECluster) bootstrap(ctx context.Context) error {
+	cs, err := kubernetes.NewForConfig(c.AdminConfig())
+	if err != nil {
+		return err
+	}
+	return c.rollNodes(ctx, cs)
+}
+
+// rollNodes replaces the cluster's Nodes by new ones, as SKE's rolling
+// update after the start of a rotation does.
+func (c *SKECluster) rollNodes(ctx context.Context, cs kubernetes.Interface) error {
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for i := range 2 {
+		name := fmt.Sprintf("shoot--%s--%s-worker-%s-%d", c.ProjectID, c.Name, randomHex(3), i)
+		if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	for _, n := range nodes.Items {
+		if err := cs.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AdminConfig reaches the cluster with the harness token, trusting every
+// CA the cluster ever had: it works whatever the rotation has done.
+func (c *SKECluster) AdminConfig() *rest.Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return &rest.Config{Host: c.Host(), BearerToken: c.harnessToken,
+		TLSClientConfig: rest.TLSClientConfig{CAData: bytes.Join(c.allCAs, nil)}, QPS: 100, Burst: 200}
+}
+
+// Kubeconfig issues an admin kubeconfig as POST …/kubeconfig does: a
+// system:masters client certificate from the newest CA, valid for
+// expiration, trusting every current CA.
+func (c *SKECluster) Kubeconfig(expiration time.Duration) ([]byte, time.Time, error) {
+	c.mu.Lock()
+	gens := append([]*skeGeneration(nil), c.gens...)
+	c.mu.Unlock()
+	newest := gens[len(gens)-1]
+	dir, err := os.MkdirTemp(c.dir, "kubeconfig-")
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	defer os.RemoveAll(dir)
+	expires := time.Now().Add(expiration).UTC().Truncate(time.Second)
+	certPath, keyPath, err := newest.ca.issueUntil(dir, "admin", leaf{commonName: "ske-admin-" + randomHex(4), organization: []string{"system:masters"}}, expires)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	certPEM, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	var bundle bytes.Buffer
+	for _, g := range gens {
+		bundle.Write(g.ca.certPEM())
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[c.Name] = &clientcmdapi.Cluster{Server: c.Host(), CertificateAuthorityData: bundle.Bytes()}
+	cfg.AuthInfos[c.Name] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
+	cfg.Contexts[c.Name] = &clientcmdapi.Context{Cluster: c.Name, AuthInfo: c.Name}
+	cfg.CurrentContext = c.Name
+	raw, err := clientcmd.Write(*cfg)
+	return raw, expires, err
+}
+
+// Phase is the credentials rotation's phase; Aggregated the cluster's state.
+func (c *SKECluster) Phase() (phase, aggregated string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.phase, c.aggregated
+}
+
+// SetAggregated sets the cluster's aggregated state (STATE_HIBERNATED, …).
+func (c *SKECluster) SetAggregated(state string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.aggregated = state
+}
+
+// SetPrepareDuration sets how long a started rotation takes to be PREPARED.
+func (c *SKECluster) SetPrepareDuration(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.prepareDuration = d
+}
+
+// Rotations counts the starts and completions the API acted on.
+func (c *SKECluster) Rotations() (starts, completes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.starts, c.completes
+}
+
+// errRotationConflict is the API's 400 for a phase change out of turn.
+type errRotationConflict struct{ msg string }
+
+func (e errRotationConflict) Error() string { return e.msg }
+
+// startRotation begins phase one, as POST …/start-credentials-rotation: at
+// once the phase is PREPARING; in the background a new generation is made,
+// the control plane restarted trusting both, Secrets re-encrypted, the
+// nodes rolled, and after the prepare duration the phase is PREPARED.
+func (c *SKECluster) startRotation() error {
+	c.mu.Lock()
+	switch {
+	case c.aggregated == SKEStateHibernated:
+		c.mu.Unlock()
+		return errRotationConflict{"cluster is hibernated; wake it up before rotating its credentials"}
+	case c.phase == SKEPhasePreparing || c.phase == SKEPhasePrepared || c.phase == SKEPhaseCompleting:
+		phase := c.phase
+		c.mu.Unlock()
+		return errRotationConflict{"credentials rotation is already in phase " + phase}
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	c.phase, c.aggregated, c.lastInitiation = SKEPhasePreparing, SKEStateReconciling, &now
+	c.starts++
+	wait := c.prepareDuration
+	c.mu.Unlock()
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		start := time.Now()
+		if err := c.prepare(); err != nil {
+			if c.ctx.Err() == nil {
+				log.Printf("lkelocal: ske cluster %s: prepare the credentials rotation: %v", c.Name, err)
+				c.SetAggregated(SKEStateUnhealthy)
+			}
+			return
+		}
+		select {
+		case <-time.After(wait - time.Since(start)):
+		case <-c.ctx.Done():
+			return
+		}
+		c.mu.Lock()
+		c.phase, c.aggregated = SKEPhasePrepared, SKEStateHealthy
+		c.mu.Unlock()
+	}()
+	return nil
+}
+
+func (c *SKECluster) prepare() error {
+	g, err := c.newGeneration()
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.gens = append(c.gens, g)
+	c.mu.Unlock()
+	if err := c.restart(c.ctx); err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(c.AdminConfig())
+	if err != nil {
+		return err
+	}
+	// Rewrite every Secret so that it is stored encrypted with the new key.
+	secrets, err := cs.CoreV1().Secrets("").List(c.ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, s := range secrets.Items {
+		if _, err := cs.CoreV1().Secrets(s.Namespace).Update(c.ctx, &s, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("re-encrypt secret %s/%s: %w", s.Namespace, s.Name, err)
+		}
+	}
+	return c.rollNodes(c.ctx, cs)
+}
+
+// completeRotation ends it, as POST …/complete-credentials-rotation: the
+// phase is COMPLETING at once; in the background the control plane is
+// restarted trusting the new generation only, and the phase is COMPLETED.
+func (c *SKECluster) completeRotation() error {
+	c.mu.Lock()
+	if c.phase != SKEPhasePrepared {
+		phase := c.phase
+		c.mu.Unlock()
+		return errRotationConflict{"credentials rotation cannot be completed in phase " + phase + "; it must be PREPARED"}
+	}
+	c.phase, c.aggregated = SKEPhaseCompleting, SKEStateReconciling
+	c.completes++
+	delay := c.completeDelay
+	c.mu.Unlock()
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		c.mu.Lock()
+		c.gens = c.gens[len(c.gens)-1:]
+		c.mu.Unlock()
+		if err := c.restart(c.ctx); err != nil {
+			if c.ctx.Err() == nil {
+				log.Printf("lkelocal: ske cluster %s: complete the credentials rotation: %v", c.Name, err)
+				c.SetAggregated(SKEStateUnhealthy)
+			}
+			return
+		}
+		select {
+		case <-time.After(delay):
+		case <-c.ctx.Done():
+			return
+		}
+		now := time.Now().UTC().Truncate(time.Second)
+		c.mu.Lock()
+		c.phase, c.aggregated, c.lastCompletion = SKEPhaseCompleted, SKEStateHealthy, &now
+		c.mu.Unlock()
+	}()
+	return nil
+}
+
+func (c *SKECluster) stopProcesses() {
+	c.mu.Lock()
+	apiserver, controller := c.apiserver, c.controller
+	c.apiserver, c.controller = nil, nil
+	c.mu.Unlock()
+	if controller != nil {
+		controller.stop()
+	}
+	if apiserver != nil {
+		apiserver.stop()
+	}
+}
+
+func (c *SKECluster) stop() {
+	c.cancel()
+	c.bg.Wait()
+	c.stopProcesses()
+}
+
+// LogTail returns the end of the cluster's API server log.
+func (c *SKECluster) LogTail() string {
+	c.mu.Lock()
+	p := c.apiserver
+	c.mu.Unlock()
+	if p == nil {
+		return ""
+	}
+	return fmt.Sprintf("--- kube-apiserver (SKE cluster %s) log tail ---\n%s\n", c.Name, p.tail(4096))
+}

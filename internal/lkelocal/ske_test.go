@@ -1,0 +1,193 @@
+package lkelocal_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/ske"
+)
+
+func skeClient(t *testing.T, api *lkelocal.SKEAPI) *ske.Client {
+	t.Helper()
+	caPEM, err := os.ReadFile(api.CAPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	hc, err := ske.NewHTTPClient(ske.Credentials{Token: api.Token},
+		&http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ske.Client{BaseURL: api.URL, HTTP: hc}
+}
+
+// works tells whether a client reaches the cluster as an authenticated
+// user (whatever that user may do).
+func works(ctx context.Context, cs kubernetes.Interface) error {
+	_, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	return err
+}
+
+func waitPhase(t *testing.T, c *ske.Client, ref ske.ClusterRef, want string) {
+	t.Helper()
+	var got string
+	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		cl, err := c.GetCluster(ctx, ref)
+		if err != nil {
+			return false, err
+		}
+		got = cl.Status.CredentialsRotation.Phase
+		return got == want, nil
+	})
+	if err != nil {
+		t.Fatalf("phase %s, want %s: %v", got, want, err)
+	}
+}
+
+// TestSKECredentialsRotationReallyRotates drives the local SKE through a
+// credentials rotation with the SKE API client: kubeconfigs and
+// service-account tokens from before the start keep working while the
+// rotation is PREPARED, and stop working once it is COMPLETED (the CA and
+// the signing key are gone), while those issued after the start keep
+// working; Secrets stay readable (re-encrypted with the new key).
+func TestSKECredentialsRotationReallyRotates(t *testing.T) {
+	ctx := t.Context()
+	c, err := env.AddSKECluster(ctx, lkelocal.SKEClusterSpec{ProjectID: "p-kubecreds", Region: "eu01", Name: "rotate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := env.SKE()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := skeClient(t, api)
+	ref := ske.ClusterRef{ProjectID: c.ProjectID, Region: c.Region, Name: c.Name}
+
+	cl, err := client.GetCluster(ctx, ref)
+	if err != nil || cl.Status.Aggregated != ske.StateHealthy || cl.Status.CredentialsRotation.Phase != ske.PhaseNever {
+		t.Fatalf("new cluster: %+v, %v", cl, err)
+	}
+	if _, err := client.CreateKubeconfig(ctx, ref, time.Minute); ske.StatusCode(err) != http.StatusBadRequest {
+		t.Fatalf("a kubeconfig for one minute: %v; want 400 (600 s at least)", err)
+	}
+	oldKC := kubeconfigFrom(t, client, ref)
+	admin, err := kubernetes.NewForConfig(c.AdminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "probe"},
+		StringData: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "bot"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	oldToken := saToken(t, admin)
+	for name, cs := range map[string]kubernetes.Interface{"old kubeconfig": oldKC, "old token": tokenClientFor(t, c, oldToken)} {
+		if err := works(ctx, cs); err != nil {
+			t.Fatalf("%s before the rotation: %v", name, err)
+		}
+	}
+
+	if err := client.CompleteCredentialsRotation(ctx, ref); ske.StatusCode(err) != http.StatusBadRequest {
+		t.Fatalf("complete before start: %v; want 400", err)
+	}
+	if err := client.StartCredentialsRotation(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.StartCredentialsRotation(ctx, ref); ske.StatusCode(err) != http.StatusBadRequest {
+		t.Fatalf("a second start while preparing: %v; want 400", err)
+	}
+	waitPhase(t, client, ref, ske.PhasePrepared)
+	newKC := kubeconfigFrom(t, client, ref)
+	for name, cs := range map[string]kubernetes.Interface{"old kubeconfig": oldKC, "old token": tokenClientFor(t, c, oldToken), "new kubeconfig": newKC} {
+		if err := works(ctx, cs); err != nil {
+			t.Fatalf("%s while PREPARED: %v", name, err)
+		}
+	}
+	newToken := saToken(t, admin)
+
+	if err := client.CompleteCredentialsRotation(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, client, ref, ske.PhaseCompleted)
+	cl, err = client.GetCluster(ctx, ref)
+	if err != nil || cl.Status.CredentialsRotation.LastCompletionTime == nil || cl.Status.CredentialsRotation.LastInitiationTime == nil {
+		t.Fatalf("completed cluster: %+v, %v", cl, err)
+	}
+	for name, cs := range map[string]kubernetes.Interface{"old kubeconfig": oldKC, "old token": tokenClientFor(t, c, oldToken)} {
+		if err := works(ctx, cs); err == nil {
+			t.Errorf("%s still works after the rotation completed", name)
+		}
+	}
+	for name, cs := range map[string]kubernetes.Interface{"new kubeconfig": newKC, "new token": tokenClientFor(t, c, newToken)} {
+		if err := works(ctx, cs); err != nil {
+			t.Errorf("%s after the rotation completed: %v", name, err)
+		}
+	}
+	// The harness client from before trusts the old CA only.
+	if admin, err = kubernetes.NewForConfig(c.AdminConfig()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := admin.CoreV1().Secrets("default").Get(ctx, "probe", metav1.GetOptions{})
+	if err != nil || string(s.Data["k"]) != "v" {
+		t.Errorf("the Secret from before the rotation: %v, %v", s, err)
+	}
+	if starts, completes := c.Rotations(); starts != 1 || completes != 1 {
+		t.Errorf("the API acted on %d starts and %d completions; want 1 and 1", starts, completes)
+	}
+
+	c.SetAggregated(lkelocal.SKEStateHibernated)
+	defer c.SetAggregated(lkelocal.SKEStateHealthy)
+	if err := client.StartCredentialsRotation(ctx, ref); ske.StatusCode(err) != http.StatusBadRequest {
+		t.Fatalf("start on a hibernated cluster: %v; want 400", err)
+	}
+}
+
+func kubeconfigFrom(t *testing.T, c *ske.Client, ref ske.ClusterRef) kubernetes.Interface {
+	t.Helper()
+	kc, err := c.CreateKubeconfig(t.Context(), ref, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(kc.ExpirationTimestamp); d < 59*time.Minute || d > time.Hour+time.Second {
+		t.Errorf("kubeconfig expires in %s; want 1h", d)
+	}
+	return clientsetFor(t, []byte(kc.Kubeconfig))
+}
+
+func saToken(t *testing.T, admin kubernetes.Interface) string {
+	t.Helper()
+	tr, err := admin.CoreV1().ServiceAccounts("default").CreateToken(t.Context(), "bot", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Status.Token
+}
+
+func tokenClientFor(t *testing.T, c *lkelocal.SKECluster, token string) kubernetes.Interface {
+	t.Helper()
+	cfg := c.AdminConfig()
+	cfg.BearerToken = token
+	cfg.Timeout = 10 * time.Second
+	cs, err := kubernetes.NewForConfig(rest.CopyConfig(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
