@@ -89,20 +89,20 @@ type Environment struct {
 	Dir      string
 	Emulator *Emulator
 
-	opts      Options
-	bin       string
-	ownDir    bool
-	ctx       context.Context
-	cancel    context.CancelFunc
-	etcd      *etcd
-	mu        sync.Mutex
-	cluster   map[int]*Cluster
-	ske       []*SKECluster
-	skeAPI    *SKEAPI
+	opts    Options
+	bin     string
+	ownDir  bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	etcd    *etcd
+	mu      sync.Mutex
+	cluster map[int]*Cluster
+	ske     []*SKECluster
+	skeAPI  *SKEAPI
 	// The TLS certificate the emulated APIs serve (from CAPath's CA).
 	apiCert, apiKey, apiCA string
-	closeOnce sync.Once
-	nextID    int
+	closeOnce              sync.Once
+	nextID                 int
 }
 
 // Start brings up etcd, the Linode API emulator and opts.Clusters clusters

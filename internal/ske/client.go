@@ -221,4 +221,3 @@ func StatusCode(err error) int {
 	}
 	return 0
 }
-
