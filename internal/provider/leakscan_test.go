@@ -129,6 +129,9 @@ type leakReport struct {
 // Linode token.
 func (l *leakCapture) scan(env *lkelocal.Environment) (*leakReport, error) {
 	secrets := map[string]string{env.Emulator.Token: "the Linode API token"}
+	if skeAPI != nil {
+		secrets[skeAPI.Token] = "the STACKIT service-account token"
+	}
 	for _, c := range env.Clusters() {
 		creds, err := c.Credentials()
 		if err != nil {

@@ -50,6 +50,11 @@ func runTests(m *testing.M) int {
 	for k, v := range testEnv.LinodeEnv() {
 		os.Setenv(k, v)
 	}
+	// The local SKE API's certificate comes from the same CA as the Linode
+	// API emulator's; the SKE client trusts the system's roots, which Go
+	// reads from SSL_CERT_FILE (as a user behind a TLS-inspecting proxy
+	// would set it).
+	os.Setenv("SSL_CERT_FILE", testEnv.Emulator.CAPath)
 	code := m.Run()
 	if scan := finishLeakScan(leaks, testEnv); scan != 0 {
 		code = scan

@@ -49,6 +49,19 @@ type providerModel struct {
 	RequestTimeout   types.String     `tfsdk:"request_timeout"`
 	MaxRetries       types.Int64      `tfsdk:"max_retries"`
 	Kubernetes       *kubernetesModel `tfsdk:"kubernetes"`
+	STACKIT          *stackitModel    `tfsdk:"stackit"`
+}
+
+// stackitModel holds STACKIT's settings, named as terraform-provider-stackit
+// names them.
+type stackitModel struct {
+	ServiceAccountKeyPath types.String `tfsdk:"service_account_key_path"`
+	ServiceAccountKey     types.String `tfsdk:"service_account_key"`
+	PrivateKeyPath        types.String `tfsdk:"private_key_path"`
+	PrivateKey            types.String `tfsdk:"private_key"`
+	ServiceAccountToken   types.String `tfsdk:"service_account_token"`
+	SKECustomEndpoint     types.String `tfsdk:"ske_custom_endpoint"`
+	TokenCustomEndpoint   types.String `tfsdk:"token_custom_endpoint"`
 }
 
 type kubernetesModel struct {
@@ -108,6 +121,43 @@ func (p *kubecredsProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 			},
 		},
 		Blocks: map[string]schema.Block{
+			"stackit": schema.SingleNestedBlock{
+				Description: "How to reach STACKIT's SKE API (for `kubecreds_ske_kubeconfig`), with the settings and environment variables " +
+					"terraform-provider-stackit uses: a service-account key (key flow; preferred) or a service-account token (token flow).",
+				Attributes: map[string]schema.Attribute{
+					"service_account_key_path": schema.StringAttribute{
+						Description: "Path to the service account's key (JSON). Falls back to STACKIT_SERVICE_ACCOUNT_KEY_PATH.",
+						Optional:    true,
+					},
+					"service_account_key": schema.StringAttribute{
+						Description: "The service account's key (JSON) itself. Falls back to STACKIT_SERVICE_ACCOUNT_KEY.",
+						Optional:    true,
+						Sensitive:   true,
+					},
+					"private_key_path": schema.StringAttribute{
+						Description: "Path to the private key (PEM) of the service-account key, when the key does not hold it. Falls back to STACKIT_PRIVATE_KEY_PATH.",
+						Optional:    true,
+					},
+					"private_key": schema.StringAttribute{
+						Description: "The private key (PEM) itself. Falls back to STACKIT_PRIVATE_KEY.",
+						Optional:    true,
+						Sensitive:   true,
+					},
+					"service_account_token": schema.StringAttribute{
+						Description: "A service-account access token (token flow). Falls back to STACKIT_SERVICE_ACCOUNT_TOKEN.",
+						Optional:    true,
+						Sensitive:   true,
+					},
+					"ske_custom_endpoint": schema.StringAttribute{
+						Description: "Base URL of the SKE API, e.g. for a private endpoint; default `https://ske.api.stackit.cloud`. Falls back to STACKIT_SKE_CUSTOM_ENDPOINT.",
+						Optional:    true,
+					},
+					"token_custom_endpoint": schema.StringAttribute{
+						Description: "Token endpoint of the key flow, when not STACKIT's. Falls back to STACKIT_TOKEN_BASEURL.",
+						Optional:    true,
+					},
+				},
+			},
 			"kubernetes": schema.SingleNestedBlock{
 				Description: "How to reach a Kubernetes cluster that is not reached through the Linode API " +
 					"(used by `kubecreds_short_lived_kubeconfig` when it names neither `lke_cluster_id` nor `base_kubeconfig`). " +
@@ -176,5 +226,5 @@ func (p *kubecredsProvider) DataSources(context.Context) []func() datasource.Dat
 }
 
 func (p *kubecredsProvider) EphemeralResources(context.Context) []func() ephemeral.EphemeralResource {
-	return []func() ephemeral.EphemeralResource{newShortLivedKubeconfig}
+	return []func() ephemeral.EphemeralResource{newShortLivedKubeconfig, newSKEKubeconfig}
 }

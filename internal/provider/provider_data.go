@@ -25,6 +25,7 @@ import (
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/ske"
 )
 
 var linodeAPIVersions = []string{"v4", "v4beta"}
@@ -61,6 +62,9 @@ type providerData struct {
 
 	linodeToken, linodeURL, linodeVersion, linodeCA setting
 
+	skeKeyPath, skeKey, skePrivateKeyPath, skePrivateKey, skeToken, skeEndpoint, skeTokenEndpoint setting
+	ske                                                                                        *ske.Client
+
 	kube            kubeconfig.Settings
 	kubeUnknown     []string // attributes of the kubernetes block not known yet
 	kubeInsecureSet bool
@@ -92,6 +96,17 @@ func newProviderData(ctx context.Context, version, tfVersion string, cfg provide
 		linodeVersion: resolve(cfg.LinodeAPIVersion, "linode_api_version", linodego.APIVersionVar),
 		linodeCA:      resolve(cfg.LinodeCAPath, "linode_ca_path", linodego.APIHostCert),
 	}
+	var st stackitModel
+	if cfg.STACKIT != nil {
+		st = *cfg.STACKIT
+	}
+	d.skeKeyPath = resolve(st.ServiceAccountKeyPath, "stackit.service_account_key_path", "STACKIT_SERVICE_ACCOUNT_KEY_PATH")
+	d.skeKey = resolve(st.ServiceAccountKey, "stackit.service_account_key", "STACKIT_SERVICE_ACCOUNT_KEY")
+	d.skePrivateKeyPath = resolve(st.PrivateKeyPath, "stackit.private_key_path", "STACKIT_PRIVATE_KEY_PATH")
+	d.skePrivateKey = resolve(st.PrivateKey, "stackit.private_key", "STACKIT_PRIVATE_KEY")
+	d.skeToken = resolve(st.ServiceAccountToken, "stackit.service_account_token", "STACKIT_SERVICE_ACCOUNT_TOKEN")
+	d.skeEndpoint = resolve(st.SKECustomEndpoint, "stackit.ske_custom_endpoint", "STACKIT_SKE_CUSTOM_ENDPOINT")
+	d.skeTokenEndpoint = resolve(st.TokenCustomEndpoint, "stackit.token_custom_endpoint", "STACKIT_TOKEN_BASEURL")
 	if v := d.linodeVersion; !v.unknown && v.value != "" && v.value != "v4" && v.value != "v4beta" {
 		diags.AddAttributeError(path.Root("linode_api_version"), "Invalid Linode API version",
 			fmt.Sprintf("%s (from %s) is %q; allowed values are v4 and v4beta.", v.attr, v.env, v.value))
@@ -249,6 +264,47 @@ func retryAfterOrBackoff(_ *resty.Client, resp *resty.Response) (time.Duration, 
 		attempt = max(resp.Request.Attempt, 1)
 	}
 	return min(time.Second<<min(attempt-1, 4), 10*time.Second), nil
+}
+
+// SKE returns the SKE API client, built on first use from the stackit
+// block (or the STACKIT_* variables).
+func (d *providerData) SKE() (*ske.Client, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ske != nil {
+		return d.ske, nil
+	}
+	creds := ske.Credentials{
+		ServiceAccountKeyPath: d.skeKeyPath.value, ServiceAccountKey: d.skeKey.value,
+		PrivateKeyPath: d.skePrivateKeyPath.value, PrivateKey: d.skePrivateKey.value,
+		Token: d.skeToken.value, TokenURL: d.skeTokenEndpoint.value,
+	}
+	if creds.Empty() {
+		diags.AddError("Missing STACKIT credentials",
+			"This calls STACKIT's SKE API and no credentials are configured: set stackit.service_account_key_path "+
+				"(or STACKIT_SERVICE_ACCOUNT_KEY_PATH), stackit.service_account_key (STACKIT_SERVICE_ACCOUNT_KEY), or "+
+				"stackit.service_account_token (STACKIT_SERVICE_ACCOUNT_TOKEN).")
+		return nil, diags
+	}
+	base := ske.DefaultBaseURL
+	if e := d.skeEndpoint.value; e != "" {
+		u, err := url.Parse(e)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			diags.AddError("Invalid SKE endpoint", fmt.Sprintf("%s (or %s) is %q; it must be an https:// URL with a host, such as %s",
+				d.skeEndpoint.attr, d.skeEndpoint.env, e, ske.DefaultBaseURL))
+			return nil, diags
+		}
+		base = e
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	hc, err := ske.NewHTTPClient(creds, &loggingTransport{base: transport, service: "ske"}, d.requestTimeout)
+	if err != nil {
+		diags.AddError("Unusable STACKIT credentials", err.Error())
+		return nil, diags
+	}
+	d.ske = &ske.Client{BaseURL: base, HTTP: hc, UserAgent: d.userAgent}
+	return d.ske, nil
 }
 
 // linodeBaseURL is linode_api_url (or LINODE_URL), checked: an https URL

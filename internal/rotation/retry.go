@@ -56,6 +56,11 @@ func IsTransient(err error) bool {
 	if errors.As(err, &r) {
 		return true
 	}
+	// Errors of other APIs (the SKE API's) that say it themselves.
+	var t interface{ Transient() bool }
+	if errors.As(err, &t) {
+		return t.Transient()
+	}
 	if PermanentCause(err) != nil || IsMaintenance(err) {
 		return false
 	}
@@ -114,6 +119,10 @@ func RetryAfter(err error) time.Duration {
 	}
 	if lerr, ok := LinodeError(err); ok && lerr.Response != nil {
 		return RetryAfterHeader(lerr.Response.Header)
+	}
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		return ra.RetryAfter()
 	}
 	return 0
 }

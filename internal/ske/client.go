@@ -197,21 +197,31 @@ func apiError(resp *http.Response, raw []byte) error {
 		msg = envelope.Message
 		keep = raw
 	}
-	e := oapierror.NewErrorWithBody(resp.StatusCode, msg, keep, nil)
+	e := &APIError{Err: oapierror.NewErrorWithBody(resp.StatusCode, msg, keep, nil)}
 	if after, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && after > 0 {
-		return &RetryAfterError{Err: e, After: time.Duration(after) * time.Second}
+		e.After = time.Duration(after) * time.Second
 	}
 	return e
 }
 
-// RetryAfterError is an error answer that asked to wait before trying again.
-type RetryAfterError struct {
+// APIError is an error answer of the SKE API: the SDK's error type, and
+// the wait a Retry-After header asked for.
+type APIError struct {
 	Err   *oapierror.GenericOpenAPIError
 	After time.Duration
 }
 
-func (e *RetryAfterError) Error() string { return e.Err.Error() }
-func (e *RetryAfterError) Unwrap() error { return e.Err }
+func (e *APIError) Error() string { return e.Err.Error() }
+func (e *APIError) Unwrap() error { return e.Err }
+
+// Transient reports whether asking again may succeed: 429 and 5xx
+// (a gateway's page included).
+func (e *APIError) Transient() bool {
+	return e.Err.StatusCode == http.StatusTooManyRequests || e.Err.StatusCode >= 500
+}
+
+// RetryAfter is the wait the answer asked for (0 if none).
+func (e *APIError) RetryAfter() time.Duration { return e.After }
 
 // StatusCode is the HTTP status of an SKE API error (0 when err holds none).
 func StatusCode(err error) int {

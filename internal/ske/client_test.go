@@ -71,8 +71,8 @@ func TestClientSpeaksTheSKEAPI(t *testing.T) {
 		t.Errorf("404: %v (status %d); want the API's message and 404", err, StatusCode(err))
 	}
 	_, err = c.GetCluster(t.Context(), ClusterRef{ProjectID: "p-1", Region: "eu01", Name: "busy"})
-	var ra *RetryAfterError
-	if StatusCode(err) != http.StatusBadGateway || !errors.As(err, &ra) || ra.After != 3*time.Second || strings.Contains(err.Error(), "<html>") {
+	var ra *APIError
+	if StatusCode(err) != http.StatusBadGateway || !errors.As(err, &ra) || ra.RetryAfter() != 3*time.Second || !ra.Transient() || strings.Contains(err.Error(), "<html>") {
 		t.Errorf("gateway page: %v; want 502 with Retry-After 3s and without the HTML", err)
 	}
 }

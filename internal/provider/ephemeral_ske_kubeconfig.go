@@ -1,0 +1,157 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/ephemeral"
+	"github.com/hashicorp/terraform-plugin-framework/ephemeral/schema"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/ske"
+)
+
+// skeExpirationRange is what the SKE API accepts for a kubeconfig's
+// expirationSeconds.
+var skeExpirationRange = durationBetween{min: ske.MinKubeconfigExpiration, max: ske.MaxKubeconfigExpiration, example: "1h"}
+
+// An SKE cluster name: lowercase letters and digits, starting with a letter,
+// at most 11 characters (STACKIT's rule).
+var skeClusterName = regexp.MustCompile(`^[a-z][a-z0-9]{0,10}$`)
+
+type skeKubeconfig struct {
+	data *providerData
+}
+
+var _ ephemeral.EphemeralResourceWithConfigure = (*skeKubeconfig)(nil)
+
+func newSKEKubeconfig() ephemeral.EphemeralResource { return &skeKubeconfig{} }
+
+type skeKubeconfigModel struct {
+	ProjectID   types.String `tfsdk:"project_id"`
+	Region      types.String `tfsdk:"region"`
+	ClusterName types.String `tfsdk:"cluster_name"`
+	Expiration  types.String `tfsdk:"expiration"`
+	Kubeconfig  types.String `tfsdk:"kubeconfig"`
+	Host        types.String `tfsdk:"host"`
+	ExpiresAt   types.String `tfsdk:"expires_at"`
+}
+
+func (r *skeKubeconfig) Metadata(_ context.Context, req ephemeral.MetadataRequest, resp *ephemeral.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_ske_kubeconfig"
+}
+
+func (r *skeKubeconfig) Schema(_ context.Context, _ ephemeral.SchemaRequest, resp *ephemeral.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		Description: "A short-lived admin kubeconfig of a STACKIT SKE cluster, from the SKE API (`POST …/kubeconfig`). " +
+			"It never enters the state or a plan. Each open issues a new one; SKE cannot revoke one before it expires, " +
+			"except by rotating the cluster's credentials (its CA): keep `expiration` short. Needs the provider's `stackit` settings.",
+		Attributes: map[string]schema.Attribute{
+			"project_id": schema.StringAttribute{
+				Description: "STACKIT project ID (a UUID).",
+				Required:    true,
+				Validators:  []validator.String{stringvalidator.LengthAtLeast(1)},
+			},
+			"region": schema.StringAttribute{
+				Description: "Region of the cluster, e.g. `eu01`.",
+				Required:    true,
+				Validators:  []validator.String{stringvalidator.LengthAtLeast(1)},
+			},
+			"cluster_name": schema.StringAttribute{
+				Description: "Name of the SKE cluster.",
+				Required:    true,
+				Validators: []validator.String{stringvalidator.RegexMatches(skeClusterName,
+					"must be an SKE cluster name: 1 to 11 lowercase letters and digits, starting with a letter")},
+			},
+			"expiration": schema.StringAttribute{
+				Description: "How long the kubeconfig is valid, as a Go duration: from `10m` to `4320h` (180 days), " +
+					"whole seconds. Default `1h`.",
+				Optional:   true,
+				Validators: []validator.String{skeExpirationRange},
+			},
+			"kubeconfig": schema.StringAttribute{
+				Description: "The kubeconfig (YAML): a client certificate signed by the cluster's CA.",
+				Computed:    true,
+				Sensitive:   true,
+			},
+			"host": schema.StringAttribute{
+				Description: "The cluster's API server URL.",
+				Computed:    true,
+			},
+			"expires_at": schema.StringAttribute{
+				Description: "When the kubeconfig expires (RFC 3339), as the SKE API says.",
+				Computed:    true,
+			},
+		},
+	}
+}
+
+func (r *skeKubeconfig) Configure(_ context.Context, req ephemeral.ConfigureRequest, resp *ephemeral.ConfigureResponse) {
+	if req.ProviderData == nil {
+		return
+	}
+	data, ok := req.ProviderData.(*providerData)
+	if !ok {
+		resp.Diagnostics.AddError("Unexpected provider data", fmt.Sprintf("expected *providerData, got %T; please report this", req.ProviderData))
+		return
+	}
+	r.data = data
+}
+
+func (r *skeKubeconfig) Open(ctx context.Context, req ephemeral.OpenRequest, resp *ephemeral.OpenResponse) {
+	var m skeKubeconfigModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	client, diags := r.data.SKE()
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	expiration := time.Hour
+	if !m.Expiration.IsNull() {
+		expiration, _ = time.ParseDuration(m.Expiration.ValueString()) // validated
+	}
+	ref := ske.ClusterRef{ProjectID: m.ProjectID.ValueString(), Region: m.Region.ValueString(), Name: m.ClusterName.ValueString()}
+	var kc *ske.Kubeconfig
+	err := r.data.retry.Do(ctx, func() (err error) {
+		kc, err = client.CreateKubeconfig(ctx, ref, expiration)
+		return err
+	})
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot get a kubeconfig of SKE cluster "+ref.String(), describeSKEError(err, ref))
+		return
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig([]byte(kc.Kubeconfig))
+	if err != nil {
+		resp.Diagnostics.AddError("The SKE API answered an unusable kubeconfig", err.Error())
+		return
+	}
+	m.Kubeconfig = types.StringValue(kc.Kubeconfig)
+	m.Host = types.StringValue(cfg.Host)
+	m.ExpiresAt = types.StringValue(kc.ExpirationTimestamp.UTC().Format(time.RFC3339))
+	tflog.Info(ctx, "issued a short-lived SKE kubeconfig", map[string]any{"cluster": ref.String(), "expires_at": m.ExpiresAt.ValueString()})
+	resp.Diagnostics.Append(resp.Result.Set(ctx, &m)...)
+}
+
+// describeSKEError says what to fix for the SKE API errors a user can fix.
+func describeSKEError(err error, ref ske.ClusterRef) string {
+	switch ske.StatusCode(err) {
+	case http.StatusUnauthorized:
+		return "The SKE API rejected the credentials (401): check the provider's stackit settings or the STACKIT_* variables. (" + err.Error() + ")"
+	case http.StatusForbidden:
+		return "The service account may not do this on project " + ref.ProjectID + " (403): it needs the SKE admin role there. (" + err.Error() + ")"
+	case http.StatusNotFound:
+		return fmt.Sprintf("No SKE cluster %q in project %s, region %s (404): check project_id, region and cluster_name. (%s)",
+			ref.Name, ref.ProjectID, ref.Region, err.Error())
+	}
+	return err.Error()
+}
