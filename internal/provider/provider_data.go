@@ -63,7 +63,7 @@ type providerData struct {
 	linodeToken, linodeURL, linodeVersion, linodeCA setting
 
 	skeKeyPath, skeKey, skePrivateKeyPath, skePrivateKey, skeToken, skeEndpoint, skeTokenEndpoint setting
-	ske                                                                                        *ske.Client
+	ske                                                                                           *ske.Client
 
 	kube            kubeconfig.Settings
 	kubeUnknown     []string // attributes of the kubernetes block not known yet
