@@ -218,7 +218,7 @@ func (p *kubecredsProvider) Configure(ctx context.Context, req provider.Configur
 }
 
 func (p *kubecredsProvider) Resources(context.Context) []func() resource.Resource {
-	return []func() resource.Resource{newLKESecretRotationResource}
+	return []func() resource.Resource{newLKESecretRotationResource, newSKERotationResource}
 }
 
 func (p *kubecredsProvider) DataSources(context.Context) []func() datasource.DataSource {

@@ -28,8 +28,10 @@ var ErrNotRotatable = errors.New("the cluster's credentials cannot be rotated no
 // requested again.
 type Rotator struct {
 	API API
-	// Poll is the wait between reads of the cluster while a phase runs
-	// (default 10s).
+	// Poll is the longest wait between reads of the cluster while a phase
+	// runs (default 10s): the first come after 500 ms, then 1.5 times
+	// longer each, so that a phase is noticed soon after it ends without
+	// reading a 45-minute phase hundreds of times.
 	Poll time.Duration
 	// Transient says whether an error is worth asking again for (nil:
 	// none is); MaxRetries bounds how often in a row (waiting 1 s, doubling
@@ -210,7 +212,9 @@ func (r *Rotator) waitFor(ctx context.Context, ref ClusterRef, want, during stri
 	}
 	start := time.Now()
 	var last *Cluster
-	err := wait.PollUntilContextCancel(ctx, poll, true, func(ctx context.Context) (bool, error) {
+	initial := min(500*time.Millisecond, poll)
+	backoff := wait.Backoff{Duration: initial, Factor: 1.5, Jitter: 0.1, Steps: 1 << 30, Cap: poll}
+	err := backoff.DelayFunc().Until(ctx, true, true, func(ctx context.Context) (bool, error) {
 		c, err := r.get(ctx, ref)
 		if err != nil {
 			return false, err

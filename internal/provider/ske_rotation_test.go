@@ -1,0 +1,203 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/ske"
+)
+
+// skeClient talks to the local SKE API as the provider does (the token
+// flow; its certificate trusted through SSL_CERT_FILE).
+func skeClient(t *testing.T, api *lkelocal.SKEAPI) *ske.Client {
+	t.Helper()
+	hc, err := ske.NewHTTPClient(ske.Credentials{Token: api.Token}, nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ske.Client{BaseURL: api.URL, HTTP: hc}
+}
+
+func skeRef(c *lkelocal.SKECluster) ske.ClusterRef {
+	return ske.ClusterRef{ProjectID: c.ProjectID, Region: c.Region, Name: c.Name}
+}
+
+const skeRotationAddr = "kubecreds_ske_credentials_rotation.r"
+
+// newSKECluster starts an SKE cluster of the test's own (a rotation changes
+// it for good), with the SKE API set up for the provider.
+func newSKECluster(t *testing.T, name string) *lkelocal.SKECluster {
+	t.Helper()
+	sharedSKECluster(t)
+	c, err := testEnv.AddSKECluster(t.Context(), lkelocal.SKEClusterSpec{ProjectID: "8b8d1a3e-5d3c-4d5c-9b8e-2f2a6c1d0e42", Region: "eu01", Name: name})
+	if err != nil {
+		t.Fatalf("cannot start an SKE cluster: %v", err)
+	}
+	return c
+}
+
+func skeRotationConfig(c *lkelocal.SKECluster, body string) string {
+	return fmt.Sprintf(`
+resource "kubecreds_ske_credentials_rotation" "r" {
+  project_id   = %q
+  region       = %q
+  cluster_name = %q
+%s}
+`, c.ProjectID, c.Region, c.Name, body)
+}
+
+// skeKubeconfigWorks tells whether a kubeconfig still authenticates.
+func skeKubeconfigWorks(ctx context.Context, kc []byte) error {
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(kc)
+	if err != nil {
+		return err
+	}
+	cfg.Timeout = 10 * time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	_, err = cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	return err
+}
+
+// TestAccSKERotation_twoPhasesAcrossApplies: the apply that creates the
+// resource starts a rotation and waits until it is PREPARED (old
+// credentials still work); applies after that change nothing until
+// `complete = true`, whose plan says the apply moves the cluster to
+// COMPLETED; after it the old kubeconfig is rejected and one issued while
+// PREPARED works. Import adopts the cluster in its phase.
+func TestAccSKERotation_twoPhasesAcrossApplies(t *testing.T) {
+	t.Parallel()
+	c := newSKECluster(t, "twophase")
+	oldKC, _, err := c.Kubeconfig(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var preparedKC []byte
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{
+			{
+				Config: skeRotationConfig(c, `  complete_after = "168h"`+"\n"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectKnownValue(skeRotationAddr, tfjsonpath.New("phase"), knownvalue.StringExact("PREPARED")),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(skeRotationAddr, tfjsonpath.New("phase"), knownvalue.StringExact("PREPARED")),
+					statecheck.ExpectKnownValue(skeRotationAddr, tfjsonpath.New("completed_at"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(skeRotationAddr, tfjsonpath.New("started_at"), knownvalue.NotNull()),
+					statecheck.ExpectKnownValue(skeRotationAddr, tfjsonpath.New("completes_at"), knownvalue.NotNull()),
+				},
+				Check: func(*terraform.State) error {
+					if err := skeKubeconfigWorks(t.Context(), oldKC); err != nil {
+						return fmt.Errorf("the kubeconfig from before the rotation stopped working while PREPARED: %v", err)
+					}
+					if starts, completes := c.Rotations(); starts != 1 || completes != 0 {
+						return fmt.Errorf("%d starts, %d completions; want 1, 0", starts, completes)
+					}
+					var err error
+					preparedKC, _, err = c.Kubeconfig(time.Hour)
+					return err
+				},
+			},
+			{
+				Config: skeRotationConfig(c, `  complete_after = "168h"`+"\n"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+			{
+				Config: skeRotationConfig(c, `  complete_after = "168h"`+"\n"+`  complete       = true`+"\n"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(skeRotationAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(skeRotationAddr, tfjsonpath.New("phase"), knownvalue.StringExact("COMPLETED")),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(skeRotationAddr, tfjsonpath.New("phase"), knownvalue.StringExact("COMPLETED")),
+					statecheck.ExpectKnownValue(skeRotationAddr, tfjsonpath.New("completed_at"), knownvalue.NotNull()),
+					statecheck.ExpectKnownValue(skeRotationAddr, tfjsonpath.New("completes_at"), knownvalue.Null()),
+				},
+				Check: func(*terraform.State) error {
+					if err := skeKubeconfigWorks(t.Context(), oldKC); err == nil {
+						return fmt.Errorf("the kubeconfig from before the rotation still works after it completed")
+					}
+					if err := skeKubeconfigWorks(t.Context(), preparedKC); err != nil {
+						return fmt.Errorf("the kubeconfig issued while PREPARED does not work after completion: %v", err)
+					}
+					if starts, completes := c.Rotations(); starts != 1 || completes != 1 {
+						return fmt.Errorf("%d starts, %d completions; want 1, 1", starts, completes)
+					}
+					return nil
+				},
+			},
+			{
+				Config:           skeRotationConfig(c, `  complete_after = "168h"`+"\n"+`  complete       = true`+"\n"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+			{
+				ResourceName:            skeRotationAddr,
+				ImportState:             true,
+				ImportStateId:           c.ProjectID + "/" + c.Region + "/" + c.Name,
+				ImportStateVerify:       true,
+				ImportStateVerifyIgnore: []string{"complete", "complete_after", "completes_at", "timeouts"},
+			},
+		},
+	})
+}
+
+// TestAccSKERotation_hibernatedClusterFailsBeforeAnythingChanges.
+func TestAccSKERotation_hibernatedClusterFailsBeforeAnythingChanges(t *testing.T) {
+	t.Parallel()
+	c := newSKECluster(t, "sleepy")
+	c.SetAggregated(lkelocal.SKEStateHibernated)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{{
+			Config:      skeRotationConfig(c, ""),
+			ExpectError: regexp.MustCompile(`(?s)STATE_HIBERNATED.*wake\s+it\s+up.*Nothing\s+was\s+changed`),
+		}},
+	})
+	if starts, _ := c.Rotations(); starts != 0 {
+		t.Errorf("%d rotations started on a hibernated cluster", starts)
+	}
+}
+
+// TestAccSKERotation_phaseUnderWayIsWaitedForNotRestarted: a rotation
+// already PREPARING (an apply killed after the start, or someone in the
+// portal) is waited for and adopted, with a warning; it is not started again.
+func TestAccSKERotation_phaseUnderWayIsWaitedForNotRestarted(t *testing.T) {
+	t.Parallel()
+	c := newSKECluster(t, "underway")
+	c.SetPrepareDuration(6 * time.Second)
+	api, _ := testEnv.SKE()
+	client := skeClient(t, api)
+	if err := client.StartCredentialsRotation(t.Context(), skeRef(c)); err != nil {
+		t.Fatal(err)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{{
+			Config: skeRotationConfig(c, ""),
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(skeRotationAddr, tfjsonpath.New("phase"), knownvalue.StringExact("PREPARED")),
+			},
+		}},
+	})
+	if starts, _ := c.Rotations(); starts != 1 {
+		t.Errorf("%d rotations started; the one under way should have been waited for", starts)
+	}
+}
