@@ -117,7 +117,7 @@ func TestAccSKERotation_twoPhasesAcrossApplies(t *testing.T) {
 				},
 			},
 			{
-				Config: skeRotationConfig(c, `  complete_after = "168h"`+"\n"),
+				Config:           skeRotationConfig(c, `  complete_after = "168h"`+"\n"),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
 			},
 			{
