@@ -38,9 +38,13 @@ type skeKubeconfigModel struct {
 	ProjectID   types.String `tfsdk:"project_id"`
 	Region      types.String `tfsdk:"region"`
 	ClusterName types.String `tfsdk:"cluster_name"`
-	Expiration  types.String `tfsdk:"expiration"`
+	TTL         types.String `tfsdk:"ttl"`
 	Kubeconfig  types.String `tfsdk:"kubeconfig"`
 	Host        types.String `tfsdk:"host"`
+	ClusterCA   types.String `tfsdk:"cluster_ca_certificate"`
+	ClientCert  types.String `tfsdk:"client_certificate"`
+	ClientKey   types.String `tfsdk:"client_key"`
+	Token       types.String `tfsdk:"token"`
 	ExpiresAt   types.String `tfsdk:"expires_at"`
 }
 
@@ -51,8 +55,9 @@ func (r *skeKubeconfig) Metadata(_ context.Context, req ephemeral.MetadataReques
 func (r *skeKubeconfig) Schema(_ context.Context, _ ephemeral.SchemaRequest, resp *ephemeral.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		Description: "A short-lived admin kubeconfig of a STACKIT SKE cluster, from the SKE API (`POST …/kubeconfig`). " +
-			"It never enters the state or a plan. Each open issues a new one; SKE cannot revoke one before it expires, " +
-			"except by rotating the cluster's credentials (its CA): keep `expiration` short. Needs the provider's `stackit` settings.",
+			"It never enters the state or a plan. Each open issues a new one. **SKE cannot revoke one before it expires**: the only way to " +
+			"invalidate issued kubeconfigs early is to complete a credentials rotation (`kubecreds_ske_credentials_rotation`), which drops " +
+			"the CA that signed them; so keep `ttl` short. Needs the provider's `stackit` settings.",
 		Attributes: map[string]schema.Attribute{
 			"project_id": schema.StringAttribute{
 				Description: "STACKIT project ID (a UUID).",
@@ -70,20 +75,38 @@ func (r *skeKubeconfig) Schema(_ context.Context, _ ephemeral.SchemaRequest, res
 				Validators: []validator.String{stringvalidator.RegexMatches(skeClusterName,
 					"must be an SKE cluster name: 1 to 11 lowercase letters and digits, starting with a letter")},
 			},
-			"expiration": schema.StringAttribute{
+			"ttl": schema.StringAttribute{
 				Description: "How long the kubeconfig is valid, as a Go duration: from `10m` to `4320h` (180 days), " +
 					"whole seconds. Default `1h`.",
 				Optional:   true,
 				Validators: []validator.String{skeExpirationRange},
 			},
 			"kubeconfig": schema.StringAttribute{
-				Description: "The kubeconfig (YAML): a client certificate signed by the cluster's CA.",
+				Description: "The kubeconfig (YAML) the SKE API issued.",
 				Computed:    true,
 				Sensitive:   true,
 			},
 			"host": schema.StringAttribute{
-				Description: "The cluster's API server URL.",
+				Description: "The cluster's API server URL, for a kubernetes or helm provider block.",
 				Computed:    true,
+			},
+			"cluster_ca_certificate": schema.StringAttribute{
+				Description: "PEM-encoded CA certificate(s) of the API server (during a rotation, old and new).",
+				Computed:    true,
+			},
+			"client_certificate": schema.StringAttribute{
+				Description: "PEM-encoded client certificate, when the kubeconfig authenticates with one (SKE's do: Gardener's admin kubeconfigs carry a client certificate).",
+				Computed:    true,
+			},
+			"client_key": schema.StringAttribute{
+				Description: "PEM-encoded key of the client certificate.",
+				Computed:    true,
+				Sensitive:   true,
+			},
+			"token": schema.StringAttribute{
+				Description: "Bearer token, when the kubeconfig authenticates with one instead; null otherwise.",
+				Computed:    true,
+				Sensitive:   true,
 			},
 			"expires_at": schema.StringAttribute{
 				Description: "When the kubeconfig expires (RFC 3339), as the SKE API says.",
@@ -117,8 +140,8 @@ func (r *skeKubeconfig) Open(ctx context.Context, req ephemeral.OpenRequest, res
 		return
 	}
 	expiration := time.Hour
-	if !m.Expiration.IsNull() {
-		expiration, _ = time.ParseDuration(m.Expiration.ValueString()) // validated
+	if !m.TTL.IsNull() {
+		expiration, _ = time.ParseDuration(m.TTL.ValueString()) // validated
 	}
 	ref := ske.ClusterRef{ProjectID: m.ProjectID.ValueString(), Region: m.Region.ValueString(), Name: m.ClusterName.ValueString()}
 	var kc *ske.Kubeconfig
@@ -137,6 +160,9 @@ func (r *skeKubeconfig) Open(ctx context.Context, req ephemeral.OpenRequest, res
 	}
 	m.Kubeconfig = types.StringValue(kc.Kubeconfig)
 	m.Host = types.StringValue(cfg.Host)
+	m.ClusterCA = stringOrNull(string(cfg.CAData))
+	m.ClientCert, m.ClientKey = stringOrNull(string(cfg.CertData)), stringOrNull(string(cfg.KeyData))
+	m.Token = stringOrNull(cfg.BearerToken)
 	m.ExpiresAt = types.StringValue(kc.ExpirationTimestamp.UTC().Format(time.RFC3339))
 	tflog.Info(ctx, "issued a short-lived SKE kubeconfig", map[string]any{"cluster": ref.String(), "expires_at": m.ExpiresAt.ValueString()})
 	resp.Diagnostics.Append(resp.Result.Set(ctx, &m)...)
@@ -154,4 +180,11 @@ func describeSKEError(err error, ref ske.ClusterRef) string {
 			ref.Name, ref.ProjectID, ref.Region, err.Error())
 	}
 	return err.Error()
+}
+
+func stringOrNull(s string) types.String {
+	if s == "" {
+		return types.StringNull()
+	}
+	return types.StringValue(s)
 }

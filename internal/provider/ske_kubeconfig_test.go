@@ -75,7 +75,7 @@ func TestAccSKEKubeconfig_issuesAWorkingShortLivedKubeconfig(t *testing.T) {
 		TerraformVersionChecks:   ephemeralVersions,
 		ProtoV6ProviderFactories: providersWithEcho(testProviders["kubecreds"]),
 		Steps: []resource.TestStep{{
-			Config: skeKubeconfigConfig(c, `  expiration = "2h"`+"\n"),
+			Config: skeKubeconfigConfig(c, `  ttl = "2h"`+"\n"),
 			Check: func(s *terraform.State) error {
 				e := echoed(s)
 				expires, err := time.Parse(time.RFC3339, e["expires_at"])
@@ -84,6 +84,10 @@ func TestAccSKEKubeconfig_issuesAWorkingShortLivedKubeconfig(t *testing.T) {
 				}
 				if d := time.Until(expires); d > 2*time.Hour || d < 2*time.Hour-2*time.Minute {
 					return fmt.Errorf("expires_at is %s away; want 2h", d.Round(time.Second))
+				}
+				if e["client_certificate"] == "" || e["client_key"] == "" || e["cluster_ca_certificate"] == "" || e["token"] != "" {
+					return fmt.Errorf("the parts for a provider block are missing: cert %t, key %t, CA %t, token %t",
+						e["client_certificate"] != "", e["client_key"] != "", e["cluster_ca_certificate"] != "", e["token"] != "")
 				}
 				if e["host"] != c.Host() {
 					return fmt.Errorf("host %q; want %q", e["host"], c.Host())
@@ -128,7 +132,7 @@ func TestAccSKEKubeconfig_badInputFailsAtValidate(t *testing.T) {
 	for _, k := range []struct {
 		config, want string
 	}{
-		{skeKubeconfigConfig(c, `  expiration = "5m"`+"\n"), `expiration.*must\s+be\s+a\s+Go\s+duration\s+between\s+10m\s+and\s+4320h`},
+		{skeKubeconfigConfig(c, `  ttl = "5m"`+"\n"), `ttl.*must\s+be\s+a\s+Go\s+duration\s+between\s+10m\s+and\s+4320h`},
 		{skeKubeconfigConfigFor(c.ProjectID, c.Region, "Not_A_Name", ""), `cluster_name.*must\s+be\s+an\s+SKE\s+cluster\s+name`},
 	} {
 		resource.Test(t, resource.TestCase{

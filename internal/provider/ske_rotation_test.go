@@ -14,6 +14,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -76,6 +78,22 @@ func skeKubeconfigWorks(ctx context.Context, kc []byte) error {
 	return err
 }
 
+// skeClientCertWorks presents the kubeconfig's client certificate over a
+// connection that trusts caData.
+func skeClientCertWorks(ctx context.Context, kc, caData []byte) error {
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(kc)
+	if err != nil {
+		return err
+	}
+	cfg.TLSClientConfig.CAData, cfg.Timeout = caData, 10*time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	_, err = cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	return err
+}
+
 // TestAccSKERotation_twoPhasesAcrossApplies: the apply that creates the
 // resource starts a rotation and waits until it is PREPARED (old
 // credentials still work); applies after that change nothing until
@@ -88,6 +106,29 @@ func TestAccSKERotation_twoPhasesAcrossApplies(t *testing.T) {
 	oldKC, _, err := c.Kubeconfig(time.Hour)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A service-account token signed before the start.
+	admin, err := kubernetes.NewForConfig(c.AdminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CoreV1().ServiceAccounts("default").Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "ci"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := admin.CoreV1().ServiceAccounts("default").CreateToken(t.Context(), "ci", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldToken := tr.Status.Token
+	tokenWorks := func() error {
+		cfg := c.AdminConfig()
+		cfg.BearerToken, cfg.Timeout = oldToken, 10*time.Second
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return err
+		}
+		_, err = cs.AuthenticationV1().SelfSubjectReviews().Create(t.Context(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+		return err
 	}
 	var preparedKC []byte
 	resource.Test(t, resource.TestCase{
@@ -107,6 +148,9 @@ func TestAccSKERotation_twoPhasesAcrossApplies(t *testing.T) {
 				Check: func(*terraform.State) error {
 					if err := skeKubeconfigWorks(t.Context(), oldKC); err != nil {
 						return fmt.Errorf("the kubeconfig from before the rotation stopped working while PREPARED: %v", err)
+					}
+					if err := tokenWorks(); err != nil {
+						return fmt.Errorf("the service-account token from before the rotation stopped working while PREPARED: %v", err)
 					}
 					if starts, completes := c.Rotations(); starts != 1 || completes != 0 {
 						return fmt.Errorf("%d starts, %d completions; want 1, 0", starts, completes)
@@ -134,6 +178,14 @@ func TestAccSKERotation_twoPhasesAcrossApplies(t *testing.T) {
 				Check: func(*terraform.State) error {
 					if err := skeKubeconfigWorks(t.Context(), oldKC); err == nil {
 						return fmt.Errorf("the kubeconfig from before the rotation still works after it completed")
+					}
+					// Its CA no longer signs the server's certificate; and its
+					// client certificate, shown to a server it trusts, gets 401.
+					if err := skeClientCertWorks(t.Context(), oldKC, c.AdminConfig().CAData); !apierrors.IsUnauthorized(err) {
+						return fmt.Errorf("the client certificate from before the rotation: %v; want 401 after it completed", err)
+					}
+					if err := tokenWorks(); !apierrors.IsUnauthorized(err) {
+						return fmt.Errorf("the service-account token signed before the rotation: %v; want 401 after it completed", err)
 					}
 					if err := skeKubeconfigWorks(t.Context(), preparedKC); err != nil {
 						return fmt.Errorf("the kubeconfig issued while PREPARED does not work after completion: %v", err)

@@ -4,12 +4,12 @@ provider "kubecreds" {}
 
 # A short-lived admin kubeconfig of an SKE cluster, for this run only: never
 # written to the state or a plan. SKE cannot revoke it before it expires
-# (only a credentials rotation does), so keep the expiration short.
+# (only a credentials rotation does), so keep the ttl short.
 ephemeral "kubecreds_ske_kubeconfig" "deploy" {
   project_id   = var.project_id
   region       = "eu01"
   cluster_name = var.cluster_name
-  expiration   = "1h"
+  ttl          = "1h"
 }
 
 resource "terraform_data" "kubectl" {
