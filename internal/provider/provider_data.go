@@ -356,6 +356,22 @@ func (d *providerData) checkSettings(diags *diag.Diagnostics) {
 			diags.AddAttributeError(path.Root("linode_ca_path"), "Unusable Linode CA file", err.Error()+".")
 		}
 	}
+	if e := d.skeEndpoint; !e.unknown && e.value != "" {
+		if u, err := url.Parse(e.value); err != nil || u.Scheme != "https" || u.Host == "" {
+			diags.AddAttributeError(path.Root("stackit").AtName("ske_custom_endpoint"), "Invalid SKE endpoint",
+				fmt.Sprintf("%s (or %s) is %q; it must be an https:// URL with a host, such as %s.", e.attr, e.env, e.value, ske.DefaultBaseURL))
+		}
+	}
+	for _, f := range []setting{d.skeKeyPath, d.skePrivateKeyPath} {
+		if f.unknown || f.value == "" {
+			continue
+		}
+		if _, err := os.ReadFile(f.value); err != nil {
+			name, _ := strings.CutPrefix(f.attr, "stackit.")
+			diags.AddAttributeError(path.Root("stackit").AtName(name), "Unreadable STACKIT key file",
+				fmt.Sprintf("%s (or %s) names %q, which cannot be read: %v.", f.attr, f.env, f.value, err))
+		}
+	}
 	if p := d.kube.ConfigPath; p != "" {
 		if _, err := os.Stat(p); err != nil {
 			diags.AddAttributeError(path.Root("kubernetes").AtName("config_path"), "Kubeconfig file not found",
@@ -373,6 +389,20 @@ func (d *providerData) needLinodeToken(diags *diag.Diagnostics, what string) {
 	diags.AddError("Missing Linode API token",
 		what+" calls the Linode API, and the provider has no token: set the provider's linode_token, or the LINODE_TOKEN environment "+
 			"variable, to a personal access token with the lke:read_write scope (Kubernetes: Read/Write).")
+}
+
+// needSTACKIT reports, at plan, that an operation will call the SKE API
+// with no STACKIT credentials configured.
+func (d *providerData) needSTACKIT(diags *diag.Diagnostics, what string) {
+	for _, s := range []setting{d.skeKeyPath, d.skeKey, d.skeToken} {
+		if s.unknown || s.value != "" {
+			return
+		}
+	}
+	diags.AddError("Missing STACKIT credentials",
+		what+" calls STACKIT's SKE API, and the provider has no credentials: set stackit.service_account_key_path "+
+			"(or STACKIT_SERVICE_ACCOUNT_KEY_PATH), stackit.service_account_key (STACKIT_SERVICE_ACCOUNT_KEY), or "+
+			"stackit.service_account_token (STACKIT_SERVICE_ACCOUNT_TOKEN), for a service account with the SKE admin role.")
 }
 
 // Defaults of request_timeout and max_retries.

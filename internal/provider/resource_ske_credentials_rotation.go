@@ -206,6 +206,10 @@ func (r *skeRotationResource) ModifyPlan(ctx context.Context, req resource.Modif
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	r.data.needSTACKIT(&resp.Diagnostics, "kubecreds_ske_credentials_rotation")
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	if req.State.Raw.IsNull() {
 		plan.Phase = types.StringValue(ske.PhasePrepared)
 		plan.StartedAt, plan.CompletedAt, plan.CompletesAt = timetypes.NewRFC3339Unknown(), timetypes.NewRFC3339Null(), timetypes.NewRFC3339Unknown()

@@ -43,6 +43,8 @@ func (v durationBetween) ValidateString(ctx context.Context, req validator.Strin
 // ("10m", "4320h"), as users write them.
 func formatDuration(d time.Duration) string {
 	switch {
+	case d == 0:
+		return "0s"
 	case d%time.Hour == 0:
 		return fmt.Sprintf("%dh", d/time.Hour)
 	case d%time.Minute == 0:

@@ -1,0 +1,87 @@
+package provider
+
+import (
+	"regexp"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+)
+
+func skeRotationWith(body string) string {
+	return "resource \"kubecreds_ske_credentials_rotation\" \"r\" {\n" + body + "\n}\n"
+}
+
+const skeCluster = "project_id = \"p-1\"\nregion = \"eu01\"\ncluster_name = \"prod\"\n"
+
+func skeEphemeralWith(body string) string {
+	return "ephemeral \"kubecreds_ske_kubeconfig\" \"k\" {\n" + body + "\n}\n"
+}
+
+func skeProviderWith(body string) string {
+	return "provider \"kubecreds\" {\nstackit {\n" + body + "\n}\n}\n" + skeRotationWith(skeCluster)
+}
+
+var skeBadInputs = []badInput{
+	// kubecreds_ske_credentials_rotation
+	{"cluster name in capitals", skeRotationWith("project_id = \"p-1\"\nregion = \"eu01\"\ncluster_name = \"Prod\""), `cluster_name`, `1 to 11 lowercase letters and digits`},
+	{"cluster name too long", skeRotationWith("project_id = \"p-1\"\nregion = \"eu01\"\ncluster_name = \"production01\""), `cluster_name`, `1 to 11 lowercase letters and digits`},
+	{"cluster name starting with a digit", skeRotationWith("project_id = \"p-1\"\nregion = \"eu01\"\ncluster_name = \"1prod\""), `cluster_name`, `starting with a letter`},
+	{"empty project", skeRotationWith("project_id = \"\"\nregion = \"eu01\"\ncluster_name = \"prod\""), `project_id`, `at least 1`},
+	{"empty region", skeRotationWith("project_id = \"p-1\"\nregion = \"\"\ncluster_name = \"prod\""), `region`, `at least 1`},
+	{"cluster name missing", skeRotationWith("project_id = \"p-1\"\nregion = \"eu01\""), `"cluster_name"`, `is required`},
+	{"rotate_every too short", skeRotationWith(skeCluster + "rotate_every = \"30m\""), `rotate_every`, `between 1h and 87600h`},
+	{"rotate_every not a duration", skeRotationWith(skeCluster + "rotate_every = \"quarterly\""), `rotate_every = "quarterly"`, `not a valid Go Time Duration string`},
+	{"complete_after negative", skeRotationWith(skeCluster + "complete_after = \"-1h\""), `complete_after`, `between 0s and 8760h`},
+	{"complete_after absurd", skeRotationWith(skeCluster + "complete_after = \"9000h\""), `complete_after`, `between 0s and 8760h`},
+	{"complete_after not a duration", skeRotationWith(skeCluster + "complete_after = \"soon\""), `complete_after = "soon"`, `not a valid Go Time Duration string`},
+	{"complete of the wrong type", skeRotationWith(skeCluster + "complete = \"yes please\""), `"complete"`, `a bool is required`},
+	{"keepers of the wrong type", skeRotationWith(skeCluster + "keepers = \"OPS-1\""), `"keepers"`, `map of string required`},
+	{"timeout not a duration", skeRotationWith(skeCluster + "timeouts {\ncreate = \"forever\"\n}"), `create = "forever"`, `must be a string containing a sequence of decimal numbers`},
+	{"no STACKIT credentials", "provider \"kubecreds\" {\nstackit {\nservice_account_token = \"\"\n}\n}\n" + skeRotationWith(skeCluster), `stackit.service_account_key_path`, `STACKIT_SERVICE_ACCOUNT_TOKEN`},
+	{"SKE endpoint not https", skeProviderWith("ske_custom_endpoint = \"http://ske.example\""), `ske_custom_endpoint`, `must be an https:// URL with a host`},
+	{"SKE endpoint without a host", skeProviderWith("ske_custom_endpoint = \"https://\""), `ske_custom_endpoint`, `must be an https:// URL with a host`},
+	{"key file missing", skeProviderWith("service_account_key_path = \"/nonexistent/sa-key.json\""), `service_account_key_path`, `cannot be read`},
+	{"private key file missing", skeProviderWith("service_account_key_path = \"/dev/null\"\nprivate_key_path = \"/nonexistent/key.pem\""), `private_key_path`, `cannot be read`},
+
+	// kubecreds_ske_kubeconfig
+	{"ttl too short", skeEphemeralWith(skeCluster + "ttl = \"5m\""), `ttl`, `between 10m and 4320h`},
+	{"ttl too long", skeEphemeralWith(skeCluster + "ttl = \"5000h\""), `ttl`, `between 10m and 4320h`},
+	{"ttl not a duration", skeEphemeralWith(skeCluster + "ttl = \"1 hour\""), `ttl`, `between 10m and 4320h`},
+	{"ephemeral cluster name invalid", skeEphemeralWith("project_id = \"p-1\"\nregion = \"eu01\"\ncluster_name = \"Bad_Name\""), `cluster_name`, `1 to 11 lowercase letters and digits`},
+	{"ephemeral project missing", skeEphemeralWith("region = \"eu01\"\ncluster_name = \"prod\""), `"project_id"`, `is required`},
+}
+
+// TestSKEBadInputCatalogue: each bad configuration of the SKE types fails at
+// validate or plan, naming the attribute and what it allows, and none
+// reaches the SKE API.
+//
+// Not parallel: it counts every request the SKE API gets meanwhile.
+func TestSKEBadInputCatalogue(t *testing.T) {
+	if len(skeBadInputs) < 15 {
+		t.Fatalf("the catalogue holds %d configurations; it is meant to hold at least 15", len(skeBadInputs))
+	}
+	_, api := sharedSKECluster(t)
+	before := len(api.Requests())
+	rejected := 0
+	for _, b := range skeBadInputs {
+		ok := t.Run(b.name, func(t *testing.T) {
+			resource.Test(t, resource.TestCase{
+				TerraformVersionChecks:   ephemeralVersions,
+				ProtoV6ProviderFactories: testProviders,
+				Steps: []resource.TestStep{{
+					Config:      b.config,
+					PlanOnly:    true,
+					ExpectError: regexp.MustCompile(`(?s)` + attributePattern(b.want) + `.*` + wrappedPattern(b.allowed) + `|` + wrappedPattern(b.allowed) + `.*` + attributePattern(b.want)),
+				}},
+			})
+		})
+		if ok {
+			rejected++
+		}
+	}
+	calls := len(api.Requests()) - before
+	t.Logf("SKE bad input catalogue: %d of %d configurations rejected at validate/plan; SKE API requests made: %d", rejected, len(skeBadInputs), calls)
+	if calls != 0 {
+		t.Errorf("the bad configurations made %d SKE API requests; want none", calls)
+	}
+}
