@@ -28,8 +28,11 @@ type SKEAPI struct {
 	env    *Environment
 	server *http.Server
 
-	logMu sync.Mutex
-	log   []RequestRecord
+	identity skeIdentity
+
+	logMu        sync.Mutex
+	log          []RequestRecord
+	tokensIssued int
 }
 
 // SKE endpoints, for the request log.
@@ -61,6 +64,7 @@ func (env *Environment) SKE() (*SKEAPI, error) {
 	mux.HandleFunc("POST "+skeClusterPath+"/kubeconfig", a.handle(SKECreateKubeconfig, a.createKubeconfig))
 	mux.HandleFunc("POST "+skeClusterPath+"/start-credentials-rotation", a.handle(SKEStartRotation, a.rotation((*SKECluster).startRotation)))
 	mux.HandleFunc("POST "+skeClusterPath+"/complete-credentials-rotation", a.handle(SKECompleteRotation, a.rotation((*SKECluster).completeRotation)))
+	mux.HandleFunc("POST /token", a.token)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeSKEError(w, http.StatusNotFound, "not found") })
 	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
@@ -80,7 +84,7 @@ func (a *SKEAPI) handle(endpoint string, h func(http.ResponseWriter, *http.Reque
 			a.logMu.Unlock()
 		}()
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(token), []byte(a.Token)) != 1 {
+		if !ok || (subtle.ConstantTimeCompare([]byte(token), []byte(a.Token)) != 1 && !a.accessTokenValid(token)) {
 			writeSKEError(rec, http.StatusUnauthorized, skeUnauthorizedReason)
 			return
 		}

@@ -191,3 +191,50 @@ func tokenClientFor(t *testing.T, c *lkelocal.SKECluster, token string) kubernet
 	}
 	return cs
 }
+
+// TestSKEKeyFlowGetsAccessTokensFromTheLocalTokenEndpoint: stackit-sdk-go's
+// key flow, given the local service account's key, signs an assertion, gets
+// an access token from the local token endpoint, and the SKE API accepts
+// it; a forged token is refused.
+func TestSKEKeyFlowGetsAccessTokensFromTheLocalTokenEndpoint(t *testing.T) {
+	ctx := t.Context()
+	api, err := env.SKE()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := env.AddSKECluster(ctx, lkelocal.SKEClusterSpec{ProjectID: "p-keyflow", Region: "eu01", Name: "keyflow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := api.ServiceAccountKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(api.CAPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	hc, err := ske.NewHTTPClient(ske.Credentials{ServiceAccountKey: string(key)}, transport, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := api.AccessTokensIssued()
+	client := &ske.Client{BaseURL: api.URL, HTTP: hc}
+	if _, err := client.GetCluster(ctx, ske.ClusterRef{ProjectID: c.ProjectID, Region: c.Region, Name: c.Name}); err != nil {
+		t.Fatalf("with the key flow: %v", err)
+	}
+	if api.AccessTokensIssued() == before {
+		t.Fatal("no access token was issued: the key flow did not run")
+	}
+	forged, err := ske.NewHTTPClient(ske.Credentials{Token: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"}, transport, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&ske.Client{BaseURL: api.URL, HTTP: forged}).GetCluster(ctx, ske.ClusterRef{ProjectID: c.ProjectID, Region: c.Region, Name: c.Name})
+	if ske.StatusCode(err) != http.StatusUnauthorized {
+		t.Fatalf("a forged token: %v; want 401", err)
+	}
+}

@@ -131,6 +131,8 @@ func (l *leakCapture) scan(env *lkelocal.Environment) (*leakReport, error) {
 	secrets := map[string]string{env.Emulator.Token: "the Linode API token"}
 	if skeAPI != nil {
 		secrets[skeAPI.Token] = "the STACKIT service-account token"
+		// The service account's key (a PEM private key) is found by its
+		// shape, and so are access tokens (JWTs).
 	}
 	for _, c := range env.Clusters() {
 		creds, err := c.Credentials()

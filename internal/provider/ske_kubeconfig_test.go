@@ -35,8 +35,15 @@ func sharedSKECluster(t *testing.T) (*lkelocal.SKECluster, *lkelocal.SKEAPI) {
 			return
 		}
 		skeShared, skeInitErr = testEnv.AddSKECluster(t.Context(), lkelocal.SKEClusterSpec{ProjectID: "8b8d1a3e-5d3c-4d5c-9b8e-2f2a6c1d0e42", Region: "eu01", Name: "kubecreds"})
+		var key []byte
+		if key, skeInitErr = skeAPI.ServiceAccountKey(); skeInitErr != nil {
+			return
+		}
+		// The key flow, as STACKIT recommends it: the provider signs an
+		// assertion with the service account's key and gets access tokens
+		// from the (local) token endpoint the key names.
 		os.Setenv("STACKIT_SKE_CUSTOM_ENDPOINT", skeAPI.URL)
-		os.Setenv("STACKIT_SERVICE_ACCOUNT_TOKEN", skeAPI.Token)
+		os.Setenv("STACKIT_SERVICE_ACCOUNT_KEY", string(key))
 	})
 	if skeInitErr != nil {
 		t.Fatalf("cannot start the local SKE these tests need: %v", skeInitErr)
@@ -115,6 +122,9 @@ func TestAccSKEKubeconfig_issuesAWorkingShortLivedKubeconfig(t *testing.T) {
 				}
 				if n == 0 {
 					return fmt.Errorf("no kubeconfig was asked of the SKE API")
+				}
+				if api.AccessTokensIssued() == 0 {
+					return fmt.Errorf("the local token endpoint issued no access token: the key flow did not run")
 				}
 				return nil
 			},
