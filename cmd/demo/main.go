@@ -34,7 +34,11 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx); err != nil {
+	demo := run
+	if len(os.Args) > 1 && os.Args[1] == "-ske" {
+		demo = runSKE
+	}
+	if err := demo(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "\ndemo failed: %v\n", err)
 		os.Exit(1)
 	}
