@@ -89,20 +89,18 @@ type Environment struct {
 	Dir      string
 	Emulator *Emulator
 
-	opts    Options
-	bin     string
-	ownDir  bool
-	ctx     context.Context
-	cancel  context.CancelFunc
-	etcd    *etcd
-	mu      sync.Mutex
-	cluster map[int]*Cluster
-	ske     []*SKECluster
-	skeAPI  *SKEAPI
-	// The TLS certificate the emulated APIs serve (from CAPath's CA).
-	apiCert, apiKey, apiCA string
-	closeOnce              sync.Once
-	nextID                 int
+	opts      Options
+	bin       string
+	ownDir    bool
+	ctx       context.Context
+	cancel    context.CancelFunc
+	etcd      *etcd
+	mu        sync.Mutex
+	cluster   map[int]*Cluster
+	ske       []*SKECluster
+	skeAPI    *SKEAPI
+	closeOnce sync.Once
+	nextID    int
 }
 
 // Start brings up etcd, the Linode API emulator and opts.Clusters clusters
@@ -165,7 +163,6 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 	if token == "" {
 		token = randomHex(32)
 	}
-	env.apiCert, env.apiKey, env.apiCA = certPath, keyPath, ca.certPath
 	if env.Emulator, err = newEmulator(env, token, certPath, keyPath, ca.certPath); err != nil {
 		return nil, err
 	}

@@ -54,11 +54,21 @@ func (env *Environment) SKE() (*SKEAPI, error) {
 	if env.skeAPI != nil {
 		return env.skeAPI, nil
 	}
+	// A CA of its own (not the Linode emulator's), so that trusting one
+	// API never means trusting the other.
+	ca, err := newAuthority(env.Dir, "ske-api-ca")
+	if err != nil {
+		return nil, err
+	}
+	certPath, keyPath, err := ca.issue(env.Dir, "ske-api", leaf{commonName: "ske-api-emulator", hosts: []string{"127.0.0.1", "localhost"}})
+	if err != nil {
+		return nil, err
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	a := &SKEAPI{URL: "https://" + l.Addr().String(), Token: randomHex(32), CAPath: env.apiCA, env: env}
+	a := &SKEAPI{URL: "https://" + l.Addr().String(), Token: randomHex(32), CAPath: ca.certPath, env: env}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+skeClusterPath, a.handle(SKEGetCluster, a.getCluster))
 	mux.HandleFunc("POST "+skeClusterPath+"/kubeconfig", a.handle(SKECreateKubeconfig, a.createKubeconfig))
@@ -68,7 +78,7 @@ func (env *Environment) SKE() (*SKEAPI, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeSKEError(w, http.StatusNotFound, "not found") })
 	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
-	go func() { _ = a.server.ServeTLS(l, env.apiCert, env.apiKey) }()
+	go func() { _ = a.server.ServeTLS(l, certPath, keyPath) }()
 	env.skeAPI = a
 	return a, nil
 }

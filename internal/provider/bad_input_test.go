@@ -45,6 +45,7 @@ var badInputs = []badInput{
 	{"empty namespace", rotationWith("cluster_id = 1\nnamespaces = [\"\"]"), `namespaces`, `namespace name`},
 	{"invalid namespace", rotationWith("cluster_id = 1\nnamespaces = [\"Kube_System\"]"), `namespaces`, `namespace name`},
 	{"keepers of the wrong type", rotationWith("cluster_id = 1\nkeepers = \"OPS-1\""), `"keepers"`, `map of string required`},
+	{"a null keeper", rotationWith("cluster_id = 1\nkeepers = { ticket = null }"), `keepers`, `null`},
 	{"verify of the wrong type", rotationWith("cluster_id = 1\nverify = \"maybe\""), `"verify"`, `a bool is required`},
 	{"nothing to regenerate", rotationWith("cluster_id = 1\nregenerate_kubeconfig = false\nregenerate_service_token = false"), `regenerate_kubeconfig`, `regenerate_service_token`},
 	{"unknown workload kind", rotationWith("cluster_id = 1\nrestart_workloads {\nnamespaces = [\"apps\"]\nkinds = [\"pod\"]\n}"), `restart_workloads.kinds`, `must be one of: \["deployment"\s+"daemonset"\s+"statefulset"\]`},

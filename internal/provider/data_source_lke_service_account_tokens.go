@@ -122,7 +122,7 @@ func (d *lkeServiceAccountTokensDataSource) Configure(_ context.Context, req dat
 	if req.ProviderData == nil {
 		return
 	}
-	d.data = req.ProviderData.(*providerData)
+	d.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
 }
 
 func (d *lkeServiceAccountTokensDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {

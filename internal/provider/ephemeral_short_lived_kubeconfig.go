@@ -238,9 +238,9 @@ func (r *shortLivedKubeconfig) ValidateConfig(ctx context.Context, req ephemeral
 	}
 }
 
-func (r *shortLivedKubeconfig) Configure(_ context.Context, req ephemeral.ConfigureRequest, _ *ephemeral.ConfigureResponse) {
+func (r *shortLivedKubeconfig) Configure(_ context.Context, req ephemeral.ConfigureRequest, resp *ephemeral.ConfigureResponse) {
 	if req.ProviderData != nil {
-		r.data = req.ProviderData.(*providerData)
+		r.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
 	}
 }
 

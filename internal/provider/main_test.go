@@ -50,11 +50,16 @@ func runTests(m *testing.M) int {
 	for k, v := range testEnv.LinodeEnv() {
 		os.Setenv(k, v)
 	}
-	// The local SKE API's certificate comes from the same CA as the Linode
-	// API emulator's; the SKE client trusts the system's roots, which Go
-	// reads from SSL_CERT_FILE (as a user behind a TLS-inspecting proxy
-	// would set it).
-	os.Setenv("SSL_CERT_FILE", testEnv.Emulator.CAPath)
+	// The SKE client trusts the system's roots, which Go reads from
+	// SSL_CERT_FILE (as a user behind a TLS-inspecting proxy would set it):
+	// here the local SKE API's own CA, and only it (so that the Linode
+	// emulator's certificate stays untrusted without LINODE_CA). Go reads
+	// the roots once, at their first use: set before any test runs.
+	if skeAPI, err = testEnv.SKE(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: cannot start the local SKE API: %v\n", err)
+		return 1
+	}
+	os.Setenv("SSL_CERT_FILE", skeAPI.CAPath)
 	code := m.Run()
 	if scan := finishLeakScan(leaks, testEnv); scan != 0 {
 		code = scan

@@ -528,3 +528,16 @@ type tflogSteps struct{}
 func (tflogSteps) Step(ctx context.Context, step string, fields map[string]any) {
 	tflog.Info(ctx, "rotation step: "+step, fields)
 }
+
+// providerDataFrom checks what Configure handed over, as the time provider
+// does: anything but *providerData is a bug, reported as a diagnostic rather
+// than a panic.
+func providerDataFrom(v any, diags *diag.Diagnostics) *providerData {
+	d, ok := v.(*providerData)
+	if !ok {
+		diags.AddError("Unexpected provider data",
+			fmt.Sprintf("Expected *providerData, got %T. This is a bug in terraform-provider-kubecreds; please report it.", v))
+		return nil
+	}
+	return d
+}

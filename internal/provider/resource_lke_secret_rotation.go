@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-timetypes/timetypes"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
@@ -107,6 +108,7 @@ func (r *lkeSecretRotationResource) Schema(ctx context.Context, _ resource.Schem
 					"`time_rotating.x.id`, an offboarding ticket number, anything. Changing it forces a new resource.",
 				ElementType:   types.StringType,
 				Optional:      true,
+				Validators:    []validator.Map{mapvalidator.NoNullValues()},
 				PlanModifiers: []planmodifier.Map{mapplanmodifier.RequiresReplace()},
 			},
 			"rotate_every": schema.StringAttribute{
@@ -281,9 +283,9 @@ func (regenerateSomething) ValidateResource(ctx context.Context, req resource.Va
 	}
 }
 
-func (r *lkeSecretRotationResource) Configure(_ context.Context, req resource.ConfigureRequest, _ *resource.ConfigureResponse) {
+func (r *lkeSecretRotationResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
 	if req.ProviderData != nil {
-		r.data = req.ProviderData.(*providerData)
+		r.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
 	}
 }
 

@@ -156,8 +156,13 @@ func TestAccSKERotation_twoPhasesAcrossApplies(t *testing.T) {
 						return fmt.Errorf("%d starts, %d completions; want 1, 0", starts, completes)
 					}
 					var err error
-					preparedKC, _, err = c.Kubeconfig(time.Hour)
-					return err
+					if preparedKC, _, err = c.Kubeconfig(time.Hour); err != nil {
+						return err
+					}
+					if err := skeKubeconfigWorks(t.Context(), preparedKC); err != nil {
+						return fmt.Errorf("a kubeconfig issued while PREPARED does not work: %v", err)
+					}
+					return nil
 				},
 			},
 			{
