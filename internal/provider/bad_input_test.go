@@ -51,6 +51,7 @@ var badInputs = []badInput{
 	{"unknown workload kind", rotationWith("cluster_id = 1\nrestart_workloads {\nnamespaces = [\"apps\"]\nkinds = [\"pod\"]\n}"), `restart_workloads.kinds`, `must be one of: \["deployment"\s+"daemonset"\s+"statefulset"\]`},
 	{"restart without namespaces", rotationWith("cluster_id = 1\nrestart_workloads {\nkinds = [\"deployment\"]\n}"), `restart_workloads`, `namespaces`},
 	{"restart with no kinds", rotationWith("cluster_id = 1\nrestart_workloads {\nnamespaces = [\"apps\"]\nkinds = []\n}"), `restart_workloads.kinds`, `at least 1 elements`},
+	{"negative timeout", rotationWith("cluster_id = 1\ntimeouts {\ncreate = \"-5m\"\n}"), `timeouts.create`, `must be a positive Go duration`},
 	{"timeout not a duration", rotationWith("cluster_id = 1\ntimeouts {\ncreate = \"forever\"\n}"), `create = "forever"`, `must be a string containing a sequence of decimal numbers, each with optional fraction and a unit suffix`},
 
 	// kubecreds_short_lived_kubeconfig

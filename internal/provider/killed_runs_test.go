@@ -240,19 +240,25 @@ ephemeral "kubecreds_short_lived_kubeconfig" "k" {
 
 resource "terraform_data" "use" {
   provisioner "local-exec" {
-    command     = "sleep 120"
-    environment = { KC = ephemeral.kubecreds_short_lived_kubeconfig.k.kubeconfig }
+    command     = "touch \"$MARK\" && sleep 120"
+    environment = { KC = ephemeral.kubecreds_short_lived_kubeconfig.k.kubeconfig, MARK = %q }
   }
 }
 `
 	var left []string
 	for _, ttl := range []string{"10m", "1h"} {
 		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "main.tf"), fmt.Appendf(nil, config, c.ID, ttl), 0o600); err != nil {
+		mark := filepath.Join(dir, "in-use")
+		if err := os.WriteFile(filepath.Join(dir, "main.tf"), fmt.Appendf(nil, config, c.ID, ttl, mark), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		before := len(boundSecrets(t, c, "kube-system"))
-		out, err := runKilledWhen(t, dir, nil, func() bool { return len(boundSecrets(t, c, "kube-system")) > before })
+		// Killed while the local-exec uses the kubeconfig: after the
+		// apply's open, before its close. (Terraform also opens and closes
+		// it during the plan; a kill then could race that close.)
+		out, err := runKilledWhen(t, dir, nil, func() bool {
+			_, err := os.Stat(mark)
+			return err == nil
+		})
 		if err != nil {
 			t.Fatalf("ttl %s: %v\n%s", ttl, err, out)
 		}

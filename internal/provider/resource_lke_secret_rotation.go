@@ -301,6 +301,7 @@ func (r *lkeSecretRotationResource) ModifyPlan(ctx context.Context, req resource
 		return
 	}
 	r.data.needLinodeToken(&resp.Diagnostics, "kubecreds_lke_secret_rotation")
+	checkTimeouts(ctx, plan.Timeouts, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}

@@ -204,6 +204,7 @@ func (r *skeRotationResource) ModifyPlan(ctx context.Context, req resource.Modif
 		return
 	}
 	r.data.needSTACKIT(&resp.Diagnostics, "kubecreds_ske_credentials_rotation")
+	checkTimeouts(ctx, plan.Timeouts, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}

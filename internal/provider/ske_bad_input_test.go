@@ -37,6 +37,7 @@ var skeBadInputs = []badInput{
 	{"complete of the wrong type", skeRotationWith(skeCluster + "complete = \"yes please\""), `"complete"`, `a bool is required`},
 	{"keepers of the wrong type", skeRotationWith(skeCluster + "keepers = \"OPS-1\""), `"keepers"`, `map of string required`},
 	{"a null keeper", skeRotationWith(skeCluster + "keepers = { ticket = null }"), `keepers`, `null`},
+	{"negative timeout", skeRotationWith(skeCluster + "timeouts {\nupdate = \"-1h\"\n}"), `timeouts.update`, `must be a positive Go duration`},
 	{"timeout not a duration", skeRotationWith(skeCluster + "timeouts {\ncreate = \"forever\"\n}"), `create = "forever"`, `must be a string containing a sequence of decimal numbers`},
 	{"no STACKIT credentials", "provider \"kubecreds\" {\nstackit {\nservice_account_key = \"\"\nservice_account_token = \"\"\n}\n}\n" + skeRotationWith(skeCluster), `stackit.service_account_key_path`, `STACKIT_SERVICE_ACCOUNT_TOKEN`},
 	{"SKE endpoint not https", skeProviderWith("ske_custom_endpoint = \"http://ske.example\""), `ske_custom_endpoint`, `must be an https:// URL with a host`},
