@@ -316,6 +316,7 @@ func (env *Environment) close() {
 		env.Emulator = nil
 	}
 	if env.skeAPI != nil {
+		close(env.skeAPI.closing)
 		_ = env.skeAPI.server.Close()
 	}
 	env.mu.Lock()

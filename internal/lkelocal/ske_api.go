@@ -30,6 +30,12 @@ type SKEAPI struct {
 
 	identity skeIdentity
 
+	// faults are played before the real handler, as on the Linode
+	// emulator: SKE sits behind a gateway too, rate-limits, and can act on
+	// a start or complete whose answer never arrives.
+	faults  faultTable
+	closing chan struct{}
+
 	logMu        sync.Mutex
 	log          []RequestRecord
 	tokensIssued int
@@ -68,7 +74,7 @@ func (env *Environment) SKE() (*SKEAPI, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &SKEAPI{URL: "https://" + l.Addr().String(), Token: randomHex(32), CAPath: ca.certPath, env: env}
+	a := &SKEAPI{URL: "https://" + l.Addr().String(), Token: randomHex(32), CAPath: ca.certPath, env: env, closing: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+skeClusterPath, a.handle(SKEGetCluster, a.getCluster))
 	mux.HandleFunc("POST "+skeClusterPath+"/kubeconfig", a.handle(SKECreateKubeconfig, a.createKubeconfig))
@@ -103,8 +109,36 @@ func (a *SKEAPI) handle(endpoint string, h func(http.ResponseWriter, *http.Reque
 			writeSKEError(rec, http.StatusNotFound, "cluster "+r.PathValue("cluster")+" not found")
 			return
 		}
+		if f, ok := a.faults.pop(skeFaultKey(c, endpoint)); ok {
+			entry.Fault = true
+			if f.Acted {
+				h(&discardResponse{header: http.Header{}}, r, c)
+			}
+			if applyFault(rec, r, f, a.closing, writeSKEError) {
+				return
+			}
+		}
 		h(rec, r, c)
 	}
+}
+
+// InjectFaults queues faults for an SKE endpoint (SKEGetCluster, …) of one
+// cluster, so that tests on other clusters run undisturbed: each following
+// request to it takes the next one; when the queue is empty requests are
+// served normally again. (Maintenance is a Linode answer; use Status 503.)
+func (a *SKEAPI) InjectFaults(c *SKECluster, endpoint string, faults ...Fault) {
+	a.faults.push(skeFaultKey(c, endpoint), faults)
+}
+
+// PendingFaults counts the faults still queued for an endpoint of a cluster.
+func (a *SKEAPI) PendingFaults(c *SKECluster, endpoint string) int {
+	a.faults.mu.Lock()
+	defer a.faults.mu.Unlock()
+	return len(a.faults.queues[skeFaultKey(c, endpoint)])
+}
+
+func skeFaultKey(c *SKECluster, endpoint string) string {
+	return endpoint + "#" + c.ProjectID + "/" + c.Region + "/" + c.Name
 }
 
 // Requests returns the requests the SKE API received, oldest first.
@@ -122,14 +156,15 @@ type skeRotationJSON struct {
 
 func (a *SKEAPI) getCluster(w http.ResponseWriter, _ *http.Request, c *SKECluster) {
 	c.mu.Lock()
+	st := c.status()
+	c.mu.Unlock()
 	status := map[string]any{
-		"aggregated": c.aggregated,
-		"hibernated": c.aggregated == SKEStateHibernated,
+		"aggregated": st.aggregated,
+		"hibernated": st.aggregated == SKEStateHibernated,
 		"credentialsRotation": skeRotationJSON{
-			Phase: c.phase, LastInitiationTime: c.lastInitiation, LastCompletionTime: c.lastCompletion,
+			Phase: st.phase, LastInitiationTime: st.lastInitiation, LastCompletionTime: st.lastCompletion,
 		},
 	}
-	c.mu.Unlock()
 	writeSKEJSON(w, http.StatusOK, map[string]any{"name": c.Name, "kubernetes": map[string]string{"version": "1.37.2"}, "status": status})
 }
 

@@ -83,6 +83,42 @@ type SKECluster struct {
 	restarts        int
 	starts          int // rotations started (acted on)
 	completes       int // rotations completed (acted on)
+	// statusLag: after a start or complete, reads keep showing the status
+	// from before it until lagUntil (Gardener reports the phase only once
+	// its reconciliation has picked the request up).
+	statusLag time.Duration
+	lagUntil  time.Time
+	lagged    skeStatus
+}
+
+// skeStatus is what GET cluster reports of a cluster's state.
+type skeStatus struct {
+	aggregated, phase              string
+	lastInitiation, lastCompletion *time.Time
+}
+
+// status is the cluster's status as a read shows it now. c.mu is held.
+func (c *SKECluster) status() skeStatus {
+	if time.Now().Before(c.lagUntil) {
+		return c.lagged
+	}
+	return skeStatus{c.aggregated, c.phase, c.lastInitiation, c.lastCompletion}
+}
+
+// SetStatusLag makes reads show, for d after each start or complete, the
+// status from before it (0, the default, shows every change at once).
+func (c *SKECluster) SetStatusLag(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.statusLag = d
+}
+
+// beginLag starts a status lag before a change. c.mu is held.
+func (c *SKECluster) beginLag() {
+	if c.statusLag > 0 {
+		c.lagged = skeStatus{c.aggregated, c.phase, c.lastInitiation, c.lastCompletion}
+		c.lagUntil = time.Now().Add(c.statusLag)
+	}
 }
 
 // SKEClusterSpec shapes a new emulated SKE cluster.
@@ -428,6 +464,7 @@ func (c *SKECluster) startRotation() error {
 		return errRotationConflict{"credentials rotation is already in phase " + phase}
 	}
 	now := time.Now().UTC().Truncate(time.Second)
+	c.beginLag()
 	c.phase, c.aggregated, c.lastInitiation = SKEPhasePreparing, SKEStateReconciling, &now
 	c.starts++
 	wait := c.prepareDuration
@@ -493,6 +530,7 @@ func (c *SKECluster) completeRotation() error {
 		c.mu.Unlock()
 		return errRotationConflict{"credentials rotation cannot be completed in phase " + phase + "; it must be PREPARED"}
 	}
+	c.beginLag()
 	c.phase, c.aggregated = SKEPhaseCompleting, SKEStateReconciling
 	c.completes++
 	delay := c.completeDelay

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -236,5 +238,54 @@ func TestSKEKeyFlowGetsAccessTokensFromTheLocalTokenEndpoint(t *testing.T) {
 	_, err = (&ske.Client{BaseURL: api.URL, HTTP: forged}).GetCluster(ctx, ske.ClusterRef{ProjectID: c.ProjectID, Region: c.Region, Name: c.Name})
 	if ske.StatusCode(err) != http.StatusUnauthorized {
 		t.Fatalf("a forged token: %v; want 401", err)
+	}
+}
+
+// TestSKEBadDays: the local SKE's faults and status lag answer as
+// documented: a gateway's HTML page reaches the client as a transient 502
+// without its body, a start it acted on can lose its answer, reads keep
+// showing the status from before for the lag while a second start is
+// refused (the API knows better than its reads).
+func TestSKEBadDays(t *testing.T) {
+	ctx := t.Context()
+	c, err := env.AddSKECluster(ctx, lkelocal.SKEClusterSpec{ProjectID: "p-kubecreds", Region: "eu01", Name: "baddays"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := env.SKE()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := skeClient(t, api)
+	ref := ske.ClusterRef{ProjectID: c.ProjectID, Region: c.Region, Name: c.Name}
+
+	api.InjectFaults(c, lkelocal.SKEGetCluster, lkelocal.Fault{Status: http.StatusBadGateway, HTML: true})
+	_, err = client.GetCluster(ctx, ref)
+	var apiErr *ske.APIError
+	if !errors.As(err, &apiErr) || ske.StatusCode(err) != http.StatusBadGateway || !apiErr.Transient() || strings.Contains(err.Error(), "<html") {
+		t.Fatalf("a gateway's HTML 502: %v; want a transient 502 without the page", err)
+	}
+
+	c.SetStatusLag(2 * time.Second)
+	api.InjectFaults(c, lkelocal.SKEStartRotation, lkelocal.Fault{Acted: true, Drop: true})
+	if err := client.StartCredentialsRotation(ctx, ref); err == nil {
+		t.Fatal("a start whose connection dropped answered success")
+	}
+	if starts, _ := c.Rotations(); starts != 1 {
+		t.Fatalf("%d starts acted on; the API acts before the answer is lost", starts)
+	}
+	cl, err := client.GetCluster(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cl.Status.CredentialsRotation.Phase; p != ske.PhaseNever {
+		t.Errorf("a read inside the status lag shows phase %s; want NEVER, the status from before", p)
+	}
+	if err := client.StartCredentialsRotation(ctx, ref); ske.StatusCode(err) != http.StatusBadRequest {
+		t.Errorf("a second start while the first prepares: %v; want 400", err)
+	}
+	waitPhase(t, client, ref, ske.PhasePrepared)
+	if starts, _ := c.Rotations(); starts != 1 {
+		t.Errorf("%d starts acted on; want 1", starts)
 	}
 }
