@@ -44,6 +44,10 @@ type Rotator struct {
 	// cluster may still show the phase from before (eventual consistency)
 	// before that counts as an error (default 2m).
 	Grace time.Duration
+	// ActedWindow is how long, after a start or complete whose answer was
+	// lost, the cluster is watched every ActedPoll for a sign that the API
+	// acted before the request is sent again (defaults 10s and 1s).
+	ActedWindow, ActedPoll time.Duration
 }
 
 func (r *Rotator) log(ctx context.Context, msg string, fields map[string]any) {
@@ -174,27 +178,64 @@ func (r *Rotator) Complete(ctx context.Context, ref ClusterRef) (*Completed, err
 	return out, err
 }
 
-// act sends start or complete once: after a failure that may have come
-// after the API acted (no answer, 5xx), the cluster is read, and the request
-// is sent again only if it shows no sign of it.
+// act sends start or complete once. After a failure that may have come
+// after the API acted (no answer, a timeout, 5xx), the cluster is watched
+// for ActedWindow for a sign of it (SKE may show a new phase only once its
+// reconciliation picks the request up), and the request is sent again only
+// if none shows. A resent request the API refuses (a 400 "already in
+// progress") is checked the same way once more before it counts as failed.
 func (r *Rotator) act(ctx context.Context, ref ClusterRef, what string, send func(context.Context, ClusterRef) error, tookEffect func(*Cluster) bool) error {
+	lost := false
 	for attempt := 0; ; attempt++ {
 		err := send(ctx, ref)
 		if err == nil {
+			return nil
+		}
+		if lost && r.actedAfterAll(ctx, ref, what, tookEffect, 1) {
 			return nil
 		}
 		retry, after := r.retry(err, attempt)
 		if !retry || ctx.Err() != nil {
 			return fmt.Errorf("%s the credentials rotation of %s: %w", what, ref, err)
 		}
-		if c, gerr := r.get(ctx, ref); gerr == nil && tookEffect(c) {
-			r.log(ctx, "the answer to "+what+" was lost, but the API had acted", map[string]any{"cluster": ref.String()})
+		lost = true
+		poll, window := r.actedPolls()
+		if r.actedAfterAll(ctx, ref, what, tookEffect, int(window/poll)) {
 			return nil
 		}
-		if sleep(ctx, after) != nil {
+		if sleep(ctx, max(after-window, 0)) != nil {
 			return fmt.Errorf("%s the credentials rotation of %s: %w", what, ref, err)
 		}
 	}
+}
+
+// actedPolls is how often and how long act watches the cluster after an
+// answer was lost (defaults: every second for 10 s).
+func (r *Rotator) actedPolls() (poll, window time.Duration) {
+	poll, window = r.ActedPoll, r.ActedWindow
+	if poll <= 0 {
+		poll = time.Second
+	}
+	if window <= 0 {
+		window = 10 * time.Second
+	}
+	return poll, max(window, poll)
+}
+
+// actedAfterAll reads the cluster up to reads times, ActedPoll apart, and
+// reports whether one shows that the request took effect.
+func (r *Rotator) actedAfterAll(ctx context.Context, ref ClusterRef, what string, tookEffect func(*Cluster) bool, reads int) bool {
+	poll, _ := r.actedPolls()
+	for i := range max(reads, 1) {
+		if i > 0 && sleep(ctx, poll) != nil {
+			return false
+		}
+		if c, err := r.get(ctx, ref); err == nil && tookEffect(c) {
+			r.log(ctx, "the answer to "+what+" was lost, but the API had acted: not sending it again", map[string]any{"cluster": ref.String()})
+			return true
+		}
+	}
+	return false
 }
 
 // waitFor polls the cluster until its phase is want. While it is during

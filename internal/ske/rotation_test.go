@@ -20,8 +20,10 @@ type fakeSKE struct {
 	afterComplete        []string
 	lastInit             *time.Time
 	pendingInit          *time.Time // shown once the phase moves (a read may be stale)
-	starts, completes    int
-	loseStart, loseCompl bool // act, then answer 502
+	starts, completes    int        // requests that acted
+	startCalls           int        // start requests sent
+	loseStart, loseCompl bool       // act, then answer 502
+	failStart            bool       // answer 502 without acting
 }
 
 func (f *fakeSKE) GetCluster(context.Context, ClusterRef) (*Cluster, error) {
@@ -39,6 +41,16 @@ func (f *fakeSKE) GetCluster(context.Context, ClusterRef) (*Cluster, error) {
 }
 
 func (f *fakeSKE) StartCredentialsRotation(context.Context, ClusterRef) error {
+	f.startCalls++
+	if f.failStart {
+		f.failStart = false
+		return &APIError{Err: oapierror.NewError(http.StatusBadGateway, "Bad Gateway")}
+	}
+	// As SKE refuses a start while one is under way, even when its reads
+	// do not show it yet.
+	if f.pendingInit != nil || f.phase == PhasePreparing || f.phase == PhasePrepared {
+		return &APIError{Err: oapierror.NewError(http.StatusBadRequest, "credentials rotation already in progress")}
+	}
 	f.starts++
 	now := time.Now()
 	f.pendingInit, f.script = &now, append([]string(nil), f.afterStart...)
@@ -60,7 +72,7 @@ func (f *fakeSKE) CompleteCredentialsRotation(context.Context, ClusterRef) error
 }
 
 func rotator(f *fakeSKE) *Rotator {
-	return &Rotator{API: f, Poll: time.Millisecond, Grace: time.Second, MaxRetries: 3,
+	return &Rotator{API: f, Poll: time.Millisecond, Grace: time.Second, MaxRetries: 3, ActedPoll: time.Millisecond, ActedWindow: 3 * time.Millisecond,
 		Transient: func(err error) bool {
 			var e *APIError
 			return errors.As(err, &e) && e.Transient()
@@ -84,6 +96,9 @@ func TestPrepareStartsWaitsAdoptsAndResumes(t *testing.T) {
 		{"prepared: adopted", &fakeSKE{phase: PhasePrepared}, 0, false, nil},
 		{"completing: waited out, then started", &fakeSKE{phase: PhaseCompleting, script: []string{PhaseCompleting, PhaseCompleting, PhaseCompleted}, afterStart: []string{PhasePrepared}}, 1, true, nil},
 		{"answer lost after acting: not sent twice", &fakeSKE{phase: PhaseNever, loseStart: true, afterStart: []string{PhasePreparing, PhasePrepared}}, 1, true, nil},
+		{"answer lost, reads stale for a while: watched, not sent twice", &fakeSKE{phase: PhaseCompleted, loseStart: true, afterStart: []string{PhaseCompleted, PhaseCompleted, PhasePreparing, PhasePrepared}}, 1, true, nil},
+		{"answer lost, reads stale past the watch: the resend's refusal is checked", &fakeSKE{phase: PhaseCompleted, loseStart: true, afterStart: []string{PhaseCompleted, PhaseCompleted, PhaseCompleted, PhasePreparing, PhasePrepared}}, 1, true, nil},
+		{"502 without acting: sent again", &fakeSKE{phase: PhaseNever, failStart: true, afterStart: []string{PhasePreparing, PhasePrepared}}, 1, true, nil},
 		{"hibernated: nothing changed", &fakeSKE{phase: PhaseNever, agg: StateHibernated}, 0, false, ErrNotRotatable},
 		{"unhealthy: nothing changed", &fakeSKE{phase: PhaseCompleted, agg: StateUnhealthy}, 0, false, ErrNotRotatable},
 	}

@@ -1,0 +1,122 @@
+package provider
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+)
+
+// TestAccSKERotation_badDaysConverge: the SKE API answers as it may on a
+// bad day (429 with Retry-After, a gateway's HTML pages, dropped
+// connections, a status that shows a start or completion only seconds
+// after it happened, and a start and a completion it acted on whose
+// answers never arrive), and the two phases still end PREPARED, then
+// COMPLETED, with SKE acting exactly once on each, the kubeconfig from
+// before rejected, and a kubeconfig issued through more bad answers working.
+func TestAccSKERotation_badDaysConverge(t *testing.T) {
+	t.Parallel()
+	c := newSKECluster(t, "baddays")
+	api, err := testEnv.SKE()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Longer than a dropped start takes to be noticed, so the first reads
+	// after it show no sign of it.
+	c.SetStatusLag(3 * time.Second)
+	oldKC, _, err := c.Kubeconfig(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	badReads := []lkelocal.Fault{
+		{Status: http.StatusTooManyRequests, RetryAfter: time.Second},
+		{Status: http.StatusBadGateway, HTML: true},
+		{Drop: true},
+	}
+	// request_timeout bounds the hung completion.
+	const prelude = "provider \"kubecreds\" {\n  request_timeout = \"5s\"\n}\n"
+	allMet := func(endpoints ...string) error {
+		for _, e := range endpoints {
+			if n := api.PendingFaults(c, e); n != 0 {
+				return fmt.Errorf("%d faults on %s were never met: the test proved nothing about them", n, e)
+			}
+		}
+		return nil
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() {
+					api.InjectFaults(c, lkelocal.SKEGetCluster, badReads...)
+					api.InjectFaults(c, lkelocal.SKEStartRotation, lkelocal.Fault{Acted: true, Drop: true})
+				},
+				Config: prelude + skeRotationConfig(c, `  complete_after = "168h"`+"\n"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(skeRotationAddr, tfjsonpath.New("phase"), knownvalue.StringExact("PREPARED")),
+				},
+				Check: func(*terraform.State) error {
+					if starts, _ := c.Rotations(); starts != 1 {
+						return fmt.Errorf("SKE acted on %d starts; want exactly 1 (the first one's answer was lost)", starts)
+					}
+					if err := skeKubeconfigWorks(t.Context(), oldKC); err != nil {
+						return fmt.Errorf("the kubeconfig from before stopped working while PREPARED: %v", err)
+					}
+					return allMet(lkelocal.SKEGetCluster, lkelocal.SKEStartRotation)
+				},
+			},
+			{
+				PreConfig: func() {
+					api.InjectFaults(c, lkelocal.SKEGetCluster, badReads...)
+					api.InjectFaults(c, lkelocal.SKECompleteRotation, lkelocal.Fault{Acted: true, Hang: true})
+				},
+				Config: prelude + skeRotationConfig(c, `  complete_after = "168h"`+"\n"+`  complete       = true`+"\n"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(skeRotationAddr, tfjsonpath.New("phase"), knownvalue.StringExact("COMPLETED")),
+				},
+				Check: func(*terraform.State) error {
+					if starts, completes := c.Rotations(); starts != 1 || completes != 1 {
+						return fmt.Errorf("SKE acted on %d starts and %d completions; want 1 and 1", starts, completes)
+					}
+					if err := skeKubeconfigWorks(t.Context(), oldKC); err == nil {
+						return fmt.Errorf("the kubeconfig from before the rotation still works after it completed")
+					}
+					return allMet(lkelocal.SKEGetCluster, lkelocal.SKECompleteRotation)
+				},
+			},
+			{
+				Config:           prelude + skeRotationConfig(c, `  complete_after = "168h"`+"\n"+`  complete       = true`+"\n"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+		},
+	})
+
+	// A kubeconfig asked for through a gateway's 503 page, a 429 and a
+	// dropped connection still comes, and works.
+	api.InjectFaults(c, lkelocal.SKECreateKubeconfig,
+		lkelocal.Fault{Status: http.StatusServiceUnavailable, HTML: true},
+		lkelocal.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second},
+		lkelocal.Fault{Drop: true})
+	resource.Test(t, resource.TestCase{
+		TerraformVersionChecks:   ephemeralVersions,
+		ProtoV6ProviderFactories: providersWithEcho(testProviders["kubecreds"]),
+		Steps: []resource.TestStep{{
+			Config: prelude + skeKubeconfigConfig(c, ""),
+			Check: func(s *terraform.State) error {
+				if err := skeKubeconfigWorks(t.Context(), []byte(echoed(s)["kubeconfig"])); err != nil {
+					return fmt.Errorf("the kubeconfig issued after the bad answers does not work: %v", err)
+				}
+				return allMet(lkelocal.SKECreateKubeconfig)
+			},
+		}},
+	})
+}
