@@ -1,3 +1,5 @@
+//go:build !unit
+
 package lkelocal_test
 
 import (

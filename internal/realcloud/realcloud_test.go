@@ -1,3 +1,5 @@
+//go:build !unit
+
 // Package realcloud holds the acceptance tests that run against a real Linode
 // account. They cost money and rotate a real cluster's credentials, so they
 // run only when asked: KUBECREDS_ACC_LINODE=1, LINODE_TOKEN, and
