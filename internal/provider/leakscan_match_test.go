@@ -18,6 +18,10 @@ var (
 	privateKeyShape = regexp.MustCompile(`PRIVATE KEY-----`)
 	// base64 of "-----BEGIN", as kubeconfigs embed PEM (client-key-data).
 	base64PEMShape = regexp.MustCompile(`LS0tLS1CRUdJTi[A-Za-z0-9+/]{20,}`)
+	// A run long enough to hide a credential in base64: the Linode API
+	// sends kubeconfigs so ({"kubeconfig": "YXBpVmVyc2lvbjog…"}), and a log
+	// line or state holding one would show no token in plain text.
+	base64Run = regexp.MustCompile(`[A-Za-z0-9+/]{64,}={0,2}`)
 	// hashicorp/kubernetes (and helm, which embeds it) log their bearer token
 	// at DEBUG/TRACE themselves; those lines are theirs, not ours (see the
 	// kubernetes-and-helm guide).
@@ -29,6 +33,12 @@ var (
 )
 
 func findLeaks(name string, raw []byte, secrets map[string]string) []string {
+	return findLeaksIn(name, raw, secrets, true)
+}
+
+// findLeaksIn scans raw line by line; with decode, it scans the base64
+// runs of each line again, decoded (once: a kubeconfig in base64 in JSON).
+func findLeaksIn(name string, raw []byte, secrets map[string]string, decode bool) []string {
 	var hits []string
 	lines := bytes.Split(raw, []byte("\n"))
 	for i, line := range lines {
@@ -36,6 +46,16 @@ func findLeaks(name string, raw []byte, secrets map[string]string) []string {
 			continue
 		}
 		where := fmt.Sprintf("%s:%d", name, i+1)
+		if decode {
+			for _, m := range base64Run.FindAll(line, -1) {
+				if base64PEMShape.Match(m) {
+					continue // found as a PEM below
+				}
+				if plain, err := base64.StdEncoding.DecodeString(string(m[:len(m)/4*4])); err == nil {
+					hits = append(hits, findLeaksIn(where+" (base64)", plain, secrets, false)...)
+				}
+			}
+		}
 		for _, m := range jwtShape.FindAll(line, -1) {
 			if what, ok := secrets[string(m)]; ok {
 				hits = append(hits, where+": "+what)
@@ -82,6 +102,10 @@ func TestLeakScannerFindsWhatItLooksFor(t *testing.T) {
 		{`client-key-data: LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVF`, 1},
 		{`client-key-data: LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCk1JR0hBZ0VB`, 1},
 		{`kubeconfig_sha256 = "` + strings.Repeat("0f", 32) + `"`, 0},
+		// The Linode API's wire form: the kubeconfig in base64, in JSON.
+		{`{"kubeconfig":"` + base64.StdEncoding.EncodeToString([]byte("users:\n- name: lke1-admin\n  user:\n    token: "+token+"\n")) + `"}`, 1},
+		{`"` + base64.StdEncoding.EncodeToString([]byte("export LINODE_TOKEN="+linode+"\n")) + `"`, 1},
+		{`"` + base64.StdEncoding.EncodeToString([]byte("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")) + `"`, 0},
 		{`rotation step: delete service-account-token secrets: cluster_id=100001 deleted=3`, 0},
 	} {
 		if got := len(findLeaks("f", []byte(tc.line), secrets)); got != tc.want {
