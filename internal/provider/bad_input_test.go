@@ -42,7 +42,10 @@ var badInputs = []badInput{
 	{"rotate_every negative", rotationWith("cluster_id = 1\nrotate_every = \"-720h\""), `rotate_every`, `between 1h and 87600h`},
 	{"rotate_every too short", rotationWith("cluster_id = 1\nrotate_every = \"5m\""), `rotate_every`, `between 1h and 87600h`},
 	{"rotate_every absurd", rotationWith("cluster_id = 1\nrotate_every = \"1000000h\""), `rotate_every`, `between 1h and 87600h`},
-	{"rotate_every not a duration", rotationWith("cluster_id = 1\nrotate_every = \"monthly\""), `rotate_every = "monthly"`, `not a valid Go Time Duration string`},
+	{"rotate_every not a duration", rotationWith("cluster_id = 1\nrotate_every = \"monthly\""), `rotate_every`, `between 1h and 87600h, such as "720h"; got\s+"monthly"`},
+	{"rotate_every in days", rotationWith("cluster_id = 1\nrotate_every = \"30d\""), `rotate_every`, `between 1h and 87600h.*no\s+days.*"720h"\s+is\s+30\s+days`},
+	{"fractional cluster id", rotationWith(`cluster_id = 1.5`), `cluster_id`, `must be a whole number from 1 to 9223372036854775807, such as 123456; got 1.5`},
+	{"cluster id too large", rotationWith(`cluster_id = 99999999999999999999`), `cluster_id`, `must be a whole number from 1 to`},
 	{"no namespaces", rotationWith("cluster_id = 1\nnamespaces = []"), `namespaces`, `at least 1 elements`},
 	{"empty namespace", rotationWith("cluster_id = 1\nnamespaces = [\"\"]"), `namespaces`, `namespace name`},
 	{"invalid namespace", rotationWith("cluster_id = 1\nnamespaces = [\"Kube_System\"]"), `namespaces`, `namespace name`},
@@ -63,6 +66,7 @@ var badInputs = []badInput{
 	{"ttl missing", ephemeralWith("lke_cluster_id = 1"), `"ttl"`, `is required`},
 	{"two sources", ephemeralWith("lke_cluster_id = 1\nbase_kubeconfig = \"x\"\nttl = \"1h\""), `lke_cluster_id`, `base_kubeconfig`},
 	{"lke cluster id 0", ephemeralWith("lke_cluster_id = 0\nttl = \"1h\""), `lke_cluster_id`, `must be at least 1, got: 0`},
+	{"fractional lke cluster id", ephemeralWith("lke_cluster_id = 2.5\nttl = \"1h\""), `lke_cluster_id`, `must be a whole number`},
 	{"malformed base kubeconfig", ephemeralWith("base_kubeconfig = \"not: [a kubeconfig\"\nttl = \"1h\""), `base_kubeconfig`, `must be a kubeconfig`},
 	{"unknown mode", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nmode = \"oidc\""), `mode`, `must be one of: \["service_account"\s+"client_certificate"\]`},
 	{"certificate without user", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nmode = \"client_certificate\""), `user`, `the user name the certificate is for`},
@@ -85,6 +89,7 @@ var badInputs = []badInput{
 	{"kubeconfig path missing", "provider \"kubecreds\" {\nkubernetes {\nconfig_path = \"/nonexistent/kubeconfig\"\n}\n}\n" + ephemeralWith("ttl = \"1h\""), `kubernetes.config_path`, `cannot be read`},
 
 	// kubecreds_lke_service_account_tokens
+	{"data source fractional cluster id", "data \"kubecreds_lke_service_account_tokens\" \"t\" {\ncluster_id = 0.5\n}\n", `cluster_id`, `must be a whole number`},
 	{"data source cluster id 0", "data \"kubecreds_lke_service_account_tokens\" \"t\" {\ncluster_id = 0\n}\n", `cluster_id`, `must be at least 1, got: 0`},
 	{"data source invalid namespace", "data \"kubecreds_lke_service_account_tokens\" \"t\" {\ncluster_id = 1\nnamespaces = [\"UPPER\"]\n}\n", `namespaces`, `namespace name`},
 }

@@ -33,7 +33,7 @@ type lkeServiceAccountTokensDataSource struct {
 
 type lkeServiceAccountTokensModel struct {
 	ID         types.String       `tfsdk:"id"`
-	ClusterID  types.Int64        `tfsdk:"cluster_id"`
+	ClusterID  wholeNumber        `tfsdk:"cluster_id"`
 	Namespaces types.Set          `tfsdk:"namespaces"`
 	Tokens     []tokenSecretModel `tfsdk:"tokens"`
 }
@@ -71,6 +71,7 @@ func (d *lkeServiceAccountTokensDataSource) Schema(_ context.Context, _ datasour
 				Computed:    true,
 			},
 			"cluster_id": schema.Int64Attribute{
+				CustomType:  wholeNumberType{example: clusterIDExample},
 				Description: "ID of the LKE cluster, as the Linode API and `linode_lke_cluster.id` give it.",
 				Required:    true,
 				Validators:  []validator.Int64{int64validator.AtLeast(1)},

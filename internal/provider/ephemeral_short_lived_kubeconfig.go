@@ -57,7 +57,7 @@ type shortLivedKubeconfig struct {
 }
 
 type shortLivedKubeconfigModel struct {
-	LKEClusterID   types.Int64          `tfsdk:"lke_cluster_id"`
+	LKEClusterID   wholeNumber          `tfsdk:"lke_cluster_id"`
 	BaseKubeconfig types.String         `tfsdk:"base_kubeconfig"`
 	TTL            types.String         `tfsdk:"ttl"`
 	Mode           types.String         `tfsdk:"mode"`
@@ -93,6 +93,7 @@ func (r *shortLivedKubeconfig) Schema(_ context.Context, _ ephemeral.SchemaReque
 			"`base_kubeconfig`, or else the provider's `kubernetes` block — exactly one. Needs Terraform 1.10 or later (or OpenTofu 1.11).",
 		Attributes: map[string]schema.Attribute{
 			"lke_cluster_id": schema.Int64Attribute{
+				CustomType:  wholeNumberType{example: clusterIDExample},
 				Description: "ID of an LKE cluster, reached with the kubeconfig the Linode API serves. Conflicts with `base_kubeconfig`.",
 				Optional:    true,
 				Validators:  []validator.Int64{int64validator.AtLeast(1)},

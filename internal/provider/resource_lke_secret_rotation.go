@@ -45,6 +45,9 @@ var (
 // rotate_every may range from an hour to ten years.
 var rotateEveryRange = durationBetween{min: time.Hour, max: 87600 * time.Hour, example: "720h"}
 
+// clusterIDExample is an LKE cluster ID, for error messages.
+const clusterIDExample = "123456"
+
 const defaultRotationTimeout = 20 * time.Minute
 
 func newLKESecretRotationResource() resource.Resource {
@@ -57,9 +60,9 @@ type lkeSecretRotationResource struct {
 
 type lkeSecretRotationModel struct {
 	ID                     types.String           `tfsdk:"id"`
-	ClusterID              types.Int64            `tfsdk:"cluster_id"`
+	ClusterID              wholeNumber            `tfsdk:"cluster_id"`
 	Keepers                types.Map              `tfsdk:"keepers"`
-	RotateEvery            timetypes.GoDuration   `tfsdk:"rotate_every"`
+	RotateEvery            duration               `tfsdk:"rotate_every"`
 	Namespaces             types.Set              `tfsdk:"namespaces"`
 	RegenerateKubeconfig   types.Bool             `tfsdk:"regenerate_kubeconfig"`
 	RegenerateServiceToken types.Bool             `tfsdk:"regenerate_service_token"`
@@ -99,6 +102,7 @@ func (r *lkeSecretRotationResource) Schema(ctx context.Context, _ resource.Schem
 			},
 			"cluster_id": schema.Int64Attribute{
 				Description:   "ID of the LKE cluster to rotate. Changing it forces a new resource (and a rotation of the new cluster).",
+				CustomType:    wholeNumberType{example: clusterIDExample},
 				Required:      true,
 				Validators:    []validator.Int64{int64validator.AtLeast(1)},
 				PlanModifiers: []planmodifier.Int64{int64planmodifier.RequiresReplace()},
@@ -112,7 +116,7 @@ func (r *lkeSecretRotationResource) Schema(ctx context.Context, _ resource.Schem
 				PlanModifiers: []planmodifier.Map{mapplanmodifier.RequiresReplace()},
 			},
 			"rotate_every": schema.StringAttribute{
-				CustomType: timetypes.GoDurationType{},
+				CustomType: durationType{bounds: rotateEveryRange},
 				Description: "Rotate again when the last rotation is older than this Go duration, between 1h and 87600h (e.g. `\"720h\"`). " +
 					"The plan then shows the resource being replaced, with a warning saying why. Unset: rotate only when `keepers` change.",
 				Optional:   true,
@@ -455,9 +459,9 @@ func (r *lkeSecretRotationResource) ImportState(ctx context.Context, req resourc
 	}
 	state := lkeSecretRotationModel{
 		ID:                     types.StringValue(strconv.Itoa(id)),
-		ClusterID:              types.Int64Value(int64(id)),
+		ClusterID:              newWholeNumber(int64(id), clusterIDExample),
 		Keepers:                types.MapNull(types.StringType),
-		RotateEvery:            timetypes.NewGoDurationNull(),
+		RotateEvery:            nullDuration(rotateEveryRange),
 		Namespaces:             types.SetValueMust(types.StringType, []attr.Value{types.StringValue("kube-system")}),
 		RegenerateKubeconfig:   types.BoolValue(true),
 		RegenerateServiceToken: types.BoolValue(true),

@@ -46,19 +46,19 @@ type skeRotationResource struct {
 }
 
 type skeRotationModel struct {
-	ID            types.String         `tfsdk:"id"`
-	ProjectID     types.String         `tfsdk:"project_id"`
-	Region        types.String         `tfsdk:"region"`
-	ClusterName   types.String         `tfsdk:"cluster_name"`
-	Keepers       types.Map            `tfsdk:"keepers"`
-	RotateEvery   timetypes.GoDuration `tfsdk:"rotate_every"`
-	CompleteAfter timetypes.GoDuration `tfsdk:"complete_after"`
-	Complete      types.Bool           `tfsdk:"complete"`
-	Timeouts      timeouts.Value       `tfsdk:"timeouts"`
-	Phase         types.String         `tfsdk:"phase"`
-	StartedAt     timetypes.RFC3339    `tfsdk:"started_at"`
-	CompletedAt   timetypes.RFC3339    `tfsdk:"completed_at"`
-	CompletesAt   timetypes.RFC3339    `tfsdk:"completes_at"`
+	ID            types.String      `tfsdk:"id"`
+	ProjectID     types.String      `tfsdk:"project_id"`
+	Region        types.String      `tfsdk:"region"`
+	ClusterName   types.String      `tfsdk:"cluster_name"`
+	Keepers       types.Map         `tfsdk:"keepers"`
+	RotateEvery   duration          `tfsdk:"rotate_every"`
+	CompleteAfter duration          `tfsdk:"complete_after"`
+	Complete      types.Bool        `tfsdk:"complete"`
+	Timeouts      timeouts.Value    `tfsdk:"timeouts"`
+	Phase         types.String      `tfsdk:"phase"`
+	StartedAt     timetypes.RFC3339 `tfsdk:"started_at"`
+	CompletedAt   timetypes.RFC3339 `tfsdk:"completed_at"`
+	CompletesAt   timetypes.RFC3339 `tfsdk:"completes_at"`
 }
 
 func (r *skeRotationResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -110,14 +110,14 @@ func (r *skeRotationResource) Schema(ctx context.Context, _ resource.SchemaReque
 				PlanModifiers: []planmodifier.Map{mapplanmodifier.RequiresReplace()},
 			},
 			"rotate_every": schema.StringAttribute{
-				CustomType: timetypes.GoDurationType{},
+				CustomType: durationType{bounds: rotateEveryRange},
 				Description: "Start a new rotation when the last one (completed) started longer ago than this Go duration, between 1h and " +
 					"87600h. The plan then replaces the resource, with a warning saying why.",
 				Optional:   true,
 				Validators: []validator.String{rotateEveryRange},
 			},
 			"complete_after": schema.StringAttribute{
-				CustomType: timetypes.GoDurationType{},
+				CustomType: durationType{bounds: completeAfterRange},
 				Description: "Complete the rotation at the first apply this long (Go duration, 0s to 8760h) after it started, time to " +
 					"update the out-of-cluster clients. Unset: complete only when `complete = true`.",
 				Optional:   true,
@@ -416,7 +416,7 @@ func (r *skeRotationResource) ImportState(ctx context.Context, req resource.Impo
 	}
 	state := skeRotationModel{
 		ID: types.StringValue(req.ID), ProjectID: types.StringValue(parts[0]), Region: types.StringValue(parts[1]), ClusterName: types.StringValue(parts[2]),
-		Keepers: types.MapNull(types.StringType), RotateEvery: timetypes.NewGoDurationNull(), CompleteAfter: timetypes.NewGoDurationNull(),
+		Keepers: types.MapNull(types.StringType), RotateEvery: nullDuration(rotateEveryRange), CompleteAfter: nullDuration(completeAfterRange),
 		Complete: types.BoolValue(false),
 		Timeouts: timeouts.Value{Object: types.ObjectNull(map[string]attr.Type{"create": types.StringType, "update": types.StringType})},
 		Phase:    types.StringUnknown(), StartedAt: timetypes.NewRFC3339Null(), CompletedAt: timetypes.NewRFC3339Null(), CompletesAt: timetypes.NewRFC3339Null(),
