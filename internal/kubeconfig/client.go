@@ -6,16 +6,21 @@ package kubeconfig
 import (
 	"errors"
 	"fmt"
+	"sort"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // Settings say how to reach a cluster, as the kubernetes provider's
 // configuration does: a kubeconfig file (and context), explicit values, or
 // both, explicit values winning.
 type Settings struct {
-	ConfigPath           string
+	ConfigPath string
+	// ConfigPaths are kubeconfig files merged as kubectl merges $KUBECONFIG
+	// (the first file to set a value wins); used when ConfigPath is empty.
+	ConfigPaths          []string
 	ConfigContext        string
 	Host                 string
 	Token                string
@@ -23,6 +28,19 @@ type Settings struct {
 	ClientCertificate    string // PEM
 	ClientKey            string // PEM
 	Insecure             bool
+	TLSServerName        string // the name the server's certificate is checked against, when not the host's
+	ProxyURL             string // http, https or socks5 proxy for the API server
+	// Exec gets credentials from a client-go credential plugin.
+	Exec *Exec
+}
+
+// Exec is a client-go exec credential plugin, as a kubeconfig's
+// users[].user.exec names it. It never prompts.
+type Exec struct {
+	APIVersion string // client.authentication.k8s.io/v1 or v1beta1
+	Command    string
+	Args       []string
+	Env        map[string]string
 }
 
 // ErrNotConfigured means the settings name no cluster at all.
@@ -32,12 +50,26 @@ var ErrNotConfigured = errors.New("no Kubernetes cluster configured")
 // named by ConfigPath is read: like the kubernetes provider, and unlike
 // kubectl, ~/.kube/config and $KUBECONFIG are never used implicitly.
 func (s Settings) RESTConfig() (*rest.Config, error) {
-	if s.ConfigPath == "" && s.Host == "" {
+	if s.ConfigPath == "" && len(s.ConfigPaths) == 0 && s.Host == "" {
 		return nil, ErrNotConfigured
 	}
 	rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: s.ConfigPath}
+	if s.ConfigPath == "" {
+		rules.Precedence = s.ConfigPaths
+	}
 	overrides := &clientcmd.ConfigOverrides{CurrentContext: s.ConfigContext}
 	overrides.ClusterInfo.Server = s.Host
+	overrides.ClusterInfo.TLSServerName = s.TLSServerName
+	overrides.ClusterInfo.ProxyURL = s.ProxyURL
+	if s.Exec != nil {
+		exec := &clientcmdapi.ExecConfig{APIVersion: s.Exec.APIVersion, Command: s.Exec.Command, Args: s.Exec.Args,
+			InteractiveMode: clientcmdapi.NeverExecInteractiveMode}
+		for name, value := range s.Exec.Env {
+			exec.Env = append(exec.Env, clientcmdapi.ExecEnvVar{Name: name, Value: value})
+		}
+		sort.Slice(exec.Env, func(i, j int) bool { return exec.Env[i].Name < exec.Env[j].Name })
+		overrides.AuthInfo.Exec = exec
+	}
 	if s.ClusterCACertificate != "" {
 		overrides.ClusterInfo.CertificateAuthorityData = []byte(s.ClusterCACertificate)
 	}
@@ -51,7 +83,7 @@ func (s Settings) RESTConfig() (*rest.Config, error) {
 	}
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
 	if err != nil {
-		if s.ConfigPath == "" && clientcmd.IsEmptyConfig(err) {
+		if s.ConfigPath == "" && len(s.ConfigPaths) == 0 && clientcmd.IsEmptyConfig(err) {
 			return nil, ErrNotConfigured
 		}
 		return nil, err

@@ -86,6 +86,11 @@ var badInputs = []badInput{
 	{"Linode CA file missing", providerWith(`linode_ca_path = "/nonexistent/linode-ca.pem"`), `linode_ca_path`, `cannot be read`},
 	{"Linode CA file not PEM", providerWith(`linode_ca_path = "/etc/passwd"`), `linode_ca_path`, `holds no PEM certificate`},
 	{"empty Linode token for a rotation", providerWith(`linode_token = ""`), `linode_token`, `lke:read_write`},
+	{"kubeconfig paths missing", "provider \"kubecreds\" {\nkubernetes {\nconfig_paths = [\"/nonexistent/a\"]\n}\n}\n" + ephemeralWith("ttl = \"1h\""), `kubernetes.config_paths`, `cannot be read`},
+	{"config_path and config_paths", "provider \"kubecreds\" {\nkubernetes {\nconfig_path = \"/etc/hostname\"\nconfig_paths = [\"/etc/hostname\"]\n}\n}\n" + ephemeralWith("ttl = \"1h\""), `config_paths`, `cannot be specified when`},
+	{"proxy URL not a proxy", "provider \"kubecreds\" {\nkubernetes {\nhost = \"https://203.0.113.10:6443\"\nproxy_url = \"ftp://proxy\"\n}\n}\n" + ephemeralWith("ttl = \"1h\""), `kubernetes.proxy_url`, `must be an http://, https:// or socks5:// URL`},
+	{"exec without command", "provider \"kubecreds\" {\nkubernetes {\nhost = \"https://203.0.113.10:6443\"\nexec {\napi_version = \"client.authentication.k8s.io/v1\"\n}\n}\n}\n" + ephemeralWith("ttl = \"1h\""), `kubernetes.exec`, `needs command`},
+	{"exec of an unknown API version", "provider \"kubecreds\" {\nkubernetes {\nhost = \"https://203.0.113.10:6443\"\nexec {\napi_version = \"v1\"\ncommand = \"get-token\"\n}\n}\n}\n" + ephemeralWith("ttl = \"1h\""), `api_version`, `must be one of: \["client.authentication.k8s.io/v1"\s+"client.authentication.k8s.io/v1beta1"\]`},
 	{"kubeconfig path missing", "provider \"kubecreds\" {\nkubernetes {\nconfig_path = \"/nonexistent/kubeconfig\"\n}\n}\n" + ephemeralWith("ttl = \"1h\""), `kubernetes.config_path`, `cannot be read`},
 
 	// kubecreds_lke_service_account_tokens

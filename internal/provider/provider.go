@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/ephemeral"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
@@ -73,6 +75,20 @@ type kubernetesModel struct {
 	ClientCertificate    types.String `tfsdk:"client_certificate"`
 	ClientKey            types.String `tfsdk:"client_key"`
 	Insecure             types.Bool   `tfsdk:"insecure"`
+	ConfigPaths          types.List   `tfsdk:"config_paths"`
+	TLSServerName        types.String `tfsdk:"tls_server_name"`
+	ProxyURL             types.String `tfsdk:"proxy_url"`
+	Exec                 *execModel   `tfsdk:"exec"`
+}
+
+// execAPIVersions are the ExecCredential versions client-go speaks.
+var execAPIVersions = []string{"client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"}
+
+type execModel struct {
+	APIVersion types.String `tfsdk:"api_version"`
+	Command    types.String `tfsdk:"command"`
+	Args       types.List   `tfsdk:"args"`
+	Env        types.Map    `tfsdk:"env"`
 }
 
 func (p *kubecredsProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -197,6 +213,51 @@ func (p *kubecredsProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 						Description: "Skip verification of the API server's certificate. Defaults to false; " +
 							"setting it produces a warning, since anyone on the path can then read the credentials. Falls back to KUBE_INSECURE.",
 						Optional: true,
+					},
+					"config_paths": schema.ListAttribute{
+						Description: "Kubeconfig files merged as kubectl merges `$KUBECONFIG` (the first file to set a value wins), " +
+							"instead of `config_path`. Falls back to KUBE_CONFIG_PATHS (separated by `:`; `;` on Windows).",
+						ElementType: types.StringType,
+						Optional:    true,
+						Validators: []validator.List{
+							listvalidator.SizeAtLeast(1),
+							listvalidator.ConflictsWith(path.MatchRelative().AtParent().AtName("config_path")),
+						},
+					},
+					"tls_server_name": schema.StringAttribute{
+						Description: "Name the API server's certificate is checked against, when it is not the host's. Falls back to KUBE_TLS_SERVER_NAME.",
+						Optional:    true,
+					},
+					"proxy_url": schema.StringAttribute{
+						Description: "URL of the proxy to reach the API server through (`http://`, `https://` or `socks5://`). Falls back to KUBE_PROXY_URL.",
+						Optional:    true,
+					},
+				},
+				Blocks: map[string]schema.Block{
+					"exec": schema.SingleNestedBlock{
+						Description: "A client-go exec credential plugin that supplies the credentials (as a kubeconfig's `users[].user.exec`), " +
+							"such as a cloud's `get-token` command. It is never run interactively.",
+						Attributes: map[string]schema.Attribute{
+							"api_version": schema.StringAttribute{
+								Description: "The ExecCredential API version the plugin speaks: `client.authentication.k8s.io/v1` or `client.authentication.k8s.io/v1beta1`.",
+								Optional:    true,
+								Validators:  []validator.String{stringvalidator.OneOf(execAPIVersions...)},
+							},
+							"command": schema.StringAttribute{
+								Description: "The plugin to run: a path, or a name looked up on PATH.",
+								Optional:    true,
+							},
+							"args": schema.ListAttribute{
+								Description: "Arguments to the plugin.",
+								ElementType: types.StringType,
+								Optional:    true,
+							},
+							"env": schema.MapAttribute{
+								Description: "Environment variables set for the plugin, beside the provider's own.",
+								ElementType: types.StringType,
+								Optional:    true,
+							},
+						},
 					},
 				},
 			},

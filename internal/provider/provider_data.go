@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,6 +157,29 @@ func (d *providerData) resolveKubernetes(m *kubernetesModel, diags *diag.Diagnos
 		ClientCertificate:    str(m.ClientCertificate, "client_certificate", "KUBE_CLIENT_CERT_DATA"),
 		ClientKey:            str(m.ClientKey, "client_key", "KUBE_CLIENT_KEY_DATA"),
 	}
+	d.kube.TLSServerName = str(m.TLSServerName, "tls_server_name", "KUBE_TLS_SERVER_NAME")
+	d.kube.ProxyURL = str(m.ProxyURL, "proxy_url", "KUBE_PROXY_URL")
+	d.kube.ConfigPaths = d.strings(m.ConfigPaths, "kubernetes.config_paths")
+	if d.kube.ConfigPaths == nil && m.ConfigPaths.IsNull() && m.ConfigPath.IsNull() {
+		if v := os.Getenv("KUBE_CONFIG_PATHS"); v != "" && d.kube.ConfigPath == "" {
+			d.kube.ConfigPaths = filepath.SplitList(v)
+		}
+	}
+	if e := m.Exec; e != nil {
+		d.kube.Exec = &kubeconfig.Exec{
+			APIVersion: str(e.APIVersion, "exec.api_version", ""),
+			Command:    str(e.Command, "exec.command", ""),
+			Args:       d.strings(e.Args, "kubernetes.exec.args"),
+		}
+		switch {
+		case e.Env.IsUnknown():
+			d.kubeUnknown = append(d.kubeUnknown, "kubernetes.exec.env")
+		case !e.Env.IsNull():
+			env := map[string]string{}
+			diags.Append(e.Env.ElementsAs(context.Background(), &env, false)...)
+			d.kube.Exec.Env = env
+		}
+	}
 	switch {
 	case m.Insecure.IsUnknown():
 		d.kubeUnknown = append(d.kubeUnknown, "kubernetes.insecure")
@@ -174,6 +199,29 @@ func (d *providerData) resolveKubernetes(m *kubernetesModel, diags *diag.Diagnos
 			"kubernetes.insecure (or KUBE_INSECURE) is true: the Kubernetes API server's certificate is not verified, "+
 				"so anyone on the network path can read the credentials this provider sends and issues.")
 	}
+}
+
+// strings reads a list of strings of the kubernetes block (nil when null;
+// an unknown one is recorded as such).
+func (d *providerData) strings(l types.List, attr string) []string {
+	switch {
+	case l.IsUnknown():
+		d.kubeUnknown = append(d.kubeUnknown, attr)
+		return nil
+	case l.IsNull():
+		return nil
+	}
+	var out []string
+	for _, e := range l.Elements() {
+		if s, ok := e.(types.String); ok && !s.IsNull() {
+			if s.IsUnknown() {
+				d.kubeUnknown = append(d.kubeUnknown, attr)
+				return nil
+			}
+			out = append(out, s.ValueString())
+		}
+	}
+	return out
 }
 
 // Linode returns the Linode API clients, building them on first use.
@@ -377,6 +425,26 @@ func (d *providerData) checkSettings(diags *diag.Diagnostics) {
 			diags.AddAttributeError(path.Root("kubernetes").AtName("config_path"), "Kubeconfig file not found",
 				fmt.Sprintf("kubernetes.config_path (or KUBE_CONFIG_PATH) names %q, which cannot be read: %v.", p, err))
 		}
+	}
+	for _, p := range d.kube.ConfigPaths {
+		if _, err := os.Stat(p); err != nil {
+			diags.AddAttributeError(path.Root("kubernetes").AtName("config_paths"), "Kubeconfig file not found",
+				fmt.Sprintf("kubernetes.config_paths (or KUBE_CONFIG_PATHS) names %q, which cannot be read: %v.", p, err))
+		}
+	}
+	if p := d.kube.ProxyURL; p != "" {
+		if u, err := url.Parse(p); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5") {
+			diags.AddAttributeError(path.Root("kubernetes").AtName("proxy_url"), "Invalid proxy URL",
+				fmt.Sprintf("kubernetes.proxy_url (or KUBE_PROXY_URL) is %q; it must be an http://, https:// or socks5:// URL with a host, such as http://proxy.example:3128.", p))
+		}
+	}
+	if e := d.kube.Exec; e != nil && e.Command == "" && !slices.Contains(d.kubeUnknown, "kubernetes.exec.command") {
+		diags.AddAttributeError(path.Root("kubernetes").AtName("exec").AtName("command"), "Missing exec plugin command",
+			"kubernetes.exec needs command (the credential plugin to run, such as \"aws\" or \"/usr/local/bin/get-token\") and api_version ("+
+				strings.Join(execAPIVersions, " or ")+").")
+	} else if e != nil && e.APIVersion == "" && !slices.Contains(d.kubeUnknown, "kubernetes.exec.api_version") {
+		diags.AddAttributeError(path.Root("kubernetes").AtName("exec").AtName("api_version"), "Missing exec plugin API version",
+			"kubernetes.exec needs api_version, the ExecCredential version the plugin speaks: "+strings.Join(execAPIVersions, " or ")+".")
 	}
 }
 

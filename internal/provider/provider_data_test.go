@@ -4,9 +4,14 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -14,11 +19,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // kubeEnvVars are cleared for each test so the machine's settings do not leak in.
 var kubeEnvVars = []string{"KUBE_CONFIG_PATH", "KUBE_CTX", "KUBE_HOST", "KUBE_TOKEN", "KUBE_CLUSTER_CA_CERT_DATA",
-	"KUBE_CLIENT_CERT_DATA", "KUBE_CLIENT_KEY_DATA", "KUBE_INSECURE"}
+	"KUBE_CLIENT_CERT_DATA", "KUBE_CLIENT_KEY_DATA", "KUBE_INSECURE", "KUBE_CONFIG_PATHS", "KUBE_TLS_SERVER_NAME", "KUBE_PROXY_URL"}
 
 func clearKubeEnv(t *testing.T) {
 	for _, k := range kubeEnvVars {
@@ -134,4 +140,153 @@ func TestKubernetesSettings_missingAndUnknownAreExplained(t *testing.T) {
 	if !diags.HasError() || !strings.Contains(diags[0].Detail(), "kubernetes.host") {
 		t.Errorf("unknown host: %v; want an error naming kubernetes.host", diags)
 	}
+}
+
+// The kubernetes provider's other ways to reach a cluster, against the
+// local LKE's API server: merged kubeconfig files, an exec credential
+// plugin, a TLS server name and a proxy.
+
+func TestKubernetesSettings_configPathsFromEnvironmentAreMerged(t *testing.T) {
+	clearKubeEnv(t)
+	cfg, err := clientcmd.LoadFromFile(testEnv.Clusters()[0].AdminKubeconfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Clusters and contexts in one file, users in the other.
+	users := clientcmdapi.NewConfig()
+	users.AuthInfos = cfg.AuthInfos
+	cfg.AuthInfos = nil
+	dir := t.TempDir()
+	first, second := filepath.Join(dir, "clusters"), filepath.Join(dir, "users")
+	if err := clientcmd.WriteToFile(*cfg, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := clientcmd.WriteToFile(*users, second); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBE_CONFIG_PATHS", first+string(filepath.ListSeparator)+second)
+	if diags := reachesCluster(t, nil); diags.HasError() {
+		t.Fatal(diags)
+	}
+}
+
+func TestKubernetesSettings_execPluginSuppliesTheCredentials(t *testing.T) {
+	clearKubeEnv(t)
+	admin := testEnv.Clusters()[0].AdminConfig()
+	cert, _ := os.ReadFile(admin.CertFile)
+	key, _ := os.ReadFile(admin.KeyFile)
+	cred, _ := json.Marshal(map[string]any{
+		"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+		"status": map[string]string{"clientCertificateData": string(cert), "clientKeyData": string(key)},
+	})
+	dir := t.TempDir()
+	credPath, marker := filepath.Join(dir, "cred.json"), filepath.Join(dir, "ran")
+	if err := os.WriteFile(credPath, cred, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plugin := filepath.Join(dir, "get-credentials")
+	script := "#!/bin/sh\n[ \"$1\" = --cluster ] && [ \"$CLUSTER\" = local ] && touch " + marker + "\ncat " + credPath + "\n"
+	if err := os.WriteFile(plugin, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	args, _ := types.ListValueFrom(t.Context(), types.StringType, []string{"--cluster", "local"})
+	env, _ := types.MapValueFrom(t.Context(), types.StringType, map[string]string{"CLUSTER": "local"})
+	diags := reachesCluster(t, &kubernetesModel{
+		Host:                 types.StringValue(admin.Host),
+		ClusterCACertificate: types.StringValue(string(admin.CAData) + readFile(t, admin.CAFile)),
+		Exec: &execModel{APIVersion: types.StringValue("client.authentication.k8s.io/v1"), Command: types.StringValue(plugin),
+			Args: args, Env: env},
+	})
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Error("the plugin did not run with the arguments and environment configured")
+	}
+}
+
+func TestKubernetesSettings_tlsServerNameIsWhatTheCertificateIsCheckedAgainst(t *testing.T) {
+	clearKubeEnv(t)
+	admin := testEnv.Clusters()[0].AdminConfig()
+	model := func(name string) *kubernetesModel {
+		cert, _ := os.ReadFile(admin.CertFile)
+		key, _ := os.ReadFile(admin.KeyFile)
+		return &kubernetesModel{
+			Host:                 types.StringValue(admin.Host),
+			ClusterCACertificate: types.StringValue(string(admin.CAData) + readFile(t, admin.CAFile)),
+			ClientCertificate:    types.StringValue(string(cert)),
+			ClientKey:            types.StringValue(string(key)),
+			TLSServerName:        types.StringValue(name),
+		}
+	}
+	if diags := reachesCluster(t, model("kubernetes.default.svc")); diags.HasError() {
+		t.Fatal(diags)
+	}
+	var diags diag.Diagnostics
+	d := newProviderData(context.Background(), "test", "1.11.4", providerModel{Kubernetes: model("wrong.example")}, &diags)
+	cfg, _ := d.KubernetesConfig()
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{}); err == nil || !strings.Contains(err.Error(), "wrong.example") {
+		t.Fatalf("a server name the certificate does not have: %v; want a certificate error naming it", err)
+	}
+}
+
+func TestKubernetesSettings_proxyURLCarriesTheConnections(t *testing.T) {
+	clearKubeEnv(t)
+	proxy, tunnels := connectProxy(t)
+	t.Setenv("KUBE_CONFIG_PATH", testEnv.Clusters()[0].AdminKubeconfigPath())
+	t.Setenv("KUBE_PROXY_URL", proxy)
+	if diags := reachesCluster(t, nil); diags.HasError() {
+		t.Fatal(diags)
+	}
+	if tunnels.Load() == 0 {
+		t.Error("the request reached the cluster without going through the proxy")
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	if p == "" {
+		return ""
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// connectProxy is an HTTP proxy that tunnels CONNECT requests and counts them.
+func connectProxy(t *testing.T) (string, *atomic.Int32) {
+	var tunnels atomic.Int32
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		up, err := net.Dial("tcp", r.Host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			up.Close()
+			return
+		}
+		tunnels.Add(1)
+		_, _ = conn.Write([]byte("HTTP/1.1 200 Connection Established\r\n\r\n"))
+		go func() { _, _ = io.Copy(up, buf); up.Close() }()
+		_, _ = io.Copy(conn, up)
+		conn.Close()
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + l.Addr().String(), &tunnels
 }
