@@ -90,14 +90,15 @@ func prepareTerraform() error {
 		}
 		os.Setenv("TF_ACC_TERRAFORM_PATH", p)
 	}
-	// A run meant for OpenTofu must really use it.
-	if os.Getenv("TF_ACC_PROVIDER_HOST") == "registry.opentofu.org" {
-		out, err := exec.Command(os.Getenv("TF_ACC_TERRAFORM_PATH"), "version").Output()
-		if err != nil || !strings.HasPrefix(string(out), "OpenTofu v") {
-			return fmt.Errorf("TF_ACC_PROVIDER_HOST is registry.opentofu.org but %s is not OpenTofu (%q, %v)", os.Getenv("TF_ACC_TERRAFORM_PATH"), firstLine(out), err)
-		}
-		fmt.Fprintf(os.Stderr, "acceptance tests run under %s\n", firstLine(out))
+	out, err := exec.Command(os.Getenv("TF_ACC_TERRAFORM_PATH"), "version").Output()
+	if err != nil {
+		return fmt.Errorf("%s version: %v", os.Getenv("TF_ACC_TERRAFORM_PATH"), err)
 	}
+	// A run meant for OpenTofu must really use it.
+	if os.Getenv("TF_ACC_PROVIDER_HOST") == "registry.opentofu.org" && !strings.HasPrefix(string(out), "OpenTofu v") {
+		return fmt.Errorf("TF_ACC_PROVIDER_HOST is registry.opentofu.org but %s is not OpenTofu (%q)", os.Getenv("TF_ACC_TERRAFORM_PATH"), firstLine(out))
+	}
+	fmt.Fprintf(os.Stderr, "acceptance tests run under %s\n", firstLine(out))
 	if f := os.Getenv("TF_CLI_CONFIG_FILE"); f == "" || !fileExists(f) {
 		dir, err := os.MkdirTemp("", "kubecreds-tfcli-")
 		if err != nil {
