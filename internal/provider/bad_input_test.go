@@ -73,6 +73,8 @@ var badInputs = []badInput{
 	{"system:masters certificate", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nmode = \"client_certificate\"\nuser = \"a\"\ngroups = [\"system:masters\"]"), `groups`, `must be none of: \["system:masters"\]`},
 	{"audiences in certificate mode", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nmode = \"client_certificate\"\nuser = \"a\"\naudiences = [\"x\"]"), `audiences`, `mode = "service_account" only`},
 	{"user in token mode", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nuser = \"a\""), `user`, `mode = "client_certificate" only`},
+	{"invalid service account name", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nservice_account {\nnamespace = \"ci\"\nname = \"Deploy_Bot\"\n}"), `service_account.name`, `must be a Kubernetes service account name`},
+	{"namespace too long", rotationWith("cluster_id = 1\nnamespaces = [\""+strings.Repeat("a", 64)+"\"]"), `namespaces`, `at most 63 characters`},
 	{"half a service account", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nservice_account {\nname = \"x\"\n}"), `service_account`, `both namespace and name`},
 
 	// provider

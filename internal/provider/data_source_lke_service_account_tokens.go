@@ -8,7 +8,6 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
-	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -111,12 +110,9 @@ func (d *lkeServiceAccountTokensDataSource) Schema(_ context.Context, _ datasour
 	}
 }
 
-// namespaceNameValidators check a Kubernetes namespace name (RFC 1123 label).
+// namespaceNameValidators check a Kubernetes namespace name.
 func namespaceNameValidators() []validator.String {
-	return []validator.String{
-		stringvalidator.LengthBetween(1, 63),
-		stringvalidator.RegexMatches(namespacePattern, "must be a Kubernetes namespace name: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters"),
-	}
+	return []validator.String{namespaceName}
 }
 
 func (d *lkeServiceAccountTokensDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {

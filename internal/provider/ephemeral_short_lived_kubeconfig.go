@@ -193,7 +193,7 @@ func (r *shortLivedKubeconfig) Schema(_ context.Context, _ ephemeral.SchemaReque
 					"name": schema.StringAttribute{
 						Description: "Name of the service account.",
 						Optional:    true,
-						Validators:  []validator.String{stringvalidator.LengthBetween(1, 253)},
+						Validators:  []validator.String{serviceAccountName},
 					},
 				},
 			},

@@ -71,3 +71,25 @@ func TestDurationSaysTheRangeAndThatThereAreNoDays(t *testing.T) {
 		}
 	}
 }
+
+// Kubernetes names are checked with apimachinery's validation, as the API
+// server checks them.
+func TestKubeNamesAreCheckedAsTheAPIServerChecksThem(t *testing.T) {
+	for _, c := range []struct {
+		v    kubeName
+		in   string
+		fail bool
+	}{
+		{namespaceName, "kube-system", false},
+		{namespaceName, "Kube_System", true},
+		{namespaceName, strings.Repeat("a", 64), true},
+		{namespaceName, "a.b", true},
+		{serviceAccountName, "ci.deployer", false},
+		{serviceAccountName, "Deploy_Bot", true},
+		{serviceAccountName, "", true},
+	} {
+		if got := len(c.v.check(c.in)) > 0; got != c.fail {
+			t.Errorf("%s %q: rejected %t, want %t", c.v.what, c.in, got, c.fail)
+		}
+	}
+}

@@ -3,17 +3,49 @@ package provider
 import (
 	"context"
 	"fmt"
-	"regexp"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// namespacePattern is an RFC 1123 label, what Kubernetes accepts as a namespace name.
-var namespacePattern = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+// kubeName checks a Kubernetes object name with apimachinery's own
+// validation (the API server's): namespaces are RFC 1123 labels, service
+// accounts RFC 1123 subdomains.
+type kubeName struct {
+	what  string // "namespace name", "service account name"
+	rule  string // what it allows, for the message
+	check func(string) []string
+}
+
+var (
+	namespaceName = kubeName{what: "a Kubernetes namespace name",
+		rule: "lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters", check: validation.IsDNS1123Label}
+	serviceAccountName = kubeName{what: "a Kubernetes service account name",
+		rule: "lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters", check: validation.IsDNS1123Subdomain}
+)
+
+var _ validator.String = kubeName{}
+
+func (v kubeName) Description(context.Context) string {
+	return "must be " + v.what + ": " + v.rule
+}
+
+func (v kubeName) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (v kubeName) ValidateString(ctx context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if errs := v.check(req.ConfigValue.ValueString()); len(errs) > 0 {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Kubernetes name",
+			fmt.Sprintf("%s %s; got %q (%s).", req.Path, v.Description(ctx), req.ConfigValue.ValueString(), strings.Join(errs, "; ")))
+	}
+}
 
 // durationBetween accepts a Go duration string within [min, max], as
 // time_rotating-style users write them ("720h").
