@@ -63,6 +63,7 @@ var badInputs = []badInput{
 	{"ttl too short", ephemeralWith("lke_cluster_id = 1\nttl = \"5m\""), `ttl`, `between 10m and 4320h`},
 	{"ttl absurd", ephemeralWith("lke_cluster_id = 1\nttl = \"100000h\""), `ttl`, `between 10m and 4320h`},
 	{"ttl negative", ephemeralWith("lke_cluster_id = 1\nttl = \"-1h\""), `ttl`, `between 10m and 4320h`},
+	{"ttl in days", ephemeralWith("lke_cluster_id = 1\nttl = \"7d\""), `ttl`, `between 10m and 4320h.*no\s+days`},
 	{"ttl missing", ephemeralWith("lke_cluster_id = 1"), `"ttl"`, `is required`},
 	{"two sources", ephemeralWith("lke_cluster_id = 1\nbase_kubeconfig = \"x\"\nttl = \"1h\""), `lke_cluster_id`, `base_kubeconfig`},
 	{"lke cluster id 0", ephemeralWith("lke_cluster_id = 0\nttl = \"1h\""), `lke_cluster_id`, `must be at least 1, got: 0`},
@@ -74,12 +75,13 @@ var badInputs = []badInput{
 	{"audiences in certificate mode", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nmode = \"client_certificate\"\nuser = \"a\"\naudiences = [\"x\"]"), `audiences`, `mode = "service_account" only`},
 	{"user in token mode", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nuser = \"a\""), `user`, `mode = "client_certificate" only`},
 	{"invalid service account name", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nservice_account {\nnamespace = \"ci\"\nname = \"Deploy_Bot\"\n}"), `service_account.name`, `must be a Kubernetes service account name`},
-	{"namespace too long", rotationWith("cluster_id = 1\nnamespaces = [\""+strings.Repeat("a", 64)+"\"]"), `namespaces`, `at most 63 characters`},
+	{"namespace too long", rotationWith("cluster_id = 1\nnamespaces = [\"" + strings.Repeat("a", 64) + "\"]"), `namespaces`, `at most 63 characters`},
 	{"half a service account", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nservice_account {\nname = \"x\"\n}"), `service_account`, `both namespace and name`},
 
 	// provider
 	{"unknown Linode API version", providerWith(`linode_api_version = "v3"`), `linode_api_version`, `must be one of: \["v4"\s+"v4beta"\]`},
 	{"request timeout zero", providerWith(`request_timeout = "0s"`), `request_timeout`, `between 1s and 10m`},
+	{"request timeout not a duration", providerWith(`request_timeout = "30 seconds"`), `request_timeout`, `between 1s and 10m, such as "30s"`},
 	{"request timeout absurd", providerWith(`request_timeout = "48h"`), `request_timeout`, `between 1s and 10m`},
 	{"negative retries", providerWith(`max_retries = -1`), `max_retries`, `between 0 and 20`},
 	{"absurd retries", providerWith(`max_retries = 1000`), `max_retries`, `between 0 and 20`},

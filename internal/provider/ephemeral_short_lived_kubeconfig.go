@@ -59,7 +59,7 @@ type shortLivedKubeconfig struct {
 type shortLivedKubeconfigModel struct {
 	LKEClusterID   wholeNumber          `tfsdk:"lke_cluster_id"`
 	BaseKubeconfig types.String         `tfsdk:"base_kubeconfig"`
-	TTL            types.String         `tfsdk:"ttl"`
+	TTL            duration             `tfsdk:"ttl"`
 	Mode           types.String         `tfsdk:"mode"`
 	ServiceAccount *serviceAccountModel `tfsdk:"service_account"`
 	Audiences      types.List           `tfsdk:"audiences"`
@@ -108,6 +108,7 @@ func (r *shortLivedKubeconfig) Schema(_ context.Context, _ ephemeral.SchemaReque
 			"ttl": schema.StringAttribute{
 				Description: "How long the credentials are valid, as a Go duration between 10m (the API server's minimum for a token) " +
 					"and 4320h (six months), e.g. `\"1h\"`.",
+				CustomType: durationType{bounds: ttlRange},
 				Required:   true,
 				Validators: []validator.String{ttlRange},
 			},
@@ -276,7 +277,11 @@ func (r *shortLivedKubeconfig) Open(ctx context.Context, req ephemeral.OpenReque
 	}
 	ctx, cancel := context.WithTimeout(ctx, openTimeout)
 	defer cancel()
-	ttl, _ := time.ParseDuration(m.TTL.ValueString()) // validated
+	ttl, diags := m.TTL.ValueGoDuration()
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	cfg, clusterName, diags := r.clusterConfig(ctx, &m)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {

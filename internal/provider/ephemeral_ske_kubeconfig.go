@@ -38,7 +38,7 @@ type skeKubeconfigModel struct {
 	ProjectID   types.String `tfsdk:"project_id"`
 	Region      types.String `tfsdk:"region"`
 	ClusterName types.String `tfsdk:"cluster_name"`
-	TTL         types.String `tfsdk:"ttl"`
+	TTL         duration     `tfsdk:"ttl"`
 	Kubeconfig  types.String `tfsdk:"kubeconfig"`
 	Host        types.String `tfsdk:"host"`
 	ClusterCA   types.String `tfsdk:"cluster_ca_certificate"`
@@ -78,6 +78,7 @@ func (r *skeKubeconfig) Schema(_ context.Context, _ ephemeral.SchemaRequest, res
 			"ttl": schema.StringAttribute{
 				Description: "How long the kubeconfig is valid, as a Go duration: from `10m` to `4320h` (180 days), " +
 					"whole seconds. Default `1h`.",
+				CustomType: durationType{bounds: skeExpirationRange},
 				Optional:   true,
 				Validators: []validator.String{skeExpirationRange},
 			},
@@ -136,7 +137,12 @@ func (r *skeKubeconfig) Open(ctx context.Context, req ephemeral.OpenRequest, res
 	}
 	expiration := time.Hour
 	if !m.TTL.IsNull() {
-		expiration, _ = time.ParseDuration(m.TTL.ValueString()) // validated
+		d, diags := m.TTL.ValueGoDuration()
+		resp.Diagnostics.Append(diags...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+		expiration = d
 	}
 	ref := ske.ClusterRef{ProjectID: m.ProjectID.ValueString(), Region: m.Region.ValueString(), Name: m.ClusterName.ValueString()}
 	var kc *ske.Kubeconfig

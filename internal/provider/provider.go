@@ -5,7 +5,6 @@ package provider
 
 import (
 	"context"
-	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
@@ -48,7 +47,7 @@ type providerModel struct {
 	LinodeAPIURL     types.String     `tfsdk:"linode_api_url"`
 	LinodeAPIVersion types.String     `tfsdk:"linode_api_version"`
 	LinodeCAPath     types.String     `tfsdk:"linode_ca_path"`
-	RequestTimeout   types.String     `tfsdk:"request_timeout"`
+	RequestTimeout   duration         `tfsdk:"request_timeout"`
 	MaxRetries       types.Int64      `tfsdk:"max_retries"`
 	Kubernetes       *kubernetesModel `tfsdk:"kubernetes"`
 	STACKIT          *stackitModel    `tfsdk:"stackit"`
@@ -125,8 +124,9 @@ func (p *kubecredsProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 			"request_timeout": schema.StringAttribute{
 				Description: "Longest time one HTTP request to the Linode API or a Kubernetes API server may take before it is " +
 					"abandoned (and retried), as a Go duration between 1s and 10m. Default `30s`.",
+				CustomType: durationType{bounds: requestTimeoutRange},
 				Optional:   true,
-				Validators: []validator.String{durationBetween{min: time.Second, max: 10 * time.Minute, example: "30s"}},
+				Validators: []validator.String{requestTimeoutRange},
 			},
 			"max_retries": schema.Int64Attribute{
 				Description: "How many times a request that fails with a transient error (429, 500, 502, 503, 504, a timeout or a " +

@@ -115,9 +115,9 @@ func newProviderData(ctx context.Context, version, tfVersion string, cfg provide
 	}
 	d.requestTimeout = defaultRequestTimeout
 	if v := cfg.RequestTimeout; !v.IsNull() && !v.IsUnknown() {
-		if t, err := time.ParseDuration(v.ValueString()); err == nil {
-			d.requestTimeout = t
-		}
+		t, more := v.ValueGoDuration()
+		diags.Append(more...)
+		d.requestTimeout = t
 	}
 	d.retry = rotation.Retry{Max: defaultMaxRetries}
 	if v := cfg.MaxRetries; !v.IsNull() && !v.IsUnknown() {

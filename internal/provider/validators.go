@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
+var requestTimeoutRange = durationBetween{min: time.Second, max: 10 * time.Minute, example: "30s"}
+
 // kubeName checks a Kubernetes object name with apimachinery's own
 // validation (the API server's): namespaces are RFC 1123 labels, service
 // accounts RFC 1123 subdomains.
