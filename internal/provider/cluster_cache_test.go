@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,12 +16,19 @@ func TestClusterLookupsShareOneRequestPerCluster(t *testing.T) {
 	var calls atomic.Int32
 	release := make(chan struct{})
 	fetch := func(context.Context) error { calls.Add(1); <-release; return nil }
-	var wg sync.WaitGroup
+	var wg, started sync.WaitGroup
 	for range 10 {
 		wg.Add(1)
-		go func() { defer wg.Done(); _ = c.get(context.Background(), 7, now, fetch) }()
+		started.Add(1)
+		go func() { defer wg.Done(); started.Done(); _ = c.get(context.Background(), 7, now, fetch) }()
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Every lookup is under way while the first request is held: lookups
+	// that do not share would each call fetch now. Give them ample time to.
+	started.Wait()
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for calls.Load() <= 1 && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
 	close(release)
 	wg.Wait()
 	if calls.Load() != 1 {

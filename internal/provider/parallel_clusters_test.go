@@ -127,4 +127,32 @@ output "rotations" {
 			t.Errorf("cluster %d: its deletion log line says %q; want deleted=%d", c.ID, line, len(want[c.ID])-1)
 		}
 	}
+	// The rotations ran at the same time: each one's span (its first to
+	// its last kubeconfig request: the fetch of the current kubeconfig,
+	// the polls for the new one) overlaps every other's.
+	var latestStart, earliestEnd time.Time
+	for _, c := range clusters {
+		var first, last time.Time
+		for _, r := range testEnv.Emulator.Requests() {
+			if r.ClusterID == c.ID && r.Endpoint == lkelocal.EndpointGetKubeconfig && r.At.After(start) {
+				if first.IsZero() {
+					first = r.At
+				}
+				last = r.At
+			}
+		}
+		if first.IsZero() {
+			t.Fatalf("cluster %d: no kubeconfig request during the apply", c.ID)
+		}
+		if first.After(latestStart) {
+			latestStart = first
+		}
+		if earliestEnd.IsZero() || last.Before(earliestEnd) {
+			earliestEnd = last
+		}
+	}
+	if !latestStart.Before(earliestEnd) {
+		t.Errorf("the five rotations did not all run at once: the last one started %s after the first one ended",
+			latestStart.Sub(earliestEnd).Round(time.Millisecond))
+	}
 }

@@ -83,10 +83,11 @@ func TestAccRotation_createRotatesAndProvesIt(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
 	var (
-		before     map[string]string
-		oldKC      []byte
-		firstSHA   string
-		firstAtStr string
+		before      map[string]string
+		oldKC       []byte
+		firstSHA    string
+		firstAtStr  string
+		regenerates int
 	)
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testProviders,
@@ -135,15 +136,25 @@ func TestAccRotation_createRotatesAndProvesIt(t *testing.T) {
 				PlanOnly: true,
 			},
 			{
-				// Settings that do not force replacement update in place, without rotating.
+				// Settings that do not force replacement update in place,
+				// without rotating: no regenerate request reaches the Linode
+				// API, and the served kubeconfig is the one from before.
+				PreConfig: func() { regenerates = testEnv.Emulator.CountClusterRequests(c.ID, lkelocal.EndpointRegenerate) },
 				Config: rotationConfig(c.ID, `  keepers = { reason = "first" }
   verify  = false`),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(rotationAddr, plancheck.ResourceActionUpdate),
 				}},
 				Check: check(func(a map[string]string) error {
-					if a["kubeconfig_sha256"] != firstSHA || a["rotated_at"] != firstAtStr {
-						return fmt.Errorf("an in-place update rotated the cluster")
+					if n := testEnv.Emulator.CountClusterRequests(c.ID, lkelocal.EndpointRegenerate) - regenerates; n != 0 {
+						return fmt.Errorf("an in-place update sent %d regenerate requests", n)
+					}
+					if got := sha256Hex(servedKubeconfig(t, c)); got != firstSHA {
+						return fmt.Errorf("an in-place update changed the served kubeconfig")
+					}
+					if a["kubeconfig_sha256"] != firstSHA || a["rotated_at"] != firstAtStr || a["verify"] != "false" {
+						return fmt.Errorf("the state after an in-place update: sha kept %t, rotated_at kept %t, verify %s",
+							a["kubeconfig_sha256"] == firstSHA, a["rotated_at"] == firstAtStr, a["verify"])
 					}
 					return nil
 				}),

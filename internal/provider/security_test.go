@@ -64,14 +64,15 @@ func TestSecurityDefaults(t *testing.T) {
 		t.Fatalf("apply: %v\n%s", err, out)
 	}
 
-	// Files: the provider keeps everything in memory.
-	files := 0
+	// Files: the provider keeps everything in memory, so nothing is left
+	// under HOME or TMPDIR (and what is must at least be 0600).
+	var files []string
 	for _, root := range []string{home, tmp} {
 		_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
 			}
-			files++
+			files = append(files, path)
 			info, err := d.Info()
 			if err == nil && info.Mode().Perm()&0o077 != 0 {
 				t.Errorf("%s is %v; a file the provider writes must be 0600", path, info.Mode().Perm())
@@ -79,7 +80,10 @@ func TestSecurityDefaults(t *testing.T) {
 			return nil
 		})
 	}
-	t.Logf("files written under HOME and TMPDIR during a rotation and a short-lived kubeconfig: %d", files)
+	t.Logf("files written under HOME and TMPDIR during a rotation and a short-lived kubeconfig: %d", len(files))
+	if len(files) != 0 {
+		t.Errorf("files left under HOME or TMPDIR after a rotation and a short-lived kubeconfig: %v; want none", files)
+	}
 
 	// User agent, on the Linode API and on the cluster's API endpoint.
 	const ua = "terraform-provider-kubecreds/dev (+https://registry.terraform.io/providers/kubecreds/kubecreds) Terraform/"
