@@ -40,6 +40,21 @@ func skeClient(t *testing.T, api *lkelocal.SKEAPI) *ske.Client {
 	return &ske.Client{BaseURL: api.URL, HTTP: hc}
 }
 
+// newSKECluster starts an SKE cluster of the test's own, and the SKE API
+// with a client for it.
+func newSKECluster(t *testing.T, name string) (*lkelocal.SKECluster, *lkelocal.SKEAPI, *ske.Client, ske.ClusterRef) {
+	t.Helper()
+	c, err := env.AddSKECluster(t.Context(), lkelocal.SKEClusterSpec{ProjectID: "p-kubecreds", Region: "eu01", Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := env.SKE()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, api, skeClient(t, api), ske.ClusterRef{ProjectID: c.ProjectID, Region: c.Region, Name: c.Name}
+}
+
 // works tells whether a client reaches the cluster as an authenticated
 // user (whatever that user may do).
 func works(ctx context.Context, cs kubernetes.Interface) error {
@@ -71,16 +86,7 @@ func waitPhase(t *testing.T, c *ske.Client, ref ske.ClusterRef, want string) {
 // working; Secrets stay readable (re-encrypted with the new key).
 func TestSKECredentialsRotationReallyRotates(t *testing.T) {
 	ctx := t.Context()
-	c, err := env.AddSKECluster(ctx, lkelocal.SKEClusterSpec{ProjectID: "p-kubecreds", Region: "eu01", Name: "rotate"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := env.SKE()
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := skeClient(t, api)
-	ref := ske.ClusterRef{ProjectID: c.ProjectID, Region: c.Region, Name: c.Name}
+	c, _, client, ref := newSKECluster(t, "rotate")
 
 	cl, err := client.GetCluster(ctx, ref)
 	if err != nil || cl.Status.Aggregated != ske.StateHealthy || cl.Status.CredentialsRotation.Phase != ske.PhaseNever {
@@ -250,19 +256,10 @@ func TestSKEKeyFlowGetsAccessTokensFromTheLocalTokenEndpoint(t *testing.T) {
 // refused (the API knows better than its reads).
 func TestSKEBadDays(t *testing.T) {
 	ctx := t.Context()
-	c, err := env.AddSKECluster(ctx, lkelocal.SKEClusterSpec{ProjectID: "p-kubecreds", Region: "eu01", Name: "baddays"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := env.SKE()
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := skeClient(t, api)
-	ref := ske.ClusterRef{ProjectID: c.ProjectID, Region: c.Region, Name: c.Name}
+	c, api, client, ref := newSKECluster(t, "baddays")
 
 	api.InjectFaults(c, lkelocal.SKEGetCluster, lkelocal.Fault{Status: http.StatusBadGateway, HTML: true})
-	_, err = client.GetCluster(ctx, ref)
+	_, err := client.GetCluster(ctx, ref)
 	var apiErr *ske.APIError
 	if !errors.As(err, &apiErr) || ske.StatusCode(err) != http.StatusBadGateway || !apiErr.Transient() || strings.Contains(err.Error(), "<html") {
 		t.Fatalf("a gateway's HTML 502: %v; want a transient 502 without the page", err)
