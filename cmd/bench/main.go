@@ -219,6 +219,8 @@ func (b *bench) targets(s *strings.Builder) {
 			fmt.Fprintf(s, "- Detection lag ≤ 0.5 s (kubeconfig delay %s): %s s — %s.\n", d, trimFloat(lag), verdict(lag <= 0.5))
 		}
 	}
+	var missed5x, floorUnder5x bool
+	literalMax := 0 // the largest N kubectl ran at as the runbook writes it
 	for _, n := range []int{100, 1000, 5000} {
 		c := fmt.Sprintf("delete %d token secrets", n)
 		p, floor := med(c, "provider deletion step"), med(c, "floor: DeleteCollection")
@@ -228,21 +230,30 @@ func (b *bench) targets(s *strings.Builder) {
 		}
 		fmt.Fprintf(s, "- N = %d: within 2× of the floor: %.2f× — %s.", n, p/floor, verdict(p <= 2*floor))
 		if literal > 0 {
+			literalMax = n
 			fmt.Fprintf(s, " Against kubectl as the runbook writes it: %.0f× faster.", literal/p)
 		}
 		if fast > 0 {
 			fmt.Fprintf(s, " Against kubectl --wait=false: %.1f× faster (the floor itself: %.1f×)", fast/p, fast/floor)
 			if n == 1000 {
 				fmt.Fprintf(s, " — target ≥ 5×: %s", verdict(fast/p >= 5))
+				missed5x, floorUnder5x = fast/p < 5, fast/floor < 5
 			}
 			s.WriteString(".")
 		}
 		s.WriteString("\n")
 	}
-	s.WriteString("\nWhere ≥ 5× against `kubectl --wait=false` is missed, it is because the floor itself (the API server " +
-		"deleting the secrets on its own) is not 5× faster than kubectl on this 2-core machine: see [profile/README.md](profile/README.md) — " +
-		"the client spends almost no CPU (the provider's step is a few DeleteCollection requests); kube-apiserver, etcd and " +
-		"kube-controller-manager (whose token controller reacts to each deletion) share the two cores and set the pace. " +
-		"kubectl as the runbook writes it (default `--wait`) waits for each secret with its own request, throttled by its client " +
-		"to 5 a second, which is what the provider is measured against at N ≤ -kubectl-wait-max.\n")
+	// Explanations only for what this run's numbers show.
+	switch {
+	case missed5x && floorUnder5x:
+		s.WriteString("\nThe ≥ 5× target against `kubectl --wait=false` is missed in this run, and the floor itself (the API server " +
+			"deleting the secrets on its own) is not 5× faster than kubectl either: no client could meet it on this machine. " +
+			"See [profile/README.md](profile/README.md) for where the time goes.\n")
+	case missed5x:
+		s.WriteString("\nThe ≥ 5× target against `kubectl --wait=false` is missed in this run while the floor meets it: " +
+			"the provider's deletion step is slower than it needs to be.\n")
+	}
+	if literalMax > 0 {
+		fmt.Fprintf(s, "\nkubectl as the runbook writes it (default `--wait`) ran only up to N = %d (`-kubectl-wait-max`).\n", literalMax)
+	}
 }
