@@ -1,21 +1,11 @@
 // Package consul stands in for Terraform's consul state backend, which this test
-// build of Terraform leaves out: it refuses to be configured.
+// build leaves out.
 package consul
 
 import (
 	"github.com/hashicorp/terraform/internal/backend"
-	"github.com/hashicorp/terraform/internal/backend/remote-state/inmem"
-	"github.com/hashicorp/terraform/internal/tfdiags"
-	"github.com/zclconf/go-cty/cty"
+	"github.com/hashicorp/terraform/internal/legacy/refuse"
 )
 
-// New returns the stand-in.
-func New() backend.Backend { return refused{inmem.New()} }
-
-type refused struct{ backend.Backend }
-
-func (refused) Configure(cty.Value) tfdiags.Diagnostics {
-	var diags tfdiags.Diagnostics
-	return diags.Append(tfdiags.Sourceless(tfdiags.Error, "Backend not available",
-		"The consul backend is not built into this test build of Terraform."))
-}
+// New returns a backend that refuses to be configured.
+func New() backend.Backend { return refuse.Backend("consul") }
