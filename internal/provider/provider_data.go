@@ -434,8 +434,13 @@ func (d *providerData) checkSettings(diags *diag.Diagnostics) {
 	}
 	if p := d.kube.ProxyURL; p != "" {
 		if u, err := url.Parse(p); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5") {
+			// A proxy URL may carry a password: never repeat it.
+			shown := "not a URL"
+			if err == nil {
+				shown = fmt.Sprintf("%q", u.Redacted())
+			}
 			diags.AddAttributeError(path.Root("kubernetes").AtName("proxy_url"), "Invalid proxy URL",
-				fmt.Sprintf("kubernetes.proxy_url (or KUBE_PROXY_URL) is %q; it must be an http://, https:// or socks5:// URL with a host, such as http://proxy.example:3128.", p))
+				fmt.Sprintf("kubernetes.proxy_url (or KUBE_PROXY_URL) is %s; it must be an http://, https:// or socks5:// URL with a host, such as http://proxy.example:3128.", shown))
 		}
 	}
 	if e := d.kube.Exec; e != nil && e.Command == "" && !slices.Contains(d.kubeUnknown, "kubernetes.exec.command") {
