@@ -98,6 +98,7 @@ type Environment struct {
 	mu        sync.Mutex
 	cluster   map[int]*Cluster
 	ske       []*SKECluster
+	skeSeq    int // numbers SKE clusters: their directory and etcd prefix
 	skeAPI    *SKEAPI
 	closeOnce sync.Once
 	nextID    int

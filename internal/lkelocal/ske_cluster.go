@@ -132,8 +132,11 @@ func (env *Environment) AddSKECluster(ctx context.Context, spec SKEClusterSpec) 
 	if spec.ProjectID == "" || spec.Region == "" || spec.Name == "" {
 		return nil, errors.New("an SKE cluster needs a project, a region and a name")
 	}
+	// Reserved under the lock: clusters started at the same time must not
+	// share an etcd prefix (they would see each other's objects).
 	env.mu.Lock()
-	n := len(env.ske) + 1
+	env.skeSeq++
+	n := env.skeSeq
 	env.mu.Unlock()
 	cctx, cancel := context.WithCancel(env.ctx)
 	c := &SKECluster{
