@@ -159,7 +159,7 @@ func (d *providerData) resolveKubernetes(m *kubernetesModel, diags *diag.Diagnos
 	}
 	d.kube.TLSServerName = str(m.TLSServerName, "tls_server_name", "KUBE_TLS_SERVER_NAME")
 	d.kube.ProxyURL = str(m.ProxyURL, "proxy_url", "KUBE_PROXY_URL")
-	d.kube.ConfigPaths = d.strings(m.ConfigPaths, "kubernetes.config_paths")
+	d.kube.ConfigPaths = d.stringList(m.ConfigPaths, "kubernetes.config_paths")
 	if d.kube.ConfigPaths == nil && m.ConfigPaths.IsNull() && m.ConfigPath.IsNull() {
 		if v := os.Getenv("KUBE_CONFIG_PATHS"); v != "" && d.kube.ConfigPath == "" {
 			d.kube.ConfigPaths = filepath.SplitList(v)
@@ -169,7 +169,7 @@ func (d *providerData) resolveKubernetes(m *kubernetesModel, diags *diag.Diagnos
 		d.kube.Exec = &kubeconfig.Exec{
 			APIVersion: str(e.APIVersion, "exec.api_version", ""),
 			Command:    str(e.Command, "exec.command", ""),
-			Args:       d.strings(e.Args, "kubernetes.exec.args"),
+			Args:       d.stringList(e.Args, "kubernetes.exec.args"),
 		}
 		switch {
 		case e.Env.IsUnknown():
@@ -201,9 +201,9 @@ func (d *providerData) resolveKubernetes(m *kubernetesModel, diags *diag.Diagnos
 	}
 }
 
-// strings reads a list of strings of the kubernetes block (nil when null;
+// stringList reads a list of strings of the kubernetes block (nil when null;
 // an unknown one is recorded as such).
-func (d *providerData) strings(l types.List, attr string) []string {
+func (d *providerData) stringList(l types.List, attr string) []string {
 	switch {
 	case l.IsUnknown():
 		d.kubeUnknown = append(d.kubeUnknown, attr)
