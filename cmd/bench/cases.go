@@ -103,6 +103,7 @@ resource "kubecreds_lke_secret_rotation" "r" {
 // to) until it holds a token other than the one from before, and kubectl get
 // nodes with it.
 const manualRunbook = `set -eu
+trap 'echo "runbook failed at line $LINENO" >&2' ERR
 api="$LINODE_URL/v4/lke/clusters/$CLUSTER_ID"
 auth="Authorization: Bearer $LINODE_TOKEN"
 old=$(mktemp); new=$(mktemp); trap 'rm -f "$old" "$new"' EXIT

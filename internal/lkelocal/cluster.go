@@ -66,6 +66,11 @@ type Cluster struct {
 	highAvailability bool
 	staleWindow      time.Duration // after a regeneration, the previous kubeconfig is still served this long
 	staleKubeconfig  []byte        // the kubeconfig served before the last regeneration
+	// The stale window and delay in force when the last regeneration was
+	// asked for. Setting longer ones applies from the next regeneration on,
+	// not to one already served; setting shorter ones also shortens the
+	// wait under way.
+	regenStale, regenDelay time.Duration
 	outage           time.Duration // after a service-token regeneration (standard clusters)
 	outageUntil      time.Time     // the API endpoint answers 503 until then
 	outageStarted    chan struct{} // closed when an outage starts (then replaced): cuts requests in flight
@@ -361,6 +366,7 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 	c.pendingRegens++
 	c.updated = time.Now().UTC().Truncate(time.Second)
 	c.lastRegenAt = time.Now()
+	c.regenStale, c.regenDelay = c.staleWindow, c.kubeconfigDelay
 	c.staleKubeconfig = c.kubeconfig
 	if serviceToken && !c.highAvailability && c.outage > 0 {
 		// LKE restarts the control-plane components with the new token.
@@ -508,10 +514,10 @@ func (c *Cluster) servedKubeconfig() (kc []byte, ready bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
-	if now.Before(c.lastRegenAt.Add(c.staleWindow)) && c.staleKubeconfig != nil {
+	if now.Before(c.lastRegenAt.Add(c.regenStale)) && c.staleKubeconfig != nil {
 		return c.staleKubeconfig, true // stale: the regeneration is not visible yet
 	}
-	if c.pendingRegens > 0 || now.Before(c.lastRegenAt.Add(c.staleWindow+c.kubeconfigDelay)) {
+	if c.pendingRegens > 0 || now.Before(c.lastRegenAt.Add(c.regenStale+c.regenDelay)) {
 		return nil, false
 	}
 	return c.kubeconfig, true
@@ -523,6 +529,7 @@ func (c *Cluster) SetStaleWindow(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.staleWindow = d
+	c.regenStale = min(c.regenStale, d)
 }
 
 // recycle replaces the nodes of the given pools (all when none are given)
@@ -631,7 +638,7 @@ func (c *Cluster) KubeconfigReadySince() time.Time {
 	if c.pendingRegens > 0 {
 		return time.Time{}
 	}
-	ready := c.lastRegenAt.Add(c.staleWindow + c.kubeconfigDelay)
+	ready := c.lastRegenAt.Add(c.regenStale + c.regenDelay)
 	if c.regenDoneAt.After(ready) {
 		ready = c.regenDoneAt
 	}
@@ -643,6 +650,7 @@ func (c *Cluster) SetKubeconfigDelay(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.kubeconfigDelay = d
+	c.regenDelay = min(c.regenDelay, d)
 }
 
 // SetRecycleDelay sets how long a recycle takes before the new nodes appear.
