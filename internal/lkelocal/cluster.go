@@ -71,16 +71,16 @@ type Cluster struct {
 	// not to one already served; setting shorter ones also shortens the
 	// wait under way.
 	regenStale, regenDelay time.Duration
-	outage           time.Duration // after a service-token regeneration (standard clusters)
-	outageUntil      time.Time     // the API endpoint answers 503 until then
-	outageStarted    chan struct{} // closed when an outage starts (then replaced): cuts requests in flight
-	recycleDelay     time.Duration
-	pools            []*nodePool
-	adminKubeconfig  string
-	proxy            *kubeProxy // the API endpoint kubeconfigs from the Linode API name
-	extraTokens      int        // more auto-generated token secrets in kube-system
-	regenerations    int        // regenerations the API acted on
-	recycles         int        // recycles the API acted on
+	outage                 time.Duration // after a service-token regeneration (standard clusters)
+	outageUntil            time.Time     // the API endpoint answers 503 until then
+	outageStarted          chan struct{} // closed when an outage starts (then replaced): cuts requests in flight
+	recycleDelay           time.Duration
+	pools                  []*nodePool
+	adminKubeconfig        string
+	proxy                  *kubeProxy // the API endpoint kubeconfigs from the Linode API name
+	extraTokens            int        // more auto-generated token secrets in kube-system
+	regenerations          int        // regenerations the API acted on
+	recycles               int        // recycles the API acted on
 }
 
 // Regenerations counts the regenerations (POST /regenerate, DELETE

@@ -9,44 +9,52 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// clusterLookups remembers, for a short while, whether each LKE cluster
-// exists. Terraform refreshes every rotation resource in a plan, often many
-// on one cluster and ten at a time; one Linode API call per cluster and run
-// is enough. Concurrent lookups of the same cluster share one request
+// lookups remembers, for a short while, what the Linode API said about each
+// LKE cluster. Terraform refreshes every rotation resource in a plan, often
+// many on one cluster and ten at a time; one Linode API call per cluster and
+// run is enough. Concurrent lookups of the same cluster share one request
 // (singleflight); a failed lookup is not remembered.
-type clusterLookups struct {
+type lookups[T any] struct {
 	ttl time.Duration
 
 	group singleflight.Group
 	mu    sync.Mutex
-	found map[int]time.Time // when each cluster was last seen to exist
+	found map[int]lookup[T]
 }
 
-// get returns nil if the cluster was seen within ttl of now; otherwise it
-// calls fetch (once, whoever asks meanwhile) and remembers a success.
-func (c *clusterLookups) get(ctx context.Context, id int, now time.Time, fetch func(context.Context) error) error {
+type lookup[T any] struct {
+	value T
+	at    time.Time
+}
+
+// get returns the value seen within ttl of now; otherwise it calls fetch
+// (once, whoever asks meanwhile) and remembers a success.
+func (c *lookups[T]) get(ctx context.Context, id int, now time.Time, fetch func(context.Context) (T, error)) (T, error) {
 	c.mu.Lock()
-	at, ok := c.found[id]
+	l, ok := c.found[id]
 	c.mu.Unlock()
-	if ok && now.Sub(at) <= c.ttl {
-		return nil
+	if ok && now.Sub(l.at) <= c.ttl {
+		return l.value, nil
 	}
 	ch := c.group.DoChan(strconv.Itoa(id), func() (any, error) {
-		if err := fetch(ctx); err != nil {
-			return nil, err
+		v, err := fetch(ctx)
+		if err != nil {
+			return v, err
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.found == nil {
-			c.found = map[int]time.Time{}
+			c.found = map[int]lookup[T]{}
 		}
-		c.found[id] = now
-		return nil, nil
+		c.found[id] = lookup[T]{value: v, at: now}
+		return v, nil
 	})
 	select {
 	case r := <-ch:
-		return r.Err
+		v, _ := r.Val.(T)
+		return v, r.Err
 	case <-ctx.Done():
-		return ctx.Err()
+		var zero T
+		return zero, ctx.Err()
 	}
 }

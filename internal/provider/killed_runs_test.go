@@ -171,7 +171,13 @@ func applyKilledAfter(t *testing.T, dir, step string) (string, error) {
 // every 100 ms, if given) returns true.
 func runKilledWhen(t *testing.T, dir string, at func(line string) bool, poll func() bool) (string, error) {
 	t.Helper()
-	cmd := exec.Command(os.Getenv("TF_ACC_TERRAFORM_PATH"), "apply", "-auto-approve", "-input=false")
+	return runKilledWith(t, os.Getenv("TF_ACC_TERRAFORM_PATH"), dir, []string{"apply", "-auto-approve", "-input=false"}, at, poll)
+}
+
+// runKilledWith is runKilledWhen for another terraform binary and command.
+func runKilledWith(t *testing.T, terraform, dir string, args []string, at func(line string) bool, poll func() bool) (string, error) {
+	t.Helper()
+	cmd := exec.Command(terraform, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+builtProvider(t), "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "TF_LOG=INFO")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -5,6 +5,7 @@ package provider
 
 import (
 	"context"
+	"github.com/hashicorp/terraform-plugin-framework/action"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
@@ -23,6 +24,7 @@ import (
 var (
 	_ provider.Provider                       = (*kubecredsProvider)(nil)
 	_ provider.ProviderWithEphemeralResources = (*kubecredsProvider)(nil)
+	_ provider.ProviderWithActions            = (*kubecredsProvider)(nil)
 )
 
 // New returns the provider factory for providerserver.Serve and tests.
@@ -276,6 +278,13 @@ func (p *kubecredsProvider) Configure(ctx context.Context, req provider.Configur
 	resp.DataSourceData = data
 	resp.ResourceData = data
 	resp.EphemeralResourceData = data
+	resp.ActionData = data
+}
+
+// Actions need Terraform 1.14 or later; older Terraform and OpenTofu do not
+// ask for them, and the rest of the provider works there as before.
+func (p *kubecredsProvider) Actions(context.Context) []func() action.Action {
+	return []func() action.Action{newLKERotateCredentialsAction, newSKEStartRotationAction, newSKECompleteRotationAction}
 }
 
 func (p *kubecredsProvider) Resources(context.Context) []func() resource.Resource {

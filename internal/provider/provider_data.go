@@ -76,7 +76,11 @@ type providerData struct {
 
 	mu       sync.Mutex
 	linode   *linodeClients
-	clusters clusterLookups
+	clusters lookups[struct{}]
+	// servedSHAs are the SHA-256 of the kubeconfig each cluster serves, as
+	// refresh compares them with the state; for seconds only, since they
+	// change whenever someone regenerates.
+	servedSHAs lookups[string]
 }
 
 // linodeClients are two clients sharing settings: API retries 429 and 5xx
@@ -89,8 +93,9 @@ type linodeClients struct {
 
 func newProviderData(ctx context.Context, version, tfVersion string, cfg providerModel, diags *diag.Diagnostics) *providerData {
 	d := &providerData{
-		clock:    clock.RealClock{},
-		clusters: clusterLookups{ttl: 30 * time.Second},
+		clock:      clock.RealClock{},
+		clusters:   lookups[struct{}]{ttl: 30 * time.Second},
+		servedSHAs: lookups[string]{ttl: 10 * time.Second},
 		userAgent: fmt.Sprintf("terraform-provider-kubecreds/%s (+https://registry.terraform.io/providers/kubecreds/kubecreds) Terraform/%s",
 			version, tfVersion),
 		linodeToken:   resolve(cfg.LinodeToken, "linode_token", linodego.APIEnvVar),

@@ -75,6 +75,7 @@ type lkeSecretRotationModel struct {
 	DeletedSecrets         types.List             `tfsdk:"deleted_secrets"`
 	RevokedShortLived      types.List             `tfsdk:"revoked_short_lived_kubeconfigs"`
 	KubeconfigSHA256       types.String           `tfsdk:"kubeconfig_sha256"`
+	KubeconfigChangedAt    timetypes.RFC3339      `tfsdk:"kubeconfig_changed_at"`
 	NodesVerified          types.Int64            `tfsdk:"nodes_verified"`
 }
 
@@ -123,10 +124,7 @@ func (r *lkeSecretRotationResource) Schema(ctx context.Context, _ resource.Schem
 				Validators: []validator.String{rotateEveryRange},
 			},
 			"namespaces": schema.SetAttribute{
-				Description: "Namespaces whose `kubernetes.io/service-account-token` secrets are deleted. Defaults to `[\"kube-system\"]`, " +
-					"as the LKE runbook does; add namespaces that hold your own token secrets. In kube-system, the tokens of LKE's " +
-					"control-plane components (`ccm-user`, `cluster-autoscaler-user`, `kubernetes-dashboard-lke-user`) are deleted only when " +
-					"`regenerate_service_token` is true, and `lke-admin`'s only when `regenerate_kubeconfig` is true, since nothing else replaces them.",
+				Description: descNamespaces,
 				ElementType: types.StringType,
 				Optional:    true,
 				Computed:    true,
@@ -137,31 +135,28 @@ func (r *lkeSecretRotationResource) Schema(ctx context.Context, _ resource.Schem
 				},
 			},
 			"regenerate_kubeconfig": schema.BoolAttribute{
-				Description: "Regenerate the kubeconfig (the `lke-admin` token) through the Linode API. Defaults to true. " +
-					"At least one of `regenerate_kubeconfig` and `regenerate_service_token` must be true.",
-				Optional: true,
-				Computed: true,
-				Default:  booldefault.StaticBool(true),
+				Description: descRegenerateKubeconfig,
+				Optional:    true,
+				Computed:    true,
+				Default:     booldefault.StaticBool(true),
 			},
 			"regenerate_service_token": schema.BoolAttribute{
-				Description: "Regenerate the service token of LKE's control-plane components through the Linode API. Defaults to true. " +
-					"On standard (non-HA) clusters this briefly restarts the control plane.",
-				Optional: true,
-				Computed: true,
-				Default:  booldefault.StaticBool(true),
+				Description: descRegenerateServiceToken,
+				Optional:    true,
+				Computed:    true,
+				Default:     booldefault.StaticBool(true),
 			},
 			"recycle_nodes": schema.BoolAttribute{
-				Description: "After rotating, recycle every node through the Linode API and wait until the replacement nodes are Ready. Defaults to false.",
+				Description: descRecycleNodes,
 				Optional:    true,
 				Computed:    true,
 				Default:     booldefault.StaticBool(false),
 			},
 			"verify": schema.BoolAttribute{
-				Description: "Wait for the new kubeconfig, list nodes with it, and confirm that the previous admin token and a short-lived token " +
-					"issued before the revocation are rejected (the API server caches authentication for about 10 seconds, so this adds 10–15 seconds). Defaults to true.",
-				Optional: true,
-				Computed: true,
-				Default:  booldefault.StaticBool(true),
+				Description: descVerify,
+				Optional:    true,
+				Computed:    true,
+				Default:     booldefault.StaticBool(true),
 			},
 			"rotated_at": schema.StringAttribute{
 				CustomType:    timetypes.RFC3339Type{},
@@ -194,6 +189,15 @@ func (r *lkeSecretRotationResource) Schema(ctx context.Context, _ resource.Schem
 				Computed:      true,
 				PlanModifiers: []planmodifier.String{keep},
 			},
+			"kubeconfig_changed_at": schema.StringAttribute{
+				CustomType: timetypes.RFC3339Type{},
+				Description: "When a refresh first saw the cluster serve another kubeconfig than `kubeconfig_sha256` named, RFC 3339: the " +
+					"cluster was rotated outside this resource (the `kubecreds_lke_rotate_credentials` action, the runbook by hand, Cloud Manager). " +
+					"The refresh then updates `kubeconfig_sha256` and plans no replacement; `rotated_at` and the `rotate_every` schedule " +
+					"still count from this resource's own last rotation. Null until it happens.",
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{keep},
+			},
 			"nodes_verified": schema.Int64Attribute{
 				Description:   "How many nodes were listed with the new kubeconfig (0 when `verify` is false).",
 				Computed:      true,
@@ -202,14 +206,10 @@ func (r *lkeSecretRotationResource) Schema(ctx context.Context, _ resource.Schem
 		},
 		Blocks: map[string]schema.Block{
 			"restart_workloads": schema.SingleNestedBlock{
-				Description: "After the new credentials are in place, do what `kubectl rollout restart` does (set the " +
-					"`kubectl.kubernetes.io/restartedAt` annotation of the pod template) for these workloads, so that their pods are recreated " +
-					"and mount fresh projected service-account tokens. Paused deployments are skipped with a warning, as kubectl skips them. " +
-					"A restart does not help a pod that mounts a deleted legacy token secret: nothing recreates that secret, so the new pod " +
-					"cannot start until the secret is recreated or the pod moves to projected tokens (the rotation warns about such pods).",
+				Description: descRestartWorkloads,
 				Attributes: map[string]schema.Attribute{
 					"namespaces": schema.SetAttribute{
-						Description: "Namespaces whose workloads are restarted. Required in the block.",
+						Description: descRestartNamespaces,
 						ElementType: types.StringType,
 						Optional:    true,
 						Validators: []validator.Set{
@@ -218,7 +218,7 @@ func (r *lkeSecretRotationResource) Schema(ctx context.Context, _ resource.Schem
 						},
 					},
 					"kinds": schema.SetAttribute{
-						Description: "Kinds of workload to restart: `deployment`, `daemonset`, `statefulset`. Defaults to all three.",
+						Description: descRestartKinds,
 						ElementType: types.StringType,
 						Optional:    true,
 						Validators: []validator.Set{
@@ -234,57 +234,18 @@ func (r *lkeSecretRotationResource) Schema(ctx context.Context, _ resource.Schem
 }
 
 func (r *lkeSecretRotationResource) ConfigValidators(context.Context) []resource.ConfigValidator {
-	return []resource.ConfigValidator{regenerateSomething{}, restartNamespacesRequired{}}
-}
-
-// restartNamespacesRequired requires namespaces inside a restart_workloads
-// block (a required attribute of an optional block would be demanded even
-// when the block is absent).
-type restartNamespacesRequired struct{}
-
-func (restartNamespacesRequired) Description(context.Context) string {
-	return "restart_workloads needs namespaces"
-}
-
-func (v restartNamespacesRequired) MarkdownDescription(ctx context.Context) string {
-	return v.Description(ctx)
-}
-
-func (restartNamespacesRequired) ValidateResource(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
-	var block types.Object
-	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("restart_workloads"), &block)...)
-	if block.IsNull() || block.IsUnknown() {
-		return
+	var v []resource.ConfigValidator
+	for _, c := range rotationConfigChecks {
+		v = append(v, resourceCheck{c})
 	}
-	var ns types.Set
-	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("restart_workloads").AtName("namespaces"), &ns)...)
-	if ns.IsNull() {
-		resp.Diagnostics.AddAttributeError(path.Root("restart_workloads").AtName("namespaces"), "Missing namespaces",
-			"restart_workloads needs namespaces: the namespaces whose deployments, daemonsets and statefulsets are restarted after the rotation.")
-	}
+	return v
 }
 
-// regenerateSomething rejects a rotation that would regenerate nothing.
-type regenerateSomething struct{}
+// resourceCheck runs a rotation settings check as a resource config validator.
+type resourceCheck struct{ rotationConfigCheck }
 
-func (regenerateSomething) Description(context.Context) string {
-	return "at least one of regenerate_kubeconfig and regenerate_service_token must be true"
-}
-
-func (v regenerateSomething) MarkdownDescription(ctx context.Context) string {
-	return v.Description(ctx)
-}
-
-func (regenerateSomething) ValidateResource(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
-	var kc, st types.Bool
-	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("regenerate_kubeconfig"), &kc)...)
-	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("regenerate_service_token"), &st)...)
-	falseSet := func(b types.Bool) bool { return !b.IsNull() && !b.IsUnknown() && !b.ValueBool() }
-	if falseSet(kc) && falseSet(st) {
-		resp.Diagnostics.AddAttributeError(path.Root("regenerate_kubeconfig"), "Nothing to regenerate",
-			"regenerate_kubeconfig and regenerate_service_token are both false, so a rotation would only delete secrets "+
-				"and leave the cluster without working credentials. Set at least one of them to true (both default to true).")
-	}
+func (c resourceCheck) ValidateResource(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	c.check(ctx, req.Config, &resp.Diagnostics)
 }
 
 func (r *lkeSecretRotationResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
@@ -381,7 +342,7 @@ func (r *lkeSecretRotationResource) Create(ctx context.Context, req resource.Cre
 	tflog.Info(ctx, "rotating LKE cluster credentials", map[string]any{"cluster_id": opts.ClusterID, "namespaces": opts.Namespaces})
 	result, err := runner.Rotate(ctx, opts)
 	if err != nil {
-		resp.Diagnostics.AddError(fmt.Sprintf("Rotation of LKE cluster %d failed", opts.ClusterID), describeRotationError(err, opts.ClusterID, timeout))
+		resp.Diagnostics.AddError(fmt.Sprintf("Rotation of LKE cluster %d failed", opts.ClusterID), describeRotationError(err, opts.ClusterID, timeout, "create"))
 		return
 	}
 	addRotationWarnings(&resp.Diagnostics, opts, result)
@@ -398,12 +359,16 @@ func (r *lkeSecretRotationResource) Create(ctx context.Context, req resource.Cre
 	resp.Diagnostics.Append(diags...)
 	plan.RevokedShortLived = revoked
 	plan.KubeconfigSHA256 = types.StringValue(result.KubeconfigSHA256)
+	plan.KubeconfigChangedAt = timetypes.NewRFC3339Null()
 	plan.NodesVerified = types.Int64Value(int64(result.NodesVerified))
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, previousSHAKey, []byte(strconv.Quote(result.PreviousKubeconfigSHA256)))...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
-// Read notices a cluster deleted out of band. It makes no Kubernetes call:
-// a rotation's results do not drift.
+// Read notices a cluster deleted out of band, and a rotation made outside
+// this resource (the kubecreds_lke_rotate_credentials action, the runbook by
+// hand, Cloud Manager): the Linode API then serves a kubeconfig other than
+// the one kubeconfig_sha256 names. It makes no Kubernetes call.
 func (r *lkeSecretRotationResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	var state lkeSecretRotationModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
@@ -416,9 +381,9 @@ func (r *lkeSecretRotationResource) Read(ctx context.Context, req resource.ReadR
 		return
 	}
 	id := int(state.ClusterID.ValueInt64())
-	err := r.data.clusters.get(ctx, id, r.data.clock.Now(), func(ctx context.Context) error {
+	_, err := r.data.clusters.get(ctx, id, r.data.clock.Now(), func(ctx context.Context) (struct{}, error) {
 		_, err := clients.API.GetLKECluster(ctx, id)
-		return err
+		return struct{}{}, err
 	})
 	if linodego.IsNotFound(err) {
 		tflog.Info(ctx, "LKE cluster is gone; removing the rotation from the state", map[string]any{"cluster_id": id})
@@ -429,7 +394,80 @@ func (r *lkeSecretRotationResource) Read(ctx context.Context, req resource.ReadR
 		resp.Diagnostics.AddError(fmt.Sprintf("Cannot read LKE cluster %d", id), describeLinodeError(err, id))
 		return
 	}
+	r.noticeOutOfBandRotation(ctx, clients, &state, req.Private, resp)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+// previousSHAKey names the private state holding the SHA-256 of the
+// kubeconfig the resource's last rotation revoked: the Linode API may serve
+// it for a while after a regeneration (stale), which is not a new rotation.
+const previousSHAKey = "previous_kubeconfig_sha256"
+
+// noticeOutOfBandRotation compares the served kubeconfig with the state. It
+// asks once, without retries, and lets a failure pass with a warning in the
+// log: noticing waits for the next refresh, the plan does not fail for it.
+func (r *lkeSecretRotationResource) noticeOutOfBandRotation(ctx context.Context, clients *linodeClients, state *lkeSecretRotationModel,
+	private privateState, resp *resource.ReadResponse) {
+	id := int(state.ClusterID.ValueInt64())
+	served, err := r.data.servedSHAs.get(ctx, id, r.data.clock.Now(), func(ctx context.Context) (string, error) {
+		return rotation.ServedKubeconfigSHA256(ctx, clients.Poll, id)
+	})
+	if err != nil {
+		tflog.Warn(ctx, "cannot read the kubeconfig the cluster serves; a rotation made outside this resource is noticed at the next refresh",
+			map[string]any{"cluster_id": id, "error": describeLinodeError(err, id)})
+		return
+	}
+	previous, diags := private.GetKey(ctx, previousSHAKey)
+	if diags.HasError() {
+		previous = nil
+	}
+	recorded := state.KubeconfigSHA256.ValueString()
+	switch servedKubeconfigChange(recorded, served, string(previous)) {
+	case kubeconfigUnchanged:
+		return
+	case kubeconfigFirstSeen:
+		// Imported: nothing to compare with yet; from now on there is.
+		state.KubeconfigSHA256 = types.StringValue(served)
+		return
+	case kubeconfigStale:
+		tflog.Info(ctx, "the cluster still serves the kubeconfig from before the last rotation (the Linode API is behind); not a new rotation",
+			map[string]any{"cluster_id": id})
+		return
+	}
+	tflog.Info(ctx, "the cluster serves another kubeconfig than the last rotation left: it was rotated outside this resource",
+		map[string]any{"cluster_id": id})
+	state.KubeconfigSHA256 = types.StringValue(served)
+	state.KubeconfigChangedAt = timetypes.NewRFC3339TimeValue(r.data.clock.Now().UTC().Truncate(time.Second))
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, previousSHAKey, []byte(strconv.Quote(recorded)))...)
+}
+
+type kubeconfigChange int
+
+const (
+	kubeconfigUnchanged kubeconfigChange = iota
+	kubeconfigFirstSeen                  // nothing recorded yet (an imported resource)
+	kubeconfigStale                      // the one the last rotation replaced, served again for a while
+	kubeconfigRotatedElsewhere
+)
+
+// servedKubeconfigChange compares the served kubeconfig's SHA-256 with the
+// one recorded in the state and the one the last rotation replaced
+// (previousJSON, as kept in the private state: a JSON string, or empty).
+func servedKubeconfigChange(recorded, served, previousJSON string) kubeconfigChange {
+	switch {
+	case served == recorded:
+		return kubeconfigUnchanged
+	case recorded == "":
+		return kubeconfigFirstSeen
+	case previousJSON != "" && previousJSON == strconv.Quote(served):
+		return kubeconfigStale
+	}
+	return kubeconfigRotatedElsewhere
+}
+
+// privateState is what Read needs of the framework's private state.
+type privateState interface {
+	GetKey(ctx context.Context, key string) ([]byte, diag.Diagnostics)
 }
 
 // Update changes settings that take effect at the next rotation; it does not rotate.
@@ -473,6 +511,7 @@ func (r *lkeSecretRotationResource) ImportState(ctx context.Context, req resourc
 		DeletedSecrets:         types.ListValueMust(types.StringType, []attr.Value{}),
 		RevokedShortLived:      types.ListValueMust(types.StringType, []attr.Value{}),
 		KubeconfigSHA256:       types.StringValue(""),
+		KubeconfigChangedAt:    timetypes.NewRFC3339Null(),
 		NodesVerified:          types.Int64Value(0),
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
@@ -488,25 +527,33 @@ func rotationOptions(ctx context.Context, m *lkeSecretRotationModel) (rotation.O
 		Verify:                 m.Verify.ValueBool(),
 	}
 	diags.Append(m.Namespaces.ElementsAs(ctx, &opts.Namespaces, false)...)
-	if w := m.RestartWorkloads; w != nil {
-		opts.RestartWorkloads = &rotation.RestartOptions{Kinds: rotation.WorkloadKinds}
-		diags.Append(w.Namespaces.ElementsAs(ctx, &opts.RestartWorkloads.Namespaces, false)...)
-		if !w.Kinds.IsNull() {
-			diags.Append(w.Kinds.ElementsAs(ctx, &opts.RestartWorkloads.Kinds, false)...)
-		}
-	}
+	diags.Append(restartOptions(ctx, m.RestartWorkloads, &opts)...)
 	return opts, diags
+}
+
+// restartOptions sets what restart_workloads asks for, if anything.
+func restartOptions(ctx context.Context, w *restartWorkloadsModel, opts *rotation.Options) diag.Diagnostics {
+	var diags diag.Diagnostics
+	if w == nil {
+		return diags
+	}
+	opts.RestartWorkloads = &rotation.RestartOptions{Kinds: rotation.WorkloadKinds}
+	diags.Append(w.Namespaces.ElementsAs(ctx, &opts.RestartWorkloads.Namespaces, false)...)
+	if !w.Kinds.IsNull() {
+		diags.Append(w.Kinds.ElementsAs(ctx, &opts.RestartWorkloads.Kinds, false)...)
+	}
+	return diags
 }
 
 // describeRotationError turns a failed step into what the user should know:
 // which step, what was already done, and that re-running apply resumes.
-func describeRotationError(err error, clusterID int, timeout time.Duration) string {
+func describeRotationError(err error, clusterID int, timeout time.Duration, timeoutName string) string {
 	msg := err.Error()
 	if hint := linodeHint(err, clusterID); hint != "" {
 		msg += "\n\n" + hint
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		msg += fmt.Sprintf("\n\nThe create timeout (%s) ran out; raise it with timeouts { create = \"...\" } if the cluster is slow.", timeout)
+		msg += fmt.Sprintf("\n\nThe %s timeout (%s) ran out; raise it with timeouts { %s = \"...\" } if the cluster is slow.", timeoutName, timeout, timeoutName)
 	}
 	return msg
 }

@@ -285,10 +285,13 @@ func (r *skeRotationResource) rotator(ctx context.Context) (*ske.Rotator, diag.D
 	if diags.HasError() {
 		return nil, diags
 	}
-	return &ske.Rotator{
-		API: client, MaxRetries: r.data.retry.Max, Transient: rotation.IsTransient,
-		Log: func(ctx context.Context, msg string, fields map[string]any) { tflog.Info(ctx, msg, fields) },
-	}, nil
+	return r.data.skeRotator(client, func(ctx context.Context, msg string, fields map[string]any) { tflog.Info(ctx, msg, fields) }), nil
+}
+
+// skeRotator runs SKE's rotation phases with this provider's retries; the
+// resource and the actions share it.
+func (d *providerData) skeRotator(client *ske.Client, log func(ctx context.Context, msg string, fields map[string]any)) *ske.Rotator {
+	return &ske.Rotator{API: client, MaxRetries: d.retry.Max, Transient: rotation.IsTransient, Log: log}
 }
 
 func (r *skeRotationResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -309,7 +312,7 @@ func (r *skeRotationResource) Create(ctx context.Context, req resource.CreateReq
 	ref := plan.ref()
 	out, err := rot.Prepare(ctx, ref)
 	if err != nil {
-		resp.Diagnostics.AddError("Cannot start the credentials rotation of SKE cluster "+ref.String(), describeSKEPhaseError(err, ref, timeout))
+		resp.Diagnostics.AddError("Cannot start the credentials rotation of SKE cluster "+ref.String(), describeSKEPhaseError(err, ref, timeout, "create"))
 		return
 	}
 	if !out.Started {
@@ -385,7 +388,7 @@ func (r *skeRotationResource) Update(ctx context.Context, req resource.UpdateReq
 	ref := plan.ref()
 	out, err := rot.Complete(ctx, ref)
 	if err != nil {
-		resp.Diagnostics.AddError("Cannot complete the credentials rotation of SKE cluster "+ref.String(), describeSKEPhaseError(err, ref, timeout))
+		resp.Diagnostics.AddError("Cannot complete the credentials rotation of SKE cluster "+ref.String(), describeSKEPhaseError(err, ref, timeout, "update"))
 		return
 	}
 	plan.fromCluster(out.Cluster)
@@ -426,14 +429,14 @@ func (r *skeRotationResource) ImportState(ctx context.Context, req resource.Impo
 
 // describeSKEPhaseError is describeSKEError for a phase that failed or ran
 // out of time: it says that applying again resumes.
-func describeSKEPhaseError(err error, ref ske.ClusterRef, timeout time.Duration) string {
+func describeSKEPhaseError(err error, ref ske.ClusterRef, timeout time.Duration, timeoutName string) string {
 	msg := describeSKEError(err, ref)
 	switch {
 	case strings.Contains(err.Error(), "cannot be rotated now"):
 		msg += "\n\nNothing was changed."
 	case strings.Contains(err.Error(), context.DeadlineExceeded.Error()):
 		msg += fmt.Sprintf("\n\nThe timeout (%s) ran out; the phase goes on in SKE. Apply again to wait for it (it is not started again), "+
-			"or raise the timeout with timeouts { create = \"...\" }.", timeout)
+			"or raise the timeout with timeouts { %s = \"...\" }.", timeout, timeoutName)
 	default:
 		msg += "\n\nApply again to resume: a phase under way is waited for, not started again."
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
-	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -91,20 +90,12 @@ func formatDuration(d time.Duration) string {
 	}
 }
 
-// checkTimeouts reports, at plan, a timeouts value that is not positive:
-// the timeouts library parses "-5m" without complaint, and a rotation
-// given no time at all would fail half-way.
+// checkTimeouts reports, at plan, a timeouts value that is not positive.
 func checkTimeouts(ctx context.Context, t timeouts.Value, diags *diag.Diagnostics) {
 	for name, get := range map[string]func(context.Context, time.Duration) (time.Duration, diag.Diagnostics){
 		"create": t.Create, "update": t.Update,
 	} {
 		d, dd := get(ctx, time.Minute)
-		if dd.HasError() {
-			continue // the library has said what is wrong
-		}
-		if d <= 0 {
-			diags.AddAttributeError(path.Root("timeouts").AtName(name), "Invalid timeout",
-				fmt.Sprintf("timeouts.%s must be a positive Go duration, such as \"30m\"; got %s.", name, d))
-		}
+		positiveTimeout(name, d, dd, diags)
 	}
 }

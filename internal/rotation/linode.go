@@ -2,7 +2,9 @@ package rotation
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -132,6 +134,27 @@ func FetchKubeconfig(ctx context.Context, api LinodeAPI, clusterID int, poll Kub
 		return nil, err
 	}
 	return kubeconfig, nil
+}
+
+// ServedKubeconfigSHA256 asks once, without polling, for the kubeconfig the
+// Linode API serves for the cluster, and returns its SHA-256 (hex), as
+// Result.KubeconfigSHA256 has it. A regeneration under way answers 503, an
+// error like any other.
+func ServedKubeconfigSHA256(ctx context.Context, api LinodeAPI, clusterID int) (string, error) {
+	kc, err := api.GetLKEClusterKubeconfig(ctx, clusterID)
+	if err != nil {
+		return "", err
+	}
+	raw, err := base64.StdEncoding.DecodeString(kc.KubeConfig)
+	if err != nil {
+		return "", fmt.Errorf("kubeconfig served for cluster %d is not base64", clusterID)
+	}
+	return kubeconfigSHA256(raw), nil
+}
+
+func kubeconfigSHA256(kubeconfig []byte) string {
+	sum := sha256.Sum256(kubeconfig)
+	return hex.EncodeToString(sum[:])
 }
 
 // isNotYetAvailable is LKE's 503 while a kubeconfig is being made.

@@ -2,8 +2,6 @@ package rotation
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"time"
@@ -62,7 +60,10 @@ type Result struct {
 	RotatedAt        time.Time
 	DeletedSecrets   []string // namespace/name
 	KubeconfigSHA256 string
-	NodesVerified    int
+	// PreviousKubeconfigSHA256 is the SHA-256 of the kubeconfig served
+	// before the rotation (the one it revoked).
+	PreviousKubeconfigSHA256 string
+	NodesVerified            int
 	// Resumed is true when the current kubeconfig was already dead: an
 	// earlier run deleted the secrets and stopped before finishing.
 	Resumed bool
@@ -288,6 +289,7 @@ func (r *run) fetchCurrentKubeconfig(ctx context.Context) (map[string]any, error
 		return nil, err
 	}
 	r.oldKubeconfig = kc
+	r.result.PreviousKubeconfigSHA256 = kubeconfigSHA256(kc)
 	r.old, err = r.Connect(kc)
 	return nil, err
 }
@@ -371,8 +373,7 @@ func (r *run) waitForKubeconfig(ctx context.Context) (map[string]any, error) {
 			return nil, err
 		}
 	}
-	sum := sha256.Sum256(r.newKubeconfig)
-	r.result.KubeconfigSHA256 = hex.EncodeToString(sum[:])
+	r.result.KubeconfigSHA256 = kubeconfigSHA256(r.newKubeconfig)
 	var err error
 	r.new, err = r.Connect(r.newKubeconfig)
 	return map[string]any{"waited_ms": r.Clock.Since(start).Milliseconds(), "fetches": polls}, err

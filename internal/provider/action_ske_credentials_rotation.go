@@ -1,0 +1,160 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/action/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/action"
+	"github.com/hashicorp/terraform-plugin-framework/action/schema"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/ske"
+)
+
+var (
+	_ action.ActionWithConfigure      = (*skeRotationPhaseAction)(nil)
+	_ action.ActionWithValidateConfig = (*skeRotationPhaseAction)(nil)
+)
+
+func newSKEStartRotationAction() action.Action { return &skeRotationPhaseAction{complete: false} }
+
+func newSKECompleteRotationAction() action.Action { return &skeRotationPhaseAction{complete: true} }
+
+// skeRotationPhaseAction runs one phase of SKE's credentials rotation when
+// invoked: start (to PREPARED) or complete (to COMPLETED), with the same
+// code as kubecreds_ske_credentials_rotation, resuming what it finds.
+type skeRotationPhaseAction struct {
+	complete bool
+	data     *providerData
+}
+
+type skeRotationPhaseModel struct {
+	ProjectID   types.String   `tfsdk:"project_id"`
+	Region      types.String   `tfsdk:"region"`
+	ClusterName types.String   `tfsdk:"cluster_name"`
+	Timeouts    timeouts.Value `tfsdk:"timeouts"`
+}
+
+func (m skeRotationPhaseModel) ref() ske.ClusterRef {
+	return ske.ClusterRef{ProjectID: m.ProjectID.ValueString(), Region: m.Region.ValueString(), Name: m.ClusterName.ValueString()}
+}
+
+func (a *skeRotationPhaseAction) Metadata(_ context.Context, req action.MetadataRequest, resp *action.MetadataResponse) {
+	if a.complete {
+		resp.TypeName = req.ProviderTypeName + "_ske_complete_credentials_rotation"
+		return
+	}
+	resp.TypeName = req.ProviderTypeName + "_ske_start_credentials_rotation"
+}
+
+func (a *skeRotationPhaseAction) Schema(ctx context.Context, _ action.SchemaRequest, resp *action.SchemaResponse) {
+	description := "Starts a STACKIT SKE cluster's credentials rotation now, when invoked " +
+		"(`terraform apply -invoke=action.kubecreds_ske_start_credentials_rotation.<name>`), and waits until it is `PREPARED`: the nodes " +
+		"are rolled, and old and new credentials both work. Update your out-of-cluster clients then, and complete the rotation with " +
+		"`kubecreds_ske_complete_credentials_rotation`. A rotation already `PREPARING` is waited for, one already `PREPARED` is left as it is " +
+		"(with a warning), and one `COMPLETING` is waited out before the new one starts. Needs Terraform 1.14 or later and the provider's `stackit` settings."
+	if a.complete {
+		description = "Completes a STACKIT SKE cluster's credentials rotation now, when invoked " +
+			"(`terraform apply -invoke=action.kubecreds_ske_complete_credentials_rotation.<name>`), and waits until it is `COMPLETED`: " +
+			"kubeconfigs issued before the start and tokens signed with the old key stop working. A rotation still `PREPARING` is waited for " +
+			"first; one already `COMPLETING` is waited for; one already `COMPLETED` is left as it is (with a warning). A cluster that never " +
+			"started one is an error. Needs Terraform 1.14 or later and the provider's `stackit` settings."
+	}
+	resp.Schema = schema.Schema{
+		Description: description,
+		Attributes: map[string]schema.Attribute{
+			"project_id": schema.StringAttribute{
+				Description: "STACKIT project ID.",
+				Required:    true,
+				Validators:  []validator.String{stringvalidator.LengthAtLeast(1)},
+			},
+			"region": schema.StringAttribute{
+				Description: "Region of the cluster, e.g. `eu01`.",
+				Required:    true,
+				Validators:  []validator.String{stringvalidator.LengthAtLeast(1)},
+			},
+			"cluster_name": schema.StringAttribute{
+				Description: "Name of the SKE cluster.",
+				Required:    true,
+				Validators: []validator.String{stringvalidator.RegexMatches(skeClusterName,
+					"must be an SKE cluster name: 1 to 11 lowercase letters and digits, starting with a letter")},
+			},
+		},
+		Blocks: map[string]schema.Block{
+			"timeouts": timeouts.Block(ctx),
+		},
+	}
+}
+
+func (a *skeRotationPhaseAction) ValidateConfig(ctx context.Context, req action.ValidateConfigRequest, resp *action.ValidateConfigResponse) {
+	var m skeRotationPhaseModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() || m.Timeouts.IsNull() || m.Timeouts.IsUnknown() {
+		return
+	}
+	d, dd := m.Timeouts.Invoke(ctx, defaultSKEPhaseTimeout)
+	positiveTimeout("invoke", d, dd, &resp.Diagnostics)
+}
+
+func (a *skeRotationPhaseAction) Configure(_ context.Context, req action.ConfigureRequest, resp *action.ConfigureResponse) {
+	if req.ProviderData != nil {
+		a.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
+	}
+}
+
+func (a *skeRotationPhaseAction) Invoke(ctx context.Context, req action.InvokeRequest, resp *action.InvokeResponse) {
+	var m skeRotationPhaseModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := m.Timeouts.Invoke(ctx, defaultSKEPhaseTimeout)
+	resp.Diagnostics.Append(diags...)
+	positiveTimeout("invoke", timeout, diags, &resp.Diagnostics)
+	client, diags := a.data.SKE()
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	progress := &progressSteps{send: resp.SendProgress, start: a.data.clock.Now(), now: a.data.clock.Now}
+	rot := a.data.skeRotator(client, func(ctx context.Context, msg string, fields map[string]any) {
+		tflog.Info(ctx, msg, fields)
+		progress.say("%s", msg)
+	})
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ref := m.ref()
+	if !a.complete {
+		progress.say("Starting the credentials rotation of SKE cluster %s", ref)
+		out, err := rot.Prepare(ctx, ref)
+		if err != nil {
+			resp.Diagnostics.AddError("Cannot start the credentials rotation of SKE cluster "+ref.String(), describeSKEPhaseError(err, ref, timeout, "invoke"))
+			return
+		}
+		if !out.Started && out.Cluster.Status.CredentialsRotation.Phase == ske.PhasePrepared {
+			resp.Diagnostics.AddWarning("Credentials rotation already prepared",
+				"SKE cluster "+ref.String()+" already had a credentials rotation PREPARED (started "+startedAt(out.Cluster)+"), so none was started: "+
+					"complete it first (kubecreds_ske_complete_credentials_rotation), then start a new one.")
+		}
+		progress.say("SKE cluster %s: credentials rotation %s after %s (started %s); old and new credentials both work until it is completed",
+			ref, out.Cluster.Status.CredentialsRotation.Phase, progress.since(), startedAt(out.Cluster))
+		return
+	}
+	progress.say("Completing the credentials rotation of SKE cluster %s", ref)
+	out, err := rot.Complete(ctx, ref)
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot complete the credentials rotation of SKE cluster "+ref.String(), describeSKEPhaseError(err, ref, timeout, "invoke"))
+		return
+	}
+	if !out.Completed {
+		resp.Diagnostics.AddWarning("Credentials rotation already completed",
+			fmt.Sprintf("SKE cluster %s had no rotation waiting to be completed: it was %s already, so nothing was done.", ref, out.Cluster.Status.CredentialsRotation.Phase))
+	}
+	progress.say("SKE cluster %s: credentials rotation %s after %s; credentials from before its start no longer work",
+		ref, out.Cluster.Status.CredentialsRotation.Phase, progress.since().Round(time.Second))
+}

@@ -1,0 +1,109 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+)
+
+// The settings of an LKE rotation, shared by the kubecreds_lke_secret_rotation
+// resource and the kubecreds_lke_rotate_credentials action: one runbook, one
+// description of each setting, the same checks.
+const (
+	descNamespaces = "Namespaces whose `kubernetes.io/service-account-token` secrets are deleted. Defaults to `[\"kube-system\"]`, " +
+		"as the LKE runbook does; add namespaces that hold your own token secrets. In kube-system, the tokens of LKE's " +
+		"control-plane components (`ccm-user`, `cluster-autoscaler-user`, `kubernetes-dashboard-lke-user`) are deleted only when " +
+		"`regenerate_service_token` is true, and `lke-admin`'s only when `regenerate_kubeconfig` is true, since nothing else replaces them."
+	descRegenerateKubeconfig = "Regenerate the kubeconfig (the `lke-admin` token) through the Linode API. Defaults to true. " +
+		"At least one of `regenerate_kubeconfig` and `regenerate_service_token` must be true."
+	descRegenerateServiceToken = "Regenerate the service token of LKE's control-plane components through the Linode API. Defaults to true. " +
+		"On standard (non-HA) clusters this briefly restarts the control plane."
+	descRecycleNodes = "After rotating, recycle every node through the Linode API and wait until the replacement nodes are Ready. Defaults to false."
+	descVerify       = "Wait for the new kubeconfig, list nodes with it, and confirm that the previous admin token and a short-lived token " +
+		"issued before the revocation are rejected (the API server caches authentication for about 10 seconds, so this adds 10–15 seconds). Defaults to true."
+	descRestartWorkloads = "After the new credentials are in place, do what `kubectl rollout restart` does (set the " +
+		"`kubectl.kubernetes.io/restartedAt` annotation of the pod template) for these workloads, so that their pods are recreated " +
+		"and mount fresh projected service-account tokens. Paused deployments are skipped with a warning, as kubectl skips them. " +
+		"A restart does not help a pod that mounts a deleted legacy token secret: nothing recreates that secret, so the new pod " +
+		"cannot start until the secret is recreated or the pod moves to projected tokens (the rotation warns about such pods)."
+	descRestartNamespaces = "Namespaces whose workloads are restarted. Required in the block."
+	descRestartKinds      = "Kinds of workload to restart: `deployment`, `daemonset`, `statefulset`. Defaults to all three."
+)
+
+// restartNamespacesRequired requires namespaces inside a restart_workloads
+// block (a required attribute of an optional block would be demanded even
+// when the block is absent).
+type restartNamespacesRequired struct{}
+
+func (restartNamespacesRequired) Description(context.Context) string {
+	return "restart_workloads needs namespaces"
+}
+
+func (v restartNamespacesRequired) MarkdownDescription(ctx context.Context) string {
+	return v.Description(ctx)
+}
+
+func (restartNamespacesRequired) check(ctx context.Context, config tfsdk.Config, diags *diag.Diagnostics) {
+	var block types.Object
+	diags.Append(config.GetAttribute(ctx, path.Root("restart_workloads"), &block)...)
+	if block.IsNull() || block.IsUnknown() {
+		return
+	}
+	var ns types.Set
+	diags.Append(config.GetAttribute(ctx, path.Root("restart_workloads").AtName("namespaces"), &ns)...)
+	if ns.IsNull() {
+		diags.AddAttributeError(path.Root("restart_workloads").AtName("namespaces"), "Missing namespaces",
+			"restart_workloads needs namespaces: the namespaces whose deployments, daemonsets and statefulsets are restarted after the rotation.")
+	}
+}
+
+// regenerateSomething rejects a rotation that would regenerate nothing.
+type regenerateSomething struct{}
+
+func (regenerateSomething) Description(context.Context) string {
+	return "at least one of regenerate_kubeconfig and regenerate_service_token must be true"
+}
+
+func (v regenerateSomething) MarkdownDescription(ctx context.Context) string {
+	return v.Description(ctx)
+}
+
+func (regenerateSomething) check(ctx context.Context, config tfsdk.Config, diags *diag.Diagnostics) {
+	var kc, st types.Bool
+	diags.Append(config.GetAttribute(ctx, path.Root("regenerate_kubeconfig"), &kc)...)
+	diags.Append(config.GetAttribute(ctx, path.Root("regenerate_service_token"), &st)...)
+	falseSet := func(b types.Bool) bool { return !b.IsNull() && !b.IsUnknown() && !b.ValueBool() }
+	if falseSet(kc) && falseSet(st) {
+		diags.AddAttributeError(path.Root("regenerate_kubeconfig"), "Nothing to regenerate",
+			"regenerate_kubeconfig and regenerate_service_token are both false, so a rotation would only delete secrets "+
+				"and leave the cluster without working credentials. Set at least one of them to true (both default to true).")
+	}
+}
+
+// rotationConfigCheck is a check of the rotation settings, run by the
+// resource and the action alike.
+type rotationConfigCheck interface {
+	Description(context.Context) string
+	MarkdownDescription(context.Context) string
+	check(ctx context.Context, config tfsdk.Config, diags *diag.Diagnostics)
+}
+
+var rotationConfigChecks = []rotationConfigCheck{regenerateSomething{}, restartNamespacesRequired{}}
+
+// positiveTimeout reports a timeout that is not positive: the timeouts
+// library parses "-5m" without complaint, and a rotation given no time at
+// all would fail half-way.
+func positiveTimeout(name string, d time.Duration, dd diag.Diagnostics, diags *diag.Diagnostics) {
+	if dd.HasError() {
+		return // the library has said what is wrong
+	}
+	if d <= 0 {
+		diags.AddAttributeError(path.Root("timeouts").AtName(name), "Invalid timeout",
+			fmt.Sprintf("timeouts.%s must be a positive Go duration, such as \"30m\"; got %s.", name, d))
+	}
+}
