@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
@@ -209,7 +210,7 @@ func runBadDay(t *testing.T, d badDay) {
 		requestsBefore = len(testEnv.Emulator.Requests())
 		start = time.Now()
 	}
-	verify := check(func(a map[string]string) error {
+	verify := rotationCheck(func(rotationValues) error {
 		if err := oldTokenRejected(t, oldKC); err != nil {
 			return err
 		}
@@ -255,14 +256,14 @@ func runBadDay(t *testing.T, d badDay) {
 					t.Fatalf("after the failed apply the old kubeconfig no longer works: %v", err)
 				}
 			},
-			Config: converge,
-			Check:  resource.ComposeAggregateTestCheckFunc(servedKubeconfigMatches(t, c), verify),
+			Config:            converge,
+			ConfigStateChecks: []statecheck.StateCheck{servedKubeconfigMatches(t, c), verify},
 		})
 	} else {
 		steps = append(steps, resource.TestStep{
-			PreConfig: prepare,
-			Config:    config,
-			Check:     resource.ComposeAggregateTestCheckFunc(servedKubeconfigMatches(t, c), verify),
+			PreConfig:         prepare,
+			Config:            config,
+			ConfigStateChecks: []statecheck.StateCheck{servedKubeconfigMatches(t, c), verify},
 		})
 	}
 	// A second apply changes nothing.
@@ -271,12 +272,12 @@ func runBadDay(t *testing.T, d badDay) {
 		ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 			plancheck.ExpectEmptyPlan(),
 		}},
-		Check: check(func(map[string]string) error {
+		ConfigStateChecks: []statecheck.StateCheck{rotationCheck(func(rotationValues) error {
 			if n := c.Regenerations() - regenBefore; n != 1 {
 				return fmt.Errorf("the second apply regenerated again (%d regenerations)", n)
 			}
 			return nil
-		}),
+		})},
 	})
 	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: testProviders, Steps: steps})
 	if d.limited && limitedSeen == 0 {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -185,16 +187,16 @@ func runTransientFault(t *testing.T, s faultedStep, name string, f lkelocal.Faul
 		Steps: []resource.TestStep{{
 			PreConfig: func() { injectAfter(c, s, f, f) },
 			Config:    faultConfig(c, s),
-			Check: resource.ComposeAggregateTestCheckFunc(
-				resource.TestCheckResourceAttrSet(rotationAddr, "rotated_at"),
+			ConfigStateChecks: []statecheck.StateCheck{
+				rotationAttr("rotated_at", knownvalue.NotNull()),
 				servedKubeconfigMatches(t, c),
-				check(func(map[string]string) error {
+				rotationCheck(func(rotationValues) error {
 					if n := testEnv.Emulator.PendingFaults(c.ID, s.endpoint); n != 0 {
 						return fmt.Errorf("%d of the injected faults were never met: the step did not go through %s", n, s.endpoint)
 					}
 					return nil
 				}),
-			),
+			},
 		}},
 	})
 	if !t.Failed() {
@@ -227,10 +229,10 @@ func runPersistentFault(t *testing.T, s faultedStep, f lkelocal.Fault) {
 					}
 				},
 				Config: faultConfig(c, s),
-				Check: resource.ComposeAggregateTestCheckFunc(
-					resource.TestCheckResourceAttrSet(rotationAddr, "rotated_at"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					rotationAttr("rotated_at", knownvalue.NotNull()),
 					servedKubeconfigMatches(t, c),
-				),
+				},
 			},
 		},
 	})
@@ -311,16 +313,16 @@ func TestAccRotation_gatewayHTMLPagesWhileWaitingForTheKubeconfig(t *testing.T) 
 					lkelocal.Fault{Status: http.StatusGatewayTimeout, HTML: true})
 			},
 			Config: faultConfig(c, s),
-			Check: resource.ComposeAggregateTestCheckFunc(
-				resource.TestCheckResourceAttrSet(rotationAddr, "rotated_at"),
+			ConfigStateChecks: []statecheck.StateCheck{
+				rotationAttr("rotated_at", knownvalue.NotNull()),
 				servedKubeconfigMatches(t, c),
-				check(func(map[string]string) error {
+				rotationCheck(func(rotationValues) error {
 					if n := testEnv.Emulator.PendingFaults(c.ID, s.endpoint); n != 0 {
 						return fmt.Errorf("%d of the HTML pages were never served", n)
 					}
 					return oldTokenRejected(t, oldKC)
 				}),
-			),
+			},
 		}},
 	})
 }
@@ -357,10 +359,10 @@ func TestAccRotation_actsOnceWhenTheAnswerIsLost(t *testing.T) {
 				Steps: []resource.TestStep{{
 					PreConfig: func() { injectAfter(c, k.s, k.f) },
 					Config:    faultConfig(c, k.s),
-					Check: resource.ComposeAggregateTestCheckFunc(
-						resource.TestCheckResourceAttrSet(rotationAddr, "rotated_at"),
+					ConfigStateChecks: []statecheck.StateCheck{
+						rotationAttr("rotated_at", knownvalue.NotNull()),
 						servedKubeconfigMatches(t, c),
-						check(func(map[string]string) error {
+						rotationCheck(func(rotationValues) error {
 							if n := testEnv.Emulator.PendingFaults(c.ID, k.s.endpoint); n != 0 {
 								return fmt.Errorf("the lost answer was never played")
 							}
@@ -369,7 +371,7 @@ func TestAccRotation_actsOnceWhenTheAnswerIsLost(t *testing.T) {
 							}
 							return nil
 						}),
-					),
+					},
 				}},
 			})
 		})

@@ -16,7 +16,9 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -37,7 +39,8 @@ resource "kubecreds_lke_secret_rotation" "r" {
 `, clusterID, body)
 }
 
-// attrs returns the flat attributes of the rotation in the state.
+// attrs returns the flat attributes of the rotation in the state (for
+// checks that only ask whether it is there).
 func attrs(s *terraform.State) map[string]string {
 	if r := s.RootModule().Resources[rotationAddr]; r != nil {
 		return r.Primary.Attributes
@@ -45,38 +48,27 @@ func attrs(s *terraform.State) map[string]string {
 	return nil
 }
 
-func listAttr(a map[string]string, name string) []string {
-	n, _ := strconv.Atoi(a[name+".#"])
-	out := make([]string, 0, n)
-	for i := range n {
-		out = append(out, a[fmt.Sprintf("%s.%d", name, i)])
-	}
-	return out
-}
-
-func check(fn func(a map[string]string) error) resource.TestCheckFunc {
-	return func(s *terraform.State) error {
-		a := attrs(s)
-		if a == nil {
-			return fmt.Errorf("%s is not in the state", rotationAddr)
-		}
-		return fn(a)
-	}
-}
-
 // servedKubeconfigMatches checks that the kubeconfig the Linode API serves
 // works and is the one kubeconfig_sha256 names.
-func servedKubeconfigMatches(t *testing.T, c *lkelocal.Cluster) resource.TestCheckFunc {
-	return check(func(a map[string]string) error {
+func servedKubeconfigMatches(t *testing.T, c *lkelocal.Cluster) statecheck.StateCheck {
+	return rotationCheck(func(a rotationValues) error {
 		kc := servedKubeconfig(t, c)
 		if err := kubeconfigWorks(t, kc); err != nil {
 			return fmt.Errorf("the kubeconfig served after the rotation does not work: %v", err)
 		}
-		if got := sha256Hex(kc); got != a["kubeconfig_sha256"] {
-			return fmt.Errorf("kubeconfig_sha256 = %s, served kubeconfig hashes to %s", a["kubeconfig_sha256"], got)
+		if got := sha256Hex(kc); got != a.KubeconfigSHA256 {
+			return fmt.Errorf("kubeconfig_sha256 = %s, served kubeconfig hashes to %s", a.KubeconfigSHA256, got)
 		}
 		return nil
 	})
+}
+
+// deref is a string attribute that may be null ("" then).
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func TestAccRotation_createRotatesAndProvesIt(t *testing.T) {
@@ -98,9 +90,9 @@ func TestAccRotation_createRotatesAndProvesIt(t *testing.T) {
 					oldKC = servedKubeconfig(t, c)
 				},
 				Config: rotationConfig(c.ID, `  keepers = { reason = "first" }`),
-				Check: resource.ComposeAggregateTestCheckFunc(
-					check(func(a map[string]string) error {
-						if got, want := listAttr(a, "deleted_secrets"), sortedKeys(before); !slices.Equal(got, want) {
+				ConfigStateChecks: []statecheck.StateCheck{
+					rotationCheck(func(a rotationValues) error {
+						if got, want := a.DeletedSecrets, sortedKeys(before); !slices.Equal(got, want) {
 							return fmt.Errorf("deleted_secrets = %v, the secrets that existed were %v", got, want)
 						}
 						if left := tokenSecrets(t, c, "kube-system"); len(left) != len(before) {
@@ -115,20 +107,20 @@ func TestAccRotation_createRotatesAndProvesIt(t *testing.T) {
 						if err := oldTokenRejected(t, oldKC); err != nil {
 							return err
 						}
-						if a["nodes_verified"] != strconv.Itoa(len(c.NodeNames())) {
-							return fmt.Errorf("nodes_verified = %s, cluster has %d nodes", a["nodes_verified"], len(c.NodeNames()))
+						if a.NodesVerified != len(c.NodeNames()) {
+							return fmt.Errorf("nodes_verified = %d, cluster has %d nodes", a.NodesVerified, len(c.NodeNames()))
 						}
-						if _, err := time.Parse(time.RFC3339, a["rotated_at"]); err != nil {
-							return fmt.Errorf("rotated_at %q: %v", a["rotated_at"], err)
+						if _, err := time.Parse(time.RFC3339, deref(a.RotatedAt)); err != nil {
+							return fmt.Errorf("rotated_at %q: %v", deref(a.RotatedAt), err)
 						}
-						if a["next_rotation_at"] != "" {
-							return fmt.Errorf("next_rotation_at = %q without rotate_every", a["next_rotation_at"])
-						}
-						firstSHA, firstAtStr = a["kubeconfig_sha256"], a["rotated_at"]
+						firstSHA, firstAtStr = a.KubeconfigSHA256, deref(a.RotatedAt)
 						return nil
 					}),
+					rotationAttr("next_rotation_at", knownvalue.Null()),
+					rotationAttr("kubeconfig_changed_at", knownvalue.Null()),
+					rotationAttr("revoked_short_lived_kubeconfigs", knownvalue.ListExact([]knownvalue.Check{})),
 					servedKubeconfigMatches(t, c),
-				),
+				},
 			},
 			{
 				// Nothing changed: nothing to do.
@@ -145,19 +137,19 @@ func TestAccRotation_createRotatesAndProvesIt(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(rotationAddr, plancheck.ResourceActionUpdate),
 				}},
-				Check: check(func(a map[string]string) error {
+				ConfigStateChecks: []statecheck.StateCheck{rotationCheck(func(a rotationValues) error {
 					if n := testEnv.Emulator.CountClusterRequests(c.ID, lkelocal.EndpointRegenerate) - regenerates; n != 0 {
 						return fmt.Errorf("an in-place update sent %d regenerate requests", n)
 					}
 					if got := sha256Hex(servedKubeconfig(t, c)); got != firstSHA {
 						return fmt.Errorf("an in-place update changed the served kubeconfig")
 					}
-					if a["kubeconfig_sha256"] != firstSHA || a["rotated_at"] != firstAtStr || a["verify"] != "false" {
-						return fmt.Errorf("the state after an in-place update: sha kept %t, rotated_at kept %t, verify %s",
-							a["kubeconfig_sha256"] == firstSHA, a["rotated_at"] == firstAtStr, a["verify"])
+					if a.KubeconfigSHA256 != firstSHA || deref(a.RotatedAt) != firstAtStr {
+						return fmt.Errorf("the state after an in-place update: sha kept %t, rotated_at kept %t",
+							a.KubeconfigSHA256 == firstSHA, deref(a.RotatedAt) == firstAtStr)
 					}
 					return nil
-				}),
+				}), rotationAttr("verify", knownvalue.Bool(false))},
 			},
 			{
 				// A keeper change rotates again.
@@ -166,9 +158,9 @@ func TestAccRotation_createRotatesAndProvesIt(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(rotationAddr, plancheck.ResourceActionReplace),
 				}},
-				Check: resource.ComposeAggregateTestCheckFunc(
-					check(func(a map[string]string) error {
-						if a["kubeconfig_sha256"] == firstSHA {
+				ConfigStateChecks: []statecheck.StateCheck{
+					rotationCheck(func(a rotationValues) error {
+						if a.KubeconfigSHA256 == firstSHA {
 							return fmt.Errorf("the keeper change did not produce a new kubeconfig")
 						}
 						if err := oldTokenRejected(t, oldKC); err != nil {
@@ -177,7 +169,7 @@ func TestAccRotation_createRotatesAndProvesIt(t *testing.T) {
 						return nil
 					}),
 					servedKubeconfigMatches(t, c),
-				),
+				},
 			},
 		},
 	})
@@ -197,19 +189,19 @@ func TestAccRotation_rotateEveryReplacesWhenDue(t *testing.T) {
 		Steps: []resource.TestStep{
 			{
 				Config: config,
-				Check: check(func(a map[string]string) error {
+				ConfigStateChecks: []statecheck.StateCheck{rotationCheck(func(a rotationValues) error {
 					var err error
-					if firstAt, err = time.Parse(time.RFC3339, a["rotated_at"]); err != nil {
+					if firstAt, err = time.Parse(time.RFC3339, deref(a.RotatedAt)); err != nil {
 						return err
 					}
 					if !firstAt.Equal(clk.Now()) {
 						return fmt.Errorf("rotated_at = %s, clock says %s", firstAt, clk.Now())
 					}
-					if want := firstAt.Add(720 * time.Hour).Format(time.RFC3339); a["next_rotation_at"] != want {
-						return fmt.Errorf("next_rotation_at = %s, want %s", a["next_rotation_at"], want)
+					if want := firstAt.Add(720 * time.Hour).Format(time.RFC3339); deref(a.NextRotationAt) != want {
+						return fmt.Errorf("next_rotation_at = %s, want %s", deref(a.NextRotationAt), want)
 					}
 					return nil
-				}),
+				})},
 			},
 			{
 				// An hour before it is due: no change.
@@ -224,16 +216,16 @@ func TestAccRotation_rotateEveryReplacesWhenDue(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(rotationAddr, plancheck.ResourceActionReplace),
 				}},
-				Check: check(func(a map[string]string) error {
-					at, err := time.Parse(time.RFC3339, a["rotated_at"])
+				ConfigStateChecks: []statecheck.StateCheck{rotationCheck(func(a rotationValues) error {
+					at, err := time.Parse(time.RFC3339, deref(a.RotatedAt))
 					if err != nil {
 						return err
 					}
-					if !at.Equal(clk.Now()) || len(listAttr(a, "deleted_secrets")) == 0 {
-						return fmt.Errorf("no second rotation: rotated_at = %s, deleted_secrets = %v", at, listAttr(a, "deleted_secrets"))
+					if !at.Equal(clk.Now()) || len(a.DeletedSecrets) == 0 {
+						return fmt.Errorf("no second rotation: rotated_at = %s, deleted_secrets = %v", at, a.DeletedSecrets)
 					}
 					return nil
-				}),
+				})},
 			},
 		},
 	})
@@ -291,6 +283,33 @@ func TestAccRotation_importAdoptsWithoutRotating(t *testing.T) {
 	})
 }
 
+// TestAccRotation_importMatchesWhatCreateRecorded: importing a cluster this
+// configuration rotated gives back its settings and, after the refresh, the
+// fingerprint of the kubeconfig the rotation left. What only a rotation
+// records (when, what it deleted and proved) is null or empty after import.
+func TestAccRotation_importMatchesWhatCreateRecorded(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	config := rotationConfig(c.ID, `  verify = false`)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{
+			{Config: config},
+			{
+				Config:            config,
+				ResourceName:      rotationAddr,
+				ImportState:       true,
+				ImportStateId:     strconv.Itoa(c.ID),
+				ImportStateVerify: true,
+				ImportStateVerifyIgnore: []string{
+					"verify", // import takes the default; the configuration sets false
+					"rotated_at", "deleted_secrets", "revoked_short_lived_kubeconfigs", "nodes_verified", "timeouts",
+				},
+			},
+		},
+	})
+}
+
 func TestAccRotation_clusterDeletedOutOfBandLeavesTheState(t *testing.T) {
 	t.Parallel()
 	c, err := testEnv.AddCluster(t.Context(), lkelocal.ClusterSpec{Pools: []int{1}})
@@ -335,9 +354,9 @@ func TestAccRotation_kubeconfigOnly(t *testing.T) {
 				oldKC = servedKubeconfig(t, c)
 			},
 			Config: rotationConfig(c.ID, `  regenerate_service_token = false`),
-			Check: resource.ComposeAggregateTestCheckFunc(
-				check(func(a map[string]string) error {
-					deleted := listAttr(a, "deleted_secrets")
+			ConfigStateChecks: []statecheck.StateCheck{
+				rotationCheck(func(a rotationValues) error {
+					deleted := a.DeletedSecrets
 					if len(deleted) != 1 || before[deleted[0]] != lkelocal.AdminServiceAccount {
 						return fmt.Errorf("deleted_secrets = %v; want only the lke-admin secret", deleted)
 					}
@@ -353,7 +372,7 @@ func TestAccRotation_kubeconfigOnly(t *testing.T) {
 					return nil
 				}),
 				servedKubeconfigMatches(t, c),
-			),
+			},
 		}},
 	})
 }
@@ -371,14 +390,14 @@ func TestAccRotation_serviceTokenOnly(t *testing.T) {
 				oldKC = servedKubeconfig(t, c)
 			},
 			Config: rotationConfig(c.ID, `  regenerate_kubeconfig = false`),
-			Check: check(func(a map[string]string) error {
-				if a["kubeconfig_sha256"] != sha256Hex(oldKC) {
+			ConfigStateChecks: []statecheck.StateCheck{rotationCheck(func(a rotationValues) error {
+				if a.KubeconfigSHA256 != sha256Hex(oldKC) {
 					return fmt.Errorf("a service-token-only rotation changed the kubeconfig")
 				}
 				if err := kubeconfigWorks(t, oldKC); err != nil {
 					return fmt.Errorf("the admin kubeconfig stopped working after a service-token-only rotation: %v", err)
 				}
-				deleted := listAttr(a, "deleted_secrets")
+				deleted := a.DeletedSecrets
 				after := tokenSecrets(t, c, "kube-system")
 				bySA := map[string]string{}
 				for id, sa := range after {
@@ -393,7 +412,7 @@ func TestAccRotation_serviceTokenOnly(t *testing.T) {
 					}
 				}
 				return nil
-			}),
+			})},
 		}},
 	})
 }
@@ -483,7 +502,7 @@ func TestAccRotation_restartWorkloadsTouchesOnlyTheChosen(t *testing.T) {
     namespaces = ["apps"]
     kinds      = ["deployment", "statefulset"]
   }`),
-			Check: check(func(a map[string]string) error {
+			ConfigStateChecks: []statecheck.StateCheck{rotationCheck(func(a rotationValues) error {
 				for _, w := range [][3]string{{"deployment", "apps", "web"}, {"statefulset", "apps", "db"}} {
 					if at := restartedAt(w[0], w[1], w[2]); at == "" {
 						return fmt.Errorf("%s %s/%s was not restarted", w[0], w[1], w[2])
@@ -497,7 +516,7 @@ func TestAccRotation_restartWorkloadsTouchesOnlyTheChosen(t *testing.T) {
 					}
 				}
 				return nil
-			}),
+			})},
 		}},
 	})
 }
@@ -548,9 +567,9 @@ func TestAccRotation_waitsThroughKubeconfigNotYetAvailable(t *testing.T) {
 		ProtoV6ProviderFactories: testProviders,
 		Steps: []resource.TestStep{{
 			Config: rotationConfig(c.ID, ""),
-			Check: resource.ComposeAggregateTestCheckFunc(
+			ConfigStateChecks: []statecheck.StateCheck{
 				servedKubeconfigMatches(t, c),
-				func(*terraform.State) error {
+				rotationCheck(func(rotationValues) error {
 					answered503 := 0
 					for _, r := range testEnv.Emulator.Requests() {
 						if r.ClusterID == c.ID && r.Endpoint == lkelocal.EndpointGetKubeconfig && r.Status == http.StatusServiceUnavailable {
@@ -561,8 +580,8 @@ func TestAccRotation_waitsThroughKubeconfigNotYetAvailable(t *testing.T) {
 						return fmt.Errorf("the kubeconfig was answered 503 only %d times; the test meant several polls", answered503)
 					}
 					return nil
-				},
-			),
+				}),
+			},
 		}},
 	})
 }
@@ -606,11 +625,11 @@ provider "kubecreds" {
 					}
 				},
 				Config: config,
-				Check: resource.ComposeAggregateTestCheckFunc(
+				ConfigStateChecks: []statecheck.StateCheck{
 					servedKubeconfigMatches(t, c),
-					resource.TestCheckResourceAttrSet(rotationAddr, "rotated_at"),
-					check(func(map[string]string) error { return oldTokenRejected(t, oldKC) }),
-				),
+					rotationAttr("rotated_at", knownvalue.NotNull()),
+					rotationCheck(func(rotationValues) error { return oldTokenRejected(t, oldKC) }),
+				},
 			},
 		},
 	})
@@ -655,19 +674,19 @@ func TestAccRotation_resumesWhenTheServedKubeconfigIsAlreadyRejected(t *testing.
 				killServedKubeconfig(t, c, oldKC)
 			},
 			Config: rotationConfig(c.ID, `  namespaces = ["kube-system", "ci"]`),
-			Check: resource.ComposeAggregateTestCheckFunc(
+			ConfigStateChecks: []statecheck.StateCheck{
 				servedKubeconfigMatches(t, c),
-				resource.TestCheckResourceAttrSet(rotationAddr, "rotated_at"),
-				check(func(a map[string]string) error {
-					if !slices.Contains(listAttr(a, "deleted_secrets"), left) {
-						return fmt.Errorf("deleted_secrets %v does not name %s, left by the interrupted run", listAttr(a, "deleted_secrets"), left)
+				rotationAttr("rotated_at", knownvalue.NotNull()),
+				rotationCheck(func(a rotationValues) error {
+					if !slices.Contains(a.DeletedSecrets, left) {
+						return fmt.Errorf("deleted_secrets %v does not name %s, left by the interrupted run", a.DeletedSecrets, left)
 					}
 					if remaining := tokenSecrets(t, c, "ci"); len(remaining) != 0 {
 						return fmt.Errorf("the resumed rotation left token secrets in ci: %v", sortedKeys(remaining))
 					}
 					return nil
 				}),
-			),
+			},
 		}},
 	})
 }
@@ -787,8 +806,8 @@ func TestAccRotation_tokenWithoutTheLKEWriteScopeIsExplained(t *testing.T) {
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testProviders,
 		Steps: []resource.TestStep{{
-			Config: rotationConfig(c.ID, ""),
-			Check:  servedKubeconfigMatches(t, c),
+			Config:            rotationConfig(c.ID, ""),
+			ConfigStateChecks: []statecheck.StateCheck{servedKubeconfigMatches(t, c)},
 		}},
 	})
 }
@@ -818,9 +837,9 @@ func TestAccRotation_waitsOutTheControlPlaneRestart(t *testing.T) {
 				ProtoV6ProviderFactories: testProviders,
 				Steps: []resource.TestStep{{
 					Config: rotationConfig(c.ID, ""),
-					Check: resource.ComposeAggregateTestCheckFunc(
+					ConfigStateChecks: []statecheck.StateCheck{
 						servedKubeconfigMatches(t, c),
-						check(func(map[string]string) error {
+						rotationCheck(func(rotationValues) error {
 							if n := outage(); ha && n != 0 {
 								return fmt.Errorf("a high-availability cluster answered 503 %d times", n)
 							} else if !ha && n == 0 {
@@ -828,7 +847,7 @@ func TestAccRotation_waitsOutTheControlPlaneRestart(t *testing.T) {
 							}
 							return nil
 						}),
-					),
+					},
 				}},
 			})
 		})
@@ -850,15 +869,15 @@ func TestAccRotation_waitsThroughAStaleKubeconfig(t *testing.T) {
 		ProtoV6ProviderFactories: testProviders,
 		Steps: []resource.TestStep{{
 			Config: rotationConfig(c.ID, ""),
-			Check: resource.ComposeAggregateTestCheckFunc(
+			ConfigStateChecks: []statecheck.StateCheck{
 				servedKubeconfigMatches(t, c),
-				check(func(a map[string]string) error {
-					if a["kubeconfig_sha256"] == sha256Hex(oldKC) {
+				rotationCheck(func(a rotationValues) error {
+					if a.KubeconfigSHA256 == sha256Hex(oldKC) {
 						return fmt.Errorf("the rotation recorded the stale kubeconfig")
 					}
 					return oldTokenRejected(t, oldKC)
 				}),
-			),
+			},
 		}},
 	})
 }

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
-	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -63,8 +63,8 @@ func TestAccRotation_deletesAThousandSecretsAndRecordsEachName(t *testing.T) {
 		Steps: []resource.TestStep{{
 			PreConfig: func() { want = append(want, sortedKeys(tokenSecrets(t, c, "kube-system"))...) },
 			Config:    rotationConfig(c.ID, `  namespaces = ["kube-system", "scale-a", "scale-b"]`),
-			Check: check(func(a map[string]string) error {
-				got := listAttr(a, "deleted_secrets")
+			ConfigStateChecks: []statecheck.StateCheck{rotationCheck(func(a rotationValues) error {
+				got := a.DeletedSecrets
 				slices.Sort(want)
 				if !slices.Equal(got, want) {
 					return fmt.Errorf("deleted_secrets has %d names, %d secrets existed", len(got), len(want))
@@ -75,7 +75,7 @@ func TestAccRotation_deletesAThousandSecretsAndRecordsEachName(t *testing.T) {
 					}
 				}
 				return nil
-			}),
+			})},
 		}},
 	})
 }
@@ -94,24 +94,30 @@ data "kubecreds_lke_service_account_tokens" "t" {
   namespaces = ["kube-system", "ci"]
 }
 `, c.ID),
-				Check: func(s *terraform.State) error {
-					a := s.RootModule().Resources["data.kubecreds_lke_service_account_tokens.t"].Primary.Attributes
+				ConfigStateChecks: []statecheck.StateCheck{valuesCheck("data.kubecreds_lke_service_account_tokens.t", func(v struct {
+					Tokens []struct {
+						Namespace string `json:"namespace"`
+						Name      string `json:"name"`
+						Age       string `json:"age"`
+						CreatedAt string `json:"created_at"`
+					} `json:"tokens"`
+				}) error {
 					want := sortedKeys(tokenSecrets(t, c, "ci", "kube-system"))
 					var got []string
-					for i := range len(want) {
-						got = append(got, a[fmt.Sprintf("tokens.%d.namespace", i)]+"/"+a[fmt.Sprintf("tokens.%d.name", i)])
-						if _, err := time.ParseDuration(a[fmt.Sprintf("tokens.%d.age", i)]); err != nil {
-							return fmt.Errorf("age %q is not a duration", a[fmt.Sprintf("tokens.%d.age", i)])
+					for _, tok := range v.Tokens {
+						got = append(got, tok.Namespace+"/"+tok.Name)
+						if _, err := time.ParseDuration(tok.Age); err != nil {
+							return fmt.Errorf("age %q is not a duration", tok.Age)
 						}
-						if _, err := time.Parse(time.RFC3339, a[fmt.Sprintf("tokens.%d.created_at", i)]); err != nil {
+						if _, err := time.Parse(time.RFC3339, tok.CreatedAt); err != nil {
 							return err
 						}
 					}
-					if a["tokens.#"] != fmt.Sprint(len(want)) || !slices.Equal(got, want) || !slices.Contains(got, own) {
+					if !slices.Equal(got, want) || !slices.Contains(got, own) {
 						return fmt.Errorf("tokens %v, want %v (including %s)", got, want, own)
 					}
 					return nil
-				},
+				})},
 			},
 		},
 	})
