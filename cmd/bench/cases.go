@@ -680,7 +680,7 @@ func (b *bench) planAtScale(ctx context.Context) error {
 	}
 	plan := result{Case: "plan, 200 rotation resources", Variant: "terraform plan (wall time)", Unit: "s"}
 	calls := result{Case: "plan, 200 rotation resources", Variant: "Linode API calls per plan", Unit: "calls",
-		Note: "Read looks each cluster up once per run (concurrent reads share one request), instead of once per resource"}
+		Note: "Read looks each cluster up, and asks for the kubeconfig it serves (to notice rotations made elsewhere), once per run: concurrent reads share one request each, instead of one per resource"}
 	for i := 0; i < b.runs; i++ {
 		before := b.env.Emulator.CountClusterRequests(c.ID, "")
 		s, err := timed(func() error { return b.terraform(ctx, dir, vars, "plan", "-no-color", "-detailed-exitcode") })

@@ -90,6 +90,11 @@ func (i *Issuer) IssueClientCertificate(ctx context.Context, req ClientCertifica
 		timeout = 2 * time.Minute
 	}
 	var signed []byte
+	// Not client-go's csr.WaitForCertificate: it lists and watches
+	// CertificateSigningRequests, which needs list and watch on them where
+	// this needs only get, and its informer retries a forbidden list
+	// silently until the timeout, so missing RBAC would read as "not
+	// signed" two minutes later instead of naming the permission at once.
 	// The requests use ctx, not the wait's own deadline: a request cut by
 	// that deadline would look like an unreachable server, not like a
 	// signer that never answered.
