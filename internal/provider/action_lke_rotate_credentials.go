@@ -10,8 +10,6 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/action/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
-	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
-	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/action"
 	"github.com/hashicorp/terraform-plugin-framework/action/schema"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -73,10 +71,7 @@ func (a *lkeRotateCredentialsAction) Schema(ctx context.Context, _ action.Schema
 				Description: descNamespaces,
 				ElementType: types.StringType,
 				Optional:    true,
-				Validators: []validator.Set{
-					setvalidator.SizeAtLeast(1),
-					setvalidator.ValueStringsAre(namespaceNameValidators()...),
-				},
+				Validators:  namespacesValidators(),
 			},
 			"regenerate_kubeconfig":    schema.BoolAttribute{Description: descRegenerateKubeconfig, Optional: true},
 			"regenerate_service_token": schema.BoolAttribute{Description: descRegenerateServiceToken, Optional: true},
@@ -91,19 +86,13 @@ func (a *lkeRotateCredentialsAction) Schema(ctx context.Context, _ action.Schema
 						Description: descRestartNamespaces,
 						ElementType: types.StringType,
 						Optional:    true,
-						Validators: []validator.Set{
-							setvalidator.SizeAtLeast(1),
-							setvalidator.ValueStringsAre(namespaceNameValidators()...),
-						},
+						Validators:  namespacesValidators(),
 					},
 					"kinds": schema.SetAttribute{
 						Description: descRestartKinds,
 						ElementType: types.StringType,
 						Optional:    true,
-						Validators: []validator.Set{
-							setvalidator.SizeAtLeast(1),
-							setvalidator.ValueStringsAre(stringvalidator.OneOf(rotation.WorkloadKinds...)),
-						},
+						Validators:  workloadKindsValidators(),
 					},
 				},
 			},
@@ -131,11 +120,17 @@ func (a *lkeRotateCredentialsAction) ConfigValidators(context.Context) []action.
 func (a *lkeRotateCredentialsAction) ValidateConfig(ctx context.Context, req action.ValidateConfigRequest, resp *action.ValidateConfigResponse) {
 	var m lkeRotateCredentialsModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
-	if resp.Diagnostics.HasError() || m.Timeouts.IsNull() || m.Timeouts.IsUnknown() {
+	checkInvokeTimeout(ctx, m.Timeouts, &resp.Diagnostics)
+}
+
+// checkInvokeTimeout reports an action's timeouts.invoke that is not
+// positive (unknown or unset: nothing to check yet).
+func checkInvokeTimeout(ctx context.Context, t timeouts.Value, diags *diag.Diagnostics) {
+	if diags.HasError() || t.IsNull() || t.IsUnknown() {
 		return
 	}
-	d, dd := m.Timeouts.Invoke(ctx, defaultRotationTimeout)
-	positiveTimeout("invoke", d, dd, &resp.Diagnostics)
+	d, dd := t.Invoke(ctx, time.Minute)
+	positiveTimeout("invoke", d, dd, diags)
 }
 
 func (a *lkeRotateCredentialsAction) Configure(_ context.Context, req action.ConfigureRequest, resp *action.ConfigureResponse) {

@@ -6,10 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/action/timeouts"
-	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/action"
 	"github.com/hashicorp/terraform-plugin-framework/action/schema"
-	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
@@ -68,22 +66,9 @@ func (a *skeRotationPhaseAction) Schema(ctx context.Context, _ action.SchemaRequ
 	resp.Schema = schema.Schema{
 		Description: description,
 		Attributes: map[string]schema.Attribute{
-			"project_id": schema.StringAttribute{
-				Description: "STACKIT project ID.",
-				Required:    true,
-				Validators:  []validator.String{stringvalidator.LengthAtLeast(1)},
-			},
-			"region": schema.StringAttribute{
-				Description: "Region of the cluster, e.g. `eu01`.",
-				Required:    true,
-				Validators:  []validator.String{stringvalidator.LengthAtLeast(1)},
-			},
-			"cluster_name": schema.StringAttribute{
-				Description: "Name of the SKE cluster.",
-				Required:    true,
-				Validators: []validator.String{stringvalidator.RegexMatches(skeClusterName,
-					"must be an SKE cluster name: 1 to 11 lowercase letters and digits, starting with a letter")},
-			},
+			"project_id":   schema.StringAttribute{Description: "STACKIT project ID.", Required: true, Validators: notEmpty()},
+			"region":       schema.StringAttribute{Description: descSKERegion, Required: true, Validators: notEmpty()},
+			"cluster_name": schema.StringAttribute{Description: descSKEClusterName, Required: true, Validators: skeClusterNameValidators()},
 		},
 		Blocks: map[string]schema.Block{
 			"timeouts": timeouts.Block(ctx),
@@ -94,11 +79,7 @@ func (a *skeRotationPhaseAction) Schema(ctx context.Context, _ action.SchemaRequ
 func (a *skeRotationPhaseAction) ValidateConfig(ctx context.Context, req action.ValidateConfigRequest, resp *action.ValidateConfigResponse) {
 	var m skeRotationPhaseModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
-	if resp.Diagnostics.HasError() || m.Timeouts.IsNull() || m.Timeouts.IsUnknown() {
-		return
-	}
-	d, dd := m.Timeouts.Invoke(ctx, defaultSKEPhaseTimeout)
-	positiveTimeout("invoke", d, dd, &resp.Diagnostics)
+	checkInvokeTimeout(ctx, m.Timeouts, &resp.Diagnostics)
 }
 
 func (a *skeRotationPhaseAction) Configure(_ context.Context, req action.ConfigureRequest, resp *action.ConfigureResponse) {

@@ -26,6 +26,18 @@ var skeExpirationRange = durationBetween{min: ske.MinKubeconfigExpiration, max: 
 // at most 11 characters (STACKIT's rule).
 var skeClusterName = regexp.MustCompile(`^[a-z][a-z0-9]{0,10}$`)
 
+const (
+	descSKERegion      = "Region of the cluster, e.g. `eu01`."
+	descSKEClusterName = "Name of the SKE cluster."
+)
+
+func skeClusterNameValidators() []validator.String {
+	return []validator.String{stringvalidator.RegexMatches(skeClusterName,
+		"must be an SKE cluster name: 1 to 11 lowercase letters and digits, starting with a letter")}
+}
+
+func notEmpty() []validator.String { return []validator.String{stringvalidator.LengthAtLeast(1)} }
+
 type skeKubeconfig struct {
 	data *providerData
 }
@@ -59,22 +71,9 @@ func (r *skeKubeconfig) Schema(_ context.Context, _ ephemeral.SchemaRequest, res
 			"invalidate issued kubeconfigs early is to complete a credentials rotation (`kubecreds_ske_credentials_rotation`), which drops " +
 			"the CA that signed them; so keep `ttl` short. Needs the provider's `stackit` settings.",
 		Attributes: map[string]schema.Attribute{
-			"project_id": schema.StringAttribute{
-				Description: "STACKIT project ID (a UUID).",
-				Required:    true,
-				Validators:  []validator.String{stringvalidator.LengthAtLeast(1)},
-			},
-			"region": schema.StringAttribute{
-				Description: "Region of the cluster, e.g. `eu01`.",
-				Required:    true,
-				Validators:  []validator.String{stringvalidator.LengthAtLeast(1)},
-			},
-			"cluster_name": schema.StringAttribute{
-				Description: "Name of the SKE cluster.",
-				Required:    true,
-				Validators: []validator.String{stringvalidator.RegexMatches(skeClusterName,
-					"must be an SKE cluster name: 1 to 11 lowercase letters and digits, starting with a letter")},
-			},
+			"project_id":   schema.StringAttribute{Description: "STACKIT project ID (a UUID).", Required: true, Validators: notEmpty()},
+			"region":       schema.StringAttribute{Description: descSKERegion, Required: true, Validators: notEmpty()},
+			"cluster_name": schema.StringAttribute{Description: descSKEClusterName, Required: true, Validators: skeClusterNameValidators()},
 			"ttl": schema.StringAttribute{
 				Description: "How long the kubeconfig is valid, as a Go duration: from `10m` to `4320h` (180 days), " +
 					"whole seconds. Default `1h`.",

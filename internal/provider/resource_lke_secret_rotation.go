@@ -12,8 +12,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-timetypes/timetypes"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
-	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
-	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -129,10 +127,7 @@ func (r *lkeSecretRotationResource) Schema(ctx context.Context, _ resource.Schem
 				Optional:    true,
 				Computed:    true,
 				Default:     setdefault.StaticValue(types.SetValueMust(types.StringType, []attr.Value{types.StringValue("kube-system")})),
-				Validators: []validator.Set{
-					setvalidator.SizeAtLeast(1),
-					setvalidator.ValueStringsAre(namespaceNameValidators()...),
-				},
+				Validators:  namespacesValidators(),
 			},
 			"regenerate_kubeconfig": schema.BoolAttribute{
 				Description: descRegenerateKubeconfig,
@@ -212,19 +207,13 @@ func (r *lkeSecretRotationResource) Schema(ctx context.Context, _ resource.Schem
 						Description: descRestartNamespaces,
 						ElementType: types.StringType,
 						Optional:    true,
-						Validators: []validator.Set{
-							setvalidator.SizeAtLeast(1),
-							setvalidator.ValueStringsAre(namespaceNameValidators()...),
-						},
+						Validators:  namespacesValidators(),
 					},
 					"kinds": schema.SetAttribute{
 						Description: descRestartKinds,
 						ElementType: types.StringType,
 						Optional:    true,
-						Validators: []validator.Set{
-							setvalidator.SizeAtLeast(1),
-							setvalidator.ValueStringsAre(stringvalidator.OneOf(rotation.WorkloadKinds...)),
-						},
+						Validators:  workloadKindsValidators(),
 					},
 				},
 			},

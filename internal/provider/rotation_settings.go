@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
 )
 
 // The settings of an LKE rotation, shared by the kubecreds_lke_secret_rotation
@@ -34,6 +38,17 @@ const (
 	descRestartNamespaces = "Namespaces whose workloads are restarted. Required in the block."
 	descRestartKinds      = "Kinds of workload to restart: `deployment`, `daemonset`, `statefulset`. Defaults to all three."
 )
+
+// namespacesValidators check a set of namespace names: at least one, each
+// a DNS label.
+func namespacesValidators() []validator.Set {
+	return []validator.Set{setvalidator.SizeAtLeast(1), setvalidator.ValueStringsAre(namespaceNameValidators()...)}
+}
+
+// workloadKindsValidators check restart_workloads.kinds.
+func workloadKindsValidators() []validator.Set {
+	return []validator.Set{setvalidator.SizeAtLeast(1), setvalidator.ValueStringsAre(stringvalidator.OneOf(rotation.WorkloadKinds...))}
+}
 
 // restartNamespacesRequired requires namespaces inside a restart_workloads
 // block (a required attribute of an optional block would be demanded even
