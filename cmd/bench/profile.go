@@ -13,10 +13,10 @@ import (
 )
 
 // profileDeletion explains the deletion numbers: while 5 000 token secrets
-// are deleted, once by the provider's step and once by the floor, it takes a
-// CPU profile of kube-apiserver (its /debug/pprof) and of this process (where
-// the provider's step runs), and writes them with `go tool pprof -top` views to
-// <out>/profile/.
+// are deleted, once by the provider's step and once by its DeleteCollection
+// requests alone, it takes a CPU profile of kube-apiserver (its /debug/pprof)
+// and of this process (where the provider's step runs), and writes them with
+// `go tool pprof -top` views to <out>/profile/.
 func (b *bench) profileDeletion(ctx context.Context, out string) error {
 	const n = 5000
 	dir := filepath.Join(out, "profile")
@@ -30,7 +30,7 @@ func (b *bench) profileDeletion(ctx context.Context, out string) error {
 	variants := []struct {
 		name string
 		del  func() error
-	}{{"provider", d.providerStep}, {"floor", d.floor}}
+	}{{"provider", d.providerStep}, {"requests-alone", d.floor}}
 	var summary strings.Builder
 	fmt.Fprintf(&summary, "# Where deleting %d token secrets spends its time\n\nWritten by `make bench` on %s (2-core machine; kube-apiserver, etcd and "+
 		"kube-controller-manager of the local LKE share it with the client). CPU profiles taken while the deletion ran: kube-apiserver's "+
@@ -71,7 +71,8 @@ func (b *bench) profileDeletion(ctx context.Context, out string) error {
 		if p.err != nil {
 			return fmt.Errorf("kube-apiserver profile: %w", p.err)
 		}
-		fmt.Fprintf(&summary, "## %s: %d secrets deleted in %.2f s\n\n", v.name, n, took)
+		heading := map[string]string{"provider": "the provider's deletion step", "requests-alone": "the provider's DeleteCollection requests alone"}[v.name]
+		fmt.Fprintf(&summary, "## %s: %d secrets deleted in %.2f s\n\n", heading, n, took)
 		files := map[string][]byte{"apiserver-" + v.name: p.raw}
 		if v.name == "provider" {
 			files["client-"+v.name] = client.Bytes()
