@@ -93,8 +93,7 @@ variable "run" { type = string }
 resource "kubecreds_lke_secret_rotation" "r" {
   cluster_id = var.cluster_id
   keepers    = { run = var.run }
-  verify     = %v
-}
+%s}
 `
 
 // The runbook as users script it today, made as fair as it can be: kubectl
@@ -185,7 +184,7 @@ func (b *bench) rotationEndToEnd(ctx context.Context) error {
 	providerLag := map[bool]*result{}
 	dirs := map[bool]string{}
 	for _, verify := range []bool{false, true} {
-		dir, err := b.configDir(fmt.Sprintf("rotation-verify-%v", verify), fmt.Sprintf(rotationConfig, verify))
+		dir, err := b.configDir(fmt.Sprintf("rotation-verify-%v", verify), fmt.Sprintf(rotationConfig, fmt.Sprintf("  verify = %v\n", verify)))
 		if err != nil {
 			return err
 		}
@@ -454,22 +453,11 @@ const (
 	variantFloor       = "provider's requests alone: DeleteCollection"
 )
 
-const deleteApplyConfig = `
-terraform {
-  required_providers {
-    kubecreds = { source = "kubecreds/kubecreds" }
-  }
-}
-variable "cluster_id" { type = number }
-variable "run" { type = string }
-resource "kubecreds_lke_secret_rotation" "r" {
-  cluster_id               = var.cluster_id
-  keepers                  = { run = var.run }
-  namespaces               = [for i in range(10) : "bench-${i}"]
+// deleteApplyConfig is rotationConfig deleting the bench namespaces' secrets.
+var deleteApplyConfig = fmt.Sprintf(rotationConfig, `  namespaces               = [for i in range(10) : "bench-${i}"]
   regenerate_service_token = false
   verify                   = false
-}
-`
+`)
 
 const issuanceConfig = `
 terraform {
@@ -560,7 +548,7 @@ func (b *bench) footprint(ctx context.Context) error {
 		return err
 	}
 	b.add(result{Case: "footprint", Variant: "provider binary size", Unit: "MiB", Samples: []float64{float64(st.Size()) / (1 << 20)}})
-	dir, err := b.configDir("schema", fmt.Sprintf(rotationConfig, true))
+	dir, err := b.configDir("schema", fmt.Sprintf(rotationConfig, "  verify = true\n"))
 	if err != nil {
 		return err
 	}
@@ -584,8 +572,7 @@ func (b *bench) footprint(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	config := strings.Replace(fmt.Sprintf(rotationConfig, false), "verify     = false", "verify     = false\n  namespaces = [\"kube-system\", "+
-		`"`+strings.Join(benchNamespaceList(), `", "`)+`"]`, 1)
+	config := fmt.Sprintf(rotationConfig, "  verify     = false\n  namespaces = [\"kube-system\", \""+strings.Join(benchNamespaceList(), `", "`)+"\"]\n")
 	rdir, err := b.configDir("rss", config)
 	if err != nil {
 		return err
