@@ -3,7 +3,6 @@ package provider
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/action/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework/action"
@@ -117,10 +116,18 @@ func (a *skeRotationPhaseAction) Invoke(ctx context.Context, req action.InvokeRe
 			resp.Diagnostics.AddError("Cannot start the credentials rotation of SKE cluster "+ref.String(), describeSKEPhaseError(err, ref, timeout, "invoke"))
 			return
 		}
-		if !out.Started && out.Cluster.Status.CredentialsRotation.Phase == ske.PhasePrepared {
+		switch {
+		case out.Started:
+		case out.Found == ske.PhasePrepared:
 			resp.Diagnostics.AddWarning("Credentials rotation already prepared",
 				"SKE cluster "+ref.String()+" already had a credentials rotation PREPARED (started "+startedAt(out.Cluster)+"), so none was started: "+
 					"complete it first (kubecreds_ske_complete_credentials_rotation), then start a new one.")
+		default:
+			// An earlier invoke (or someone else) started it, and it was still
+			// PREPARING: this one waited for it rather than starting another.
+			resp.Diagnostics.AddWarning("Credentials rotation already under way",
+				"SKE cluster "+ref.String()+" was already "+out.Found+" (started "+startedAt(out.Cluster)+"): this invoke waited until it was "+
+					"PREPARED instead of starting another.")
 		}
 		progress.say("SKE cluster %s: credentials rotation %s after %s (started %s); old and new credentials both work until it is completed",
 			ref, out.Cluster.Status.CredentialsRotation.Phase, progress.since(), startedAt(out.Cluster))
@@ -132,10 +139,16 @@ func (a *skeRotationPhaseAction) Invoke(ctx context.Context, req action.InvokeRe
 		resp.Diagnostics.AddError("Cannot complete the credentials rotation of SKE cluster "+ref.String(), describeSKEPhaseError(err, ref, timeout, "invoke"))
 		return
 	}
-	if !out.Completed {
+	switch {
+	case out.Completed:
+	case out.Found == ske.PhaseCompleted:
 		resp.Diagnostics.AddWarning("Credentials rotation already completed",
-			fmt.Sprintf("SKE cluster %s had no rotation waiting to be completed: it was %s already, so nothing was done.", ref, out.Cluster.Status.CredentialsRotation.Phase))
+			fmt.Sprintf("SKE cluster %s had no rotation waiting to be completed: it was COMPLETED already, so nothing was done.", ref))
+	default:
+		// An earlier invoke (or someone else) asked, and it was still
+		// COMPLETING: this one waited for it.
+		progress.say("SKE cluster %s was already %s: waited for it rather than asking again", ref, out.Found)
 	}
 	progress.say("SKE cluster %s: credentials rotation %s after %s; credentials from before its start no longer work",
-		ref, out.Cluster.Status.CredentialsRotation.Phase, progress.since().Round(time.Second))
+		ref, out.Cluster.Status.CredentialsRotation.Phase, progress.since())
 }

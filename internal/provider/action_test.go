@@ -346,14 +346,15 @@ action "kubecreds_lke_rotate_credentials" "now" {
 	if err == nil {
 		t.Fatalf("an action block validated under %s, which has no actions:\n%s", firstLine(version), out)
 	}
-	if !strings.Contains(out, "action") {
-		t.Errorf("the error does not mention the action block:\n%s", out)
+	if !strings.Contains(out, "Unsupported block type") || !strings.Contains(out, `action "kubecreds_lke_rotate_credentials"`) {
+		t.Errorf("the error does not refuse the action block as a block this version does not know:\n%s", out)
 	}
 	t.Logf("%s refuses the action block: %s", firstLine(version), regexp.MustCompile(`Error: [^\n]*`).FindString(out))
 }
 
 // TestAction_SKEPhasesInvokedFromTheCLI runs SKE's two phases as actions:
-// start leaves the cluster PREPARED with the old kubeconfig still working;
+// a start killed while SKE prepares is finished by the next invoke without
+// a second start; start leaves the cluster PREPARED with the old kubeconfig still working;
 // starting again starts nothing and warns; complete leaves it COMPLETED,
 // the old kubeconfig rejected and one issued in between working;
 // completing again completes nothing and warns.
@@ -385,12 +386,28 @@ action "kubecreds_ske_complete_credentials_rotation" "complete" {
   }
 }
 `, c.ProjectID, c.Region, c.Name))
-	out := tf14(t, dir, "apply", "-auto-approve", "-input=false", "-invoke=action.kubecreds_ske_start_credentials_rotation.start")
+	// Killed while SKE prepares the rotation it was asked for: the next
+	// invoke finds it PREPARING, waits for it, and says so, without a
+	// second start.
+	c.SetPrepareDuration(5 * time.Second)
+	start := []string{"apply", "-auto-approve", "-input=false", "-invoke=action.kubecreds_ske_start_credentials_rotation.start"}
+	if out, err := runKilledWith(t, terraform14(t), dir, start, func(line string) bool {
+		return strings.Contains(line, "SKE credentials rotation started")
+	}, nil); err != nil {
+		t.Fatalf("killed while preparing: %v\n%s", err, out)
+	}
+	if phase, _ := c.Phase(); phase != ske.PhasePreparing {
+		t.Fatalf("after the kill the phase is %s, want PREPARING", phase)
+	}
+	out := tf14(t, dir, start...)
 	if phase, _ := c.Phase(); phase != ske.PhasePrepared {
 		t.Fatalf("after the start action the phase is %s, want PREPARED:\n%s", phase, out)
 	}
 	if !strings.Contains(out, "credentials rotation PREPARED after") {
 		t.Errorf("the start action's progress does not say PREPARED:\n%s", out)
+	}
+	if starts, _ := c.Rotations(); starts != 1 || !wrapped("was already PREPARING").MatchString(out) {
+		t.Errorf("the invoke after the kill: %d starts (want 1), or no word of the rotation already under way:\n%s", starts, out)
 	}
 	if err := skeKubeconfigWorks(t.Context(), oldKC); err != nil {
 		t.Errorf("PREPARED: the kubeconfig from before the start no longer works: %v", err)

@@ -79,6 +79,8 @@ type Prepared struct {
 	// Started is true when this call started the rotation; false when it
 	// found one already under way or prepared (and waited for or adopted it).
 	Started bool
+	// Found is the phase the cluster was in when Prepare first read it.
+	Found string
 }
 
 // Prepare makes sure a credentials rotation is PREPARED: it starts one on a
@@ -94,7 +96,7 @@ func (r *Rotator) Prepare(ctx context.Context, ref ClusterRef) (*Prepared, error
 	if err := Rotatable(c); err != nil {
 		return nil, err
 	}
-	out := &Prepared{}
+	out := &Prepared{Found: c.Status.CredentialsRotation.Phase}
 	switch c.Status.CredentialsRotation.Phase {
 	case PhasePrepared:
 		r.log(ctx, "SKE credentials rotation already prepared: adopting it", map[string]any{"cluster": ref.String()})
@@ -135,6 +137,8 @@ type Completed struct {
 	// Completed is true when this call completed the rotation; false when
 	// it found it completing or completed already.
 	Completed bool
+	// Found is the phase the cluster was in when Complete first read it.
+	Found string
 }
 
 // Complete makes sure the credentials rotation is COMPLETED: it completes a
@@ -146,7 +150,7 @@ func (r *Rotator) Complete(ctx context.Context, ref ClusterRef) (*Completed, err
 	if err != nil {
 		return nil, err
 	}
-	out := &Completed{}
+	out := &Completed{Found: c.Status.CredentialsRotation.Phase}
 	switch c.Status.CredentialsRotation.Phase {
 	case PhaseCompleted:
 		out.Cluster = c
