@@ -339,3 +339,46 @@ func testCSR(t *testing.T) []byte {
 	}
 	return csr
 }
+
+// Each operation can have a limit of its own besides the general one; its
+// headers are reported when it is the tighter, and another operation is
+// not held by it.
+func TestPerOperationRateLimitAnswers429ForThatOperationOnly(t *testing.T) {
+	token := env.Emulator.ScopedToken(lkelocal.ScopeLKEReadWrite)
+	env.Emulator.SetTokenRateLimits(token, lkelocal.RateLimits{PerOperation: 2})
+	c := env.Clusters()[0]
+	for i, want := range []int{http.StatusOK, http.StatusOK, http.StatusTooManyRequests} {
+		resp, _ := rawRequest(t, token, http.MethodGet, "/lke/clusters/"+itoa(c.ID)+"/kubeconfig", "")
+		if resp.StatusCode != want || resp.Header.Get("X-Ratelimit-Limit") != "2" {
+			t.Fatalf("kubeconfig GET %d: %d with limit %q; want %d with limit 2", i+1, resp.StatusCode, resp.Header.Get("X-Ratelimit-Limit"), want)
+		}
+	}
+	if resp, _ := rawRequest(t, token, http.MethodGet, "/lke/clusters/"+itoa(c.ID), ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("another operation answered %d; the kubeconfig's limit must not hold it", resp.StatusCode)
+	}
+}
+
+// A fault with For answers every request for its span, then the queue moves
+// on; a body fault answers JSON without Linode's error list.
+func TestFaultsInTimeAndBodiesWithoutTheErrorList(t *testing.T) {
+	c := env.Clusters()[0]
+	t.Cleanup(func() { env.Emulator.ClearClusterFaults(c.ID) })
+	env.Emulator.InjectClusterFaults(c.ID, lkelocal.EndpointGetCluster,
+		lkelocal.Fault{Status: http.StatusBadGateway, HTML: true, For: 300 * time.Millisecond},
+		lkelocal.Fault{Status: http.StatusInternalServerError, Body: "{}"})
+	path := "/lke/clusters/" + itoa(c.ID)
+	start := time.Now()
+	for n := 0; time.Since(start) < 250*time.Millisecond; n++ {
+		if resp, _ := rawRequest(t, env.Emulator.Token, http.MethodGet, path, ""); resp.StatusCode != http.StatusBadGateway {
+			t.Fatalf("request %d within the span: %d; want the 502 page", n, resp.StatusCode)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	resp, body := rawRequest(t, env.Emulator.Token, http.MethodGet, path, "")
+	if resp.StatusCode != http.StatusInternalServerError || string(body) != "{}" || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("after the span: %d %q (%s); want 500 {} as JSON", resp.StatusCode, body, resp.Header.Get("Content-Type"))
+	}
+	if resp, _ := rawRequest(t, env.Emulator.Token, http.MethodGet, path, ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("after the faults: %d; want the cluster", resp.StatusCode)
+	}
+}

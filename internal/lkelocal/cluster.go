@@ -75,12 +75,16 @@ type Cluster struct {
 	outageUntil            time.Time     // the API endpoint answers 503 until then
 	outageStarted          chan struct{} // closed when an outage starts (then replaced): cuts requests in flight
 	recycleDelay           time.Duration
-	pools                  []*nodePool
-	adminKubeconfig        string
-	proxy                  *kubeProxy // the API endpoint kubeconfigs from the Linode API name
-	extraTokens            int        // more auto-generated token secrets in kube-system
-	regenerations          int        // regenerations the API acted on
-	recycles               int        // recycles the API acted on
+	// actDelay: a regeneration shows nothing for this long (the previous
+	// kubeconfig is served, no secret is replaced), as a slower LKE whose
+	// regeneration is queued before it acts.
+	actDelay        time.Duration
+	pools           []*nodePool
+	adminKubeconfig string
+	proxy           *kubeProxy // the API endpoint kubeconfigs from the Linode API name
+	extraTokens     int        // more auto-generated token secrets in kube-system
+	regenerations   int        // regenerations the API acted on
+	recycles        int        // recycles the API acted on
 }
 
 // Regenerations counts the regenerations (POST /regenerate, DELETE
@@ -366,8 +370,9 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 	c.pendingRegens++
 	c.updated = time.Now().UTC().Truncate(time.Second)
 	c.lastRegenAt = time.Now()
-	c.regenStale, c.regenDelay = c.staleWindow, c.kubeconfigDelay
+	c.regenStale, c.regenDelay = max(c.staleWindow, c.actDelay), c.kubeconfigDelay
 	c.staleKubeconfig = c.kubeconfig
+	actDelay := c.actDelay
 	if serviceToken && !c.highAvailability && c.outage > 0 {
 		// LKE restarts the control-plane components with the new token.
 		c.outageUntil = time.Now().Add(c.outage)
@@ -384,6 +389,9 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 		var newKubeconfig []byte
 		var newToken string
 		err := func() error {
+			if actDelay > 0 && !c.sleep(actDelay) {
+				return c.ctx.Err()
+			}
 			if kubeconfig {
 				token, err := c.regenerateAdminToken()
 				if err != nil {
@@ -521,6 +529,15 @@ func (c *Cluster) servedKubeconfig() (kc []byte, ready bool) {
 		return nil, false
 	}
 	return c.kubeconfig, true
+}
+
+// SetActDelay sets how long a regeneration shows no effect at all: the
+// previous kubeconfig is still served and no secret is replaced. It applies
+// from the next regeneration on.
+func (c *Cluster) SetActDelay(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.actDelay = max(d, 0)
 }
 
 // SetStaleWindow sets how long, after a regeneration, GET /kubeconfig still

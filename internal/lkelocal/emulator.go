@@ -65,9 +65,29 @@ const (
 // the endpoint's OAuth scope.
 const notAuthorizedForEndpoint = "Your OAuth token is not authorized to use this endpoint."
 
+// readOnlyEndpoints are the LKE operations lke:read_only allows, as the API
+// reference lists each operation's scope (linode-api-docs openapi.yaml,
+// x-linode-cli / security per operation): listing and reading clusters,
+// pools and API endpoints. Every other one, GET /kubeconfig included, needs
+// lke:read_write.
+var readOnlyEndpoints = map[string]bool{
+	EndpointListClusters: true, EndpointGetCluster: true, EndpointListPools: true, EndpointGetPool: true,
+	EndpointListAPIEndpoints: true,
+}
+
+// acceptedScope is the scope an endpoint needs, as the API reports it in
+// X-Accepted-OAuth-Scopes.
+func acceptedScope(endpoint string) string {
+	if readOnlyEndpoints[endpoint] {
+		return ScopeLKEReadOnly
+	}
+	return ScopeLKEReadWrite
+}
+
 // ScopedToken makes another token the emulator accepts, limited to scopes
-// (as a personal access token made in Cloud Manager is): reads need
-// lke:read_only or lke:read_write, writes lke:read_write.
+// (as a personal access token made in Cloud Manager is): the read-only
+// endpoints need lke:read_only or lke:read_write, the others (GET
+// /kubeconfig among them) lke:read_write.
 func (e *Emulator) ScopedToken(scopes ...string) string {
 	token := randomHex(32)
 	e.scopeMu.Lock()
@@ -80,19 +100,28 @@ func (e *Emulator) ScopedToken(scopes ...string) string {
 }
 
 // scopeAllows tells whether the request's token may use the endpoint; known
-// is false for a token ScopedToken did not make.
-func (e *Emulator) scopeAllows(r *http.Request) (allowed, known bool) {
+// is false for a token ScopedToken did not make. It sets the headers the
+// API sends with every answer: X-OAuth-Scopes (the token's, "*" for one
+// with every scope) and X-Accepted-OAuth-Scopes (the endpoint's).
+func (e *Emulator) scopeAllows(w http.ResponseWriter, r *http.Request, endpoint string) (allowed, known bool) {
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	e.scopeMu.Lock()
 	scopes, known := e.scoped[token]
 	e.scopeMu.Unlock()
+	if endpoint != "" {
+		w.Header().Set("X-Accepted-OAuth-Scopes", acceptedScope(endpoint))
+	}
 	if !known {
+		if e.authorized(r) {
+			w.Header().Set("X-OAuth-Scopes", "*")
+		}
 		return false, false
 	}
+	w.Header().Set("X-OAuth-Scopes", strings.Join(scopes, " "))
 	if slices.Contains(scopes, ScopeLKEReadWrite) {
 		return true, true
 	}
-	return r.Method == http.MethodGet && slices.Contains(scopes, ScopeLKEReadOnly), true
+	return readOnlyEndpoints[endpoint] && slices.Contains(scopes, ScopeLKEReadOnly), true
 }
 
 // StartMaintenance makes every request answer as during a maintenance
@@ -215,7 +244,7 @@ func (e *Emulator) middleware(endpoint string, h http.HandlerFunc) http.Handler 
 			writeError(rec, http.StatusNotFound, apiError{Reason: "Not found"})
 			return
 		}
-		if allowed, scoped := e.scopeAllows(r); scoped && !allowed {
+		if allowed, scoped := e.scopeAllows(rec, r, endpoint); scoped && !allowed {
 			writeError(rec, http.StatusUnauthorized, apiError{Reason: notAuthorizedForEndpoint})
 			return
 		} else if !scoped && !e.authorized(r) {

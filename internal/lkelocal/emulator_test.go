@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -303,9 +304,39 @@ func TestScopedTokensAreRefusedWhatTheirScopesDoNotAllow(t *testing.T) {
 	if _, err := readOnly.RegenerateLKECluster(ctx, id, linodego.LKEClusterRegenerateOptions{KubeConfig: true}); !notAuthorized(err) {
 		t.Errorf("lke:read_only: regenerate answered %v; want 401 not authorized to use this endpoint", err)
 	}
+	// The API reference gives GET /kubeconfig the scope lke:read_write.
+	if _, err := readOnly.GetLKEClusterKubeconfig(ctx, id); !notAuthorized(err) {
+		t.Errorf("lke:read_only: reading the kubeconfig answered %v; want 401 not authorized to use this endpoint", err)
+	}
 	none := newLinodeClient(t, env.Emulator.ScopedToken("linodes:read_only"))
 	if _, err := none.GetLKECluster(ctx, id); !notAuthorized(err) {
 		t.Errorf("no LKE scope: reading answered %v; want 401 not authorized to use this endpoint", err)
+	}
+}
+
+// Every answer carries the token's scopes and the endpoint's, as the API's
+// response headers do (X-OAuth-Scopes "*" for a token with every scope).
+func TestAnswersCarryTheOAuthScopeHeaders(t *testing.T) {
+	id := env.Clusters()[0].ID
+	for _, c := range []struct {
+		token, path, scopes, accepted string
+	}{
+		{env.Emulator.Token, fmt.Sprintf("/v4/lke/clusters/%d", id), "*", "lke:read_only"},
+		{env.Emulator.ScopedToken(lkelocal.ScopeLKEReadOnly), fmt.Sprintf("/v4/lke/clusters/%d/kubeconfig", id), "lke:read_only", "lke:read_write"},
+	} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, env.Emulator.URL+c.path, nil)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := env.Emulator.HTTPClient(false).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("X-OAuth-Scopes"); got != c.scopes {
+			t.Errorf("%s: X-OAuth-Scopes %q; want %q", c.path, got, c.scopes)
+		}
+		if got := resp.Header.Get("X-Accepted-OAuth-Scopes"); got != c.accepted {
+			t.Errorf("%s: X-Accepted-OAuth-Scopes %q; want %q", c.path, got, c.accepted)
+		}
 	}
 }
 

@@ -55,6 +55,17 @@ type Fault struct {
 	// the nodes recycled), then plays Drop or Hang instead of its answer:
 	// the API did the work and the client never hears of it.
 	Acted bool
+	// Body answers Status with this JSON body as it is, Content-Type
+	// application/json: "{}" or {"message": …} from something in front of
+	// the API, which has no "errors" array, so that linodego's
+	// coupleAPIErrors returns no error for it (errors.go).
+	Body string
+	// For keeps the fault in force for this long from the first request it
+	// answers (every request meanwhile takes it), then the queue moves on:
+	// an outage of the edge in time, not in requests.
+	For time.Duration
+
+	until time.Time // when a For fault ends, set when it is first played
 }
 
 // discardResponse swallows the answer of a handler whose answer is lost.
@@ -93,12 +104,24 @@ func (t *faultTable) push(endpoint string, faults []Fault) {
 func (t *faultTable) pop(endpoint string) (Fault, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	q := t.queues[endpoint]
-	if len(q) == 0 {
-		return Fault{}, false
+	for {
+		q := t.queues[endpoint]
+		if len(q) == 0 {
+			return Fault{}, false
+		}
+		if q[0].For <= 0 {
+			t.queues[endpoint] = q[1:]
+			return q[0], true
+		}
+		now := time.Now()
+		if q[0].until.IsZero() {
+			q[0].until = now.Add(q[0].For)
+		}
+		if now.Before(q[0].until) {
+			return q[0], true
+		}
+		t.queues[endpoint] = q[1:]
 	}
-	t.queues[endpoint] = q[1:]
-	return q[0], true
 }
 
 func (t *faultTable) clear() {
@@ -198,6 +221,14 @@ func applyFault(w http.ResponseWriter, r *http.Request, f Fault, closing <-chan 
 		title := strconv.Itoa(f.Status) + " " + http.StatusText(f.Status)
 		_, _ = w.Write([]byte("<html>\r\n<head><title>" + title + "</title></head>\r\n<body>\r\n<center><h1>" + title +
 			"</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"))
+		return true
+	case f.Status != 0 && f.Body != "":
+		if f.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(f.RetryAfter.Round(time.Second)/time.Second)))
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(f.Status)
+		_, _ = w.Write([]byte(f.Body))
 		return true
 	case f.Status != 0:
 		if f.RetryAfter > 0 {

@@ -17,6 +17,12 @@ type RateLimits struct {
 	PerMinute int
 	// CollectionPerMinute limits GETs of paginated collections (default 200).
 	CollectionPerMinute int
+	// PerOperation, when set, also limits each endpoint (operation) on its
+	// own, per token: the API reference gives "all commands" a limit of
+	// 400 requests a minute besides the general one (linode-api-docs
+	// openapi.yaml v4.176.0, "Rate Limiting"), and the recordings show
+	// X-RateLimit-Limit 400 on some LKE operations. 0 leaves it off.
+	PerOperation int
 	// Window is how long a window lasts (default a minute, as on the real
 	// API; tests shorten it so that a Retry-After is seconds, not a minute).
 	// The limits above are per window.
@@ -87,6 +93,19 @@ func (l *rateLimiter) take(w http.ResponseWriter, token, endpoint string, now ti
 	}
 	win.count++
 	count, reset := win.count, win.start.Add(limits.Window)
+	if limits.PerOperation > 0 && endpoint != "" {
+		// The operation's own window: the tighter of the two is reported.
+		opKey := "operation|" + endpoint + "|" + token
+		op := l.windows[opKey]
+		if op == nil || now.Sub(op.start) >= limits.Window {
+			op = &rateWindow{start: now}
+			l.windows[opKey] = op
+		}
+		op.count++
+		if limits.PerOperation-op.count < limit-count {
+			limit, count, reset = limits.PerOperation, op.count, op.start.Add(limits.Window)
+		}
+	}
 	l.mu.Unlock()
 
 	h := w.Header()
