@@ -67,6 +67,13 @@ func rateLimitedToken(t *testing.T) string {
 
 const nodeByNodeRecycle = "  recycle_nodes = true\n"
 
+// afterTheFirstFetch queues faults for the wait for the new kubeconfig: two
+// requests pass first, the case's own look at the served kubeconfig before
+// the apply and the rotation's fetch of the current one.
+func afterTheFirstFetch(faults ...lkelocal.Fault) []lkelocal.Fault {
+	return append([]lkelocal.Fault{{}, {}}, faults...)
+}
+
 var badDays = []badDay{
 	// 1: the provider reads nothing from regenerate's answer ({}).
 	{name: "1 regenerate answers {}", setup: func(*testing.T, *lkelocal.Cluster) string { return "" }},
@@ -96,26 +103,55 @@ var badDays = []badDay{
 	// 8: the gateway's HTML pages on regenerate (the API did not act):
 	// asked again once it is clear nothing happened.
 	{name: "8 gateway HTML on regenerate", setup: func(t *testing.T, c *lkelocal.Cluster) string {
-		injectCluster(c, lkelocal.EndpointRegenerate, lkelocal.Fault{},
+		injectCluster(c, lkelocal.EndpointRegenerate,
 			lkelocal.Fault{Status: http.StatusBadGateway, HTML: true}, lkelocal.Fault{Status: http.StatusGatewayTimeout, HTML: true})
 		return ""
 	}},
 	{name: "9 token without lke:read_write", setup: func(t *testing.T, c *lkelocal.Cluster) string {
 		return fmt.Sprintf("provider \"kubecreds\" {\n  linode_token = %q\n}\n", testEnv.Emulator.ScopedToken(lkelocal.ScopeLKEReadOnly))
-	}, failsAt: regexp.QuoteMeta(rotation.StepGetCluster) + `.*nothing\s+was\s+changed.*lke:read_write`},
+	}, failsAt: regexp.QuoteMeta(rotation.StepGetCluster) + `.*OAuth\s+scopes.*lke:read_write.*this\s+run\s+changed\s+nothing`},
 	// 10: every cluster's kube-system holds the four token secrets of the
 	// LKE guide's listing; checked below in every case.
 	// 11: every cluster's API server caps tokens at 24h (the canary is
 	// unaffected); the ephemeral resource's tests cover the cap and the
 	// CSR-less cluster.
 	{name: "12 regenerate acted, answer lost", setup: func(t *testing.T, c *lkelocal.Cluster) string {
-		injectCluster(c, lkelocal.EndpointRegenerate, lkelocal.Fault{}, lkelocal.Fault{Acted: true, Drop: true})
+		injectCluster(c, lkelocal.EndpointRegenerate, lkelocal.Fault{Acted: true, Drop: true})
 		return ""
 	}},
 	{name: "12 recycle acted, answer timed out", setup: func(t *testing.T, c *lkelocal.Cluster) string {
 		injectCluster(c, lkelocal.EndpointRecycleCluster, lkelocal.Fault{Acted: true, Hang: true})
 		return "provider \"kubecreds\" {\n  request_timeout = \"5s\"\n}\n"
 	}, body: nodeByNodeRecycle, recycle: true},
+	// 13 (issue 21.1): answers that linodego alone takes for success. A
+	// regenerate answered 500 {} did not happen; a kubeconfig answered
+	// 500 {"message": …} or 200 {} is none. Each is a failure to ride out.
+	{name: "13 errors that look like success", setup: func(t *testing.T, c *lkelocal.Cluster) string {
+		injectCluster(c, lkelocal.EndpointRegenerate, lkelocal.Fault{Status: http.StatusInternalServerError, Body: "{}"})
+		injectCluster(c, lkelocal.EndpointGetKubeconfig, afterTheFirstFetch(
+			lkelocal.Fault{Status: http.StatusInternalServerError, Body: `{"message": "Internal Server Error"}`},
+			lkelocal.Fault{Status: http.StatusOK, Body: "{}"})...)
+		return ""
+	}},
+	// 14 (issue 21.2): the CDN in front of the API fails for 20 s, in time
+	// rather than in requests, right after the secrets are deleted: HTML
+	// 502 pages, dropped connections, 504 pages asking for Retry-After.
+	{name: "14 CDN outage while waiting for the kubeconfig", setup: func(t *testing.T, c *lkelocal.Cluster) string {
+		injectCluster(c, lkelocal.EndpointGetKubeconfig, afterTheFirstFetch(
+			lkelocal.Fault{Status: http.StatusBadGateway, HTML: true, For: 8 * time.Second},
+			lkelocal.Fault{Drop: true, For: 4 * time.Second},
+			lkelocal.Fault{Status: http.StatusGatewayTimeout, HTML: true, RetryAfter: 2 * time.Second, For: 8 * time.Second})...)
+		return ""
+	}},
+	// 15 (issue 21.5): a slower LKE shows a regeneration only after 30 s
+	// (the old kubeconfig served, no secret replaced), and the answer to
+	// the regenerate is lost: it must not be sent again.
+	{name: "15 late regeneration, answer lost", setup: func(t *testing.T, c *lkelocal.Cluster) string {
+		c.SetActDelay(30 * time.Second)
+		t.Cleanup(func() { c.SetActDelay(0) })
+		injectCluster(c, lkelocal.EndpointRegenerate, lkelocal.Fault{Acted: true, Drop: true})
+		return ""
+	}},
 	// The combinations that matter.
 	{name: "2+3 restart during a stale window", setup: func(t *testing.T, c *lkelocal.Cluster) string {
 		standardCluster(c)

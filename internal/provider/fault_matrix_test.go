@@ -35,7 +35,9 @@ type faultedStep struct {
 	// pass lets this many requests to the endpoint through before the
 	// faults: the kubeconfig is fetched once before regeneration and polled
 	// after it.
-	pass    int
+	pass int
+	// faults is how many transient faults are played (default 2).
+	faults  int
 	verify  bool // the step runs only with verify = true
 	restart bool
 	recycle bool
@@ -47,9 +49,10 @@ var faultedSteps = []faultedStep{
 	{step: rotation.StepCheckAccess, endpoint: lkelocal.KubeSelfSubjectReview},
 	{step: rotation.StepListSecrets, endpoint: lkelocal.KubeListSecrets},
 	{step: rotation.StepDeleteSecrets, endpoint: lkelocal.KubeDeleteSecrets},
-	// Before it, the get-cluster step asks for a regeneration of nothing
-	// to learn whether the token may write.
-	{step: rotation.StepRegenerate, endpoint: lkelocal.EndpointRegenerate, pass: 1},
+	// A regenerate that fails may have acted: each failure is watched for
+	// its effect (a minute after no answer or a gateway's page), so one
+	// fault is enough to show the request is sent again only after that.
+	{step: rotation.StepRegenerate, endpoint: lkelocal.EndpointRegenerate, faults: 1},
 	{step: rotation.StepWaitKubeconfig, endpoint: lkelocal.EndpointGetKubeconfig, pass: 1},
 	// The batch is one DeleteCollection (kube-system only); then the old
 	// kubeconfig's own secret is deleted by name.
@@ -66,8 +69,14 @@ var faultKinds = []struct {
 	{"429 Retry-After", lkelocal.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second}},
 	{"500", lkelocal.Fault{Status: http.StatusInternalServerError}},
 	{"502", lkelocal.Fault{Status: http.StatusBadGateway}},
-	// The gateway's own page, as linodego special-cases it (an Error value).
+	// The CDN's own pages, as it sends every 5xx: HTML, no Linode error
+	// list, and no Retry-After that linodego could read (it keeps no
+	// response for them: a 502 is special-cased to "Bad Gateway", the
+	// others are "Unexpected Content-Type").
+	{"500 HTML", lkelocal.Fault{Status: http.StatusInternalServerError, HTML: true}},
 	{"502 HTML", lkelocal.Fault{Status: http.StatusBadGateway, HTML: true}},
+	{"503 HTML", lkelocal.Fault{Status: http.StatusServiceUnavailable, HTML: true}},
+	{"504 HTML", lkelocal.Fault{Status: http.StatusGatewayTimeout, HTML: true}},
 	{"503", lkelocal.Fault{Status: http.StatusServiceUnavailable}},
 	{"hang", lkelocal.Fault{Hang: true}},
 	{"drop", lkelocal.Fault{Drop: true}},
@@ -118,7 +127,7 @@ func printMatrix(t *testing.T) {
 	}
 	cols = append(cols, "persistent 500")
 	var b strings.Builder
-	fmt.Fprintf(&b, "fault matrix (transient: 2 faults then served; persistent: every attempt fails, then the next apply runs clean)\n")
+	fmt.Fprintf(&b, "fault matrix (transient: 2 faults then served, 1 at regenerate; persistent: every attempt fails, then the next apply runs clean)\n")
 	fmt.Fprintf(&b, "| step | %s |\n|---|%s\n", strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
 	passed, total := 0, 0
 	for _, s := range faultedSteps {
@@ -185,8 +194,17 @@ func runTransientFault(t *testing.T, s faultedStep, name string, f lkelocal.Faul
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testProviders,
 		Steps: []resource.TestStep{{
-			PreConfig: func() { injectAfter(c, s, f, f) },
-			Config:    faultConfig(c, s),
+			PreConfig: func() {
+				faults := []lkelocal.Fault{f, f}
+				if s.faults > 0 {
+					faults = faults[:0]
+					for range s.faults {
+						faults = append(faults, f)
+					}
+				}
+				injectAfter(c, s, faults...)
+			},
+			Config: faultConfig(c, s),
 			ConfigStateChecks: []statecheck.StateCheck{
 				rotationAttr("rotated_at", knownvalue.NotNull()),
 				servedKubeconfigMatches(t, c),
@@ -338,8 +356,8 @@ func TestAccRotation_actsOnceWhenTheAnswerIsLost(t *testing.T) {
 		s    faultedStep
 		f    lkelocal.Fault
 	}{
-		{"regenerate, dropped", faultedStep{step: rotation.StepRegenerate, endpoint: lkelocal.EndpointRegenerate, pass: 1}, lkelocal.Fault{Acted: true, Drop: true}},
-		{"regenerate, hung", faultedStep{step: rotation.StepRegenerate, endpoint: lkelocal.EndpointRegenerate, pass: 1}, lkelocal.Fault{Acted: true, Hang: true}},
+		{"regenerate, dropped", faultedStep{step: rotation.StepRegenerate, endpoint: lkelocal.EndpointRegenerate}, lkelocal.Fault{Acted: true, Drop: true}},
+		{"regenerate, hung", faultedStep{step: rotation.StepRegenerate, endpoint: lkelocal.EndpointRegenerate}, lkelocal.Fault{Acted: true, Hang: true}},
 		{"recycle, dropped", faultedStep{step: rotation.StepRecycleNodes, endpoint: lkelocal.EndpointRecycleCluster, recycle: true}, lkelocal.Fault{Acted: true, Drop: true}},
 	}
 	for _, k := range cases {

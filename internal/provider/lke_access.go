@@ -42,11 +42,17 @@ func linodeHint(err error, clusterID int) string {
 		return "The Linode API is under maintenance (503 " + lerr.Message + "; see https://status.linode.com). " +
 			"Run apply again once it is over: a rotation that stopped part-way resumes where it stopped."
 	}
+	if lerr.Code >= 400 && !rotation.IsLinodeAnswer(err) {
+		// A gateway's or CDN's page, or JSON without the API's error list:
+		// it says nothing about the token or the cluster.
+		return fmt.Sprintf("The answer did not come from the Linode API itself (%s). It is usually passing: run again. "+
+			"If it persists, check linode_api_url (or LINODE_URL) and any proxy in between; https://status.linode.com shows outages.", lerr.Message)
+	}
 	switch lerr.Code {
 	case http.StatusUnauthorized:
 		if strings.Contains(lerr.Message, "not authorized to use this endpoint") {
-			return "The Linode API token lacks the scope this needs (401 " + lerr.Message + "): rotating needs a token with " +
-				"lke:read_write (Kubernetes: Read/Write in Cloud Manager); reading needs at least lke:read_only. Create a token with that scope and set linode_token or LINODE_TOKEN."
+			return "The Linode API token lacks the scope this needs (401 " + lerr.Message + "): rotating, and reading a cluster's kubeconfig, need a token with " +
+				"lke:read_write (Kubernetes: Read/Write in Cloud Manager); listing and reading clusters need lke:read_only. Create a token with that scope and set linode_token or LINODE_TOKEN."
 		}
 		return "The Linode API rejected the token (401 " + lerr.Message + "): check linode_token or the LINODE_TOKEN environment variable."
 	case http.StatusForbidden:
@@ -67,7 +73,7 @@ func (d *providerData) lkeRESTConfig(ctx context.Context, clusterID int, wait ti
 	}
 	fetchCtx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	raw, err := rotation.FetchKubeconfig(fetchCtx, clients.Poll, clusterID, rotation.KubeconfigPoll{Retry: d.retry})
+	raw, err := rotation.FetchKubeconfig(fetchCtx, clients.Poll, clusterID, d.retry.KubeconfigPoll())
 	if err != nil {
 		diags.AddError("Cannot get the kubeconfig of LKE cluster "+fmt.Sprint(clusterID), describeLinodeError(err, clusterID))
 		return nil, diags

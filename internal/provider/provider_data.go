@@ -89,6 +89,8 @@ type providerData struct {
 type linodeClients struct {
 	API  *linodego.Client
 	Poll *linodego.Client
+	// Scopes are the token's OAuth scopes, as the answers of both report them.
+	Scopes *rotation.LinodeScopes
 }
 
 func newProviderData(ctx context.Context, version, tfVersion string, cfg providerModel, diags *diag.Diagnostics) *providerData {
@@ -271,8 +273,10 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 	// its own (it exits the process when that file is unreadable).
 	hc := &http.Client{Timeout: d.requestTimeout, Transport: &loggingTransport{
 		base: transport, service: "linode", limiter: linodeLimiter, collectionLimiter: linodeCollectionLimiter,
+		operations: linodeOperationLimiters,
 	}}
 
+	scopes := &rotation.LinodeScopes{}
 	newClient := func() *linodego.Client {
 		c := linodego.NewClient(hc)
 		c.SetBaseURL(baseURL)
@@ -281,6 +285,10 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 		c.SetUserAgent(d.userAgent + " " + linodego.DefaultUserAgent)
 		// LINODE_DEBUG would print response bodies, kubeconfigs included.
 		c.SetDebug(false)
+		// Every non-2xx answer is an error with its status and headers
+		// (linodego takes some for success); the token's scopes are noted.
+		c.OnAfterResponse(rotation.CheckLinodeAnswer)
+		c.OnAfterResponse(scopes.Observe)
 		return &c
 	}
 	api, poll := newClient(), newClient()
@@ -300,7 +308,7 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 			r.StatusCode() == http.StatusGatewayTimeout)
 	})
 	poll.SetRetryCount(0)
-	d.linode = &linodeClients{API: api, Poll: poll}
+	d.linode = &linodeClients{API: api, Poll: poll, Scopes: scopes}
 	return d.linode, nil
 }
 
@@ -522,7 +530,49 @@ type loggingTransport struct {
 	// limiter, when set, paces the requests; collectionLimiter, when set,
 	// paces GETs of paginated collections on top of it.
 	limiter, collectionLimiter *rate.Limiter
+	// operations, when set, paces each operation (method and path pattern)
+	// on its own as well.
+	operations *operationLimiters
 }
+
+// operationLimiters keep each Linode API operation below the limit the API
+// reference gives "all commands" besides the general one: 400 requests a
+// minute (linode-api-docs openapi.yaml v4.176.0, "Rate Limiting"; the
+// recordings' X-RateLimit-Limit shows 400 on some LKE operations). Polling
+// many clusters' kubeconfigs at once would otherwise meet it.
+type operationLimiters struct {
+	perMinute float64
+	burst     int
+	m         sync.Map // operation -> *rate.Limiter
+}
+
+func (o *operationLimiters) wait(r *http.Request) error {
+	key := r.Method + " " + operationPattern(r.URL.Path)
+	l, ok := o.m.Load(key)
+	if !ok {
+		l, _ = o.m.LoadOrStore(key, rate.NewLimiter(rate.Limit(o.perMinute/60), o.burst))
+	}
+	return l.(*rate.Limiter).Wait(r.Context())
+}
+
+// operationPattern is a Linode API path with its version and ids left out:
+// /v4/lke/clusters/12/kubeconfig is lke/clusters/{}/kubeconfig.
+func operationPattern(p string) string {
+	parts := strings.Split(strings.Trim(p, "/"), "/")
+	out := parts[:0]
+	for i, part := range parts {
+		if i == 0 && (part == "v4" || part == "v4beta") {
+			continue
+		}
+		if _, err := strconv.Atoi(part); err == nil {
+			part = "{}"
+		}
+		out = append(out, part)
+	}
+	return strings.Join(out, "/")
+}
+
+var linodeOperationLimiters = &operationLimiters{perMinute: 380, burst: 20}
 
 // linodeLimiter paces every Linode API request of this provider process,
 // however many resources run in parallel, below the API's limit of 1 600
@@ -554,6 +604,11 @@ func isCollectionGET(r *http.Request) bool {
 func (t *loggingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if t.limiter != nil {
 		if err := t.limiter.Wait(r.Context()); err != nil {
+			return nil, err
+		}
+	}
+	if t.operations != nil {
+		if err := t.operations.wait(r); err != nil {
 			return nil, err
 		}
 	}
@@ -593,6 +648,7 @@ func (d *providerData) rotationRunner(ctx context.Context) (*rotation.Runner, di
 	return &rotation.Runner{
 		Linode:  clients.API,
 		Poll:    clients.Poll,
+		Scopes:  clients.Scopes,
 		Connect: rotation.ConnectWith(d.userAgent, d.requestTimeout, d.retry),
 		Retry:   d.retry,
 		Clock:   d.clock,

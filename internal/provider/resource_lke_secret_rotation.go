@@ -27,7 +27,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
-	"github.com/linode/linodego"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
 )
@@ -374,9 +373,20 @@ func (r *lkeSecretRotationResource) Read(ctx context.Context, req resource.ReadR
 		_, err := clients.API.GetLKECluster(ctx, id)
 		return struct{}{}, err
 	})
-	if linodego.IsNotFound(err) {
-		tflog.Info(ctx, "LKE cluster is gone; removing the rotation from the state", map[string]any{"cluster_id": id})
-		resp.State.RemoveResource(ctx)
+	if rotation.IsClusterNotFound(err) {
+		gone, listErr := rotation.ClusterGone(ctx, clients.API, id)
+		if gone {
+			tflog.Info(ctx, "LKE cluster is gone; removing the rotation from the state", map[string]any{"cluster_id": id})
+			resp.State.RemoveResource(ctx)
+			return
+		}
+		detail := fmt.Sprintf("The Linode API answered 404 for cluster %d (%s), yet the clusters the token lists include it: "+
+			"the answer is not about the cluster. Check linode_api_url (or LINODE_URL). The rotation stays in the state.", id, err)
+		if listErr != nil {
+			detail = fmt.Sprintf("The Linode API answered 404 for cluster %d (%s), and listing the clusters to confirm it is gone failed too: %s "+
+				"The rotation stays in the state until the API says the cluster is gone.", id, err, describeLinodeError(listErr, id))
+		}
+		resp.Diagnostics.AddError(fmt.Sprintf("Cannot read LKE cluster %d", id), detail)
 		return
 	}
 	if err != nil {

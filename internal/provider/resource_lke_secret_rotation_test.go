@@ -341,6 +341,84 @@ func TestAccRotation_clusterDeletedOutOfBandLeavesTheState(t *testing.T) {
 	})
 }
 
+// TestAccRotation_a404ThatIsNotTheClustersKeepsTheState: only the Linode API's own 404 for the cluster removes it
+// from the state: a CDN's HTML 404 page, or a JSON 404 while the API still
+// lists the cluster (a base URL that names the wrong place), fails the
+// refresh with an error that keeps the rotation; once the API answers
+// again the plan is empty.
+func TestAccRotation_a404ThatIsNotTheClustersKeepsTheState(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	t.Cleanup(func() { testEnv.Emulator.ClearClusterFaults(c.ID) })
+	config := rotationConfig(c.ID, "  verify = false\n")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{
+			{Config: config},
+			{
+				PreConfig: func() {
+					testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.EndpointGetCluster, lkelocal.Fault{Status: http.StatusNotFound})
+				},
+				RefreshState: true,
+				ExpectError:  regexp.MustCompile(`(?s)Cannot\s+read\s+LKE\s+cluster.*the\s+clusters\s+the\s+token\s+lists\s+include\s+it`),
+			},
+			{
+				PreConfig: func() {
+					testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.EndpointGetCluster, lkelocal.Fault{Status: http.StatusNotFound, HTML: true})
+				},
+				RefreshState: true,
+				ExpectError:  regexp.MustCompile(`(?s)Cannot\s+read\s+LKE\s+cluster.*not\s+come\s+from\s+the\s+Linode\s+API`),
+			},
+			// Still in the state: the plan is empty (a dropped rotation would
+			// plan a new one).
+			{Config: config, PlanOnly: true},
+		},
+	})
+}
+
+// TestAccRotation_refreshTakesNoEmptyKubeconfigForARotation: a refresh whose
+// kubeconfig answer is 200 {} (an empty kubeconfig, as linodego decodes it)
+// or 500 {} (no error at all, for linodego alone) records nothing: no
+// "rotated elsewhere", the recorded fingerprint kept.
+func TestAccRotation_refreshTakesNoEmptyKubeconfigForARotation(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	t.Cleanup(func() { testEnv.Emulator.ClearClusterFaults(c.ID) })
+	config := rotationConfig(c.ID, "  verify = false\n")
+	var recorded string
+	unchanged := func(s *terraform.State) error {
+		a := attrs(s)
+		if a == nil {
+			return fmt.Errorf("the rotation left the state")
+		}
+		if a["kubeconfig_changed_at"] != "" || a["kubeconfig_sha256"] != recorded {
+			return fmt.Errorf("refresh took an empty kubeconfig answer for a rotation made elsewhere: kubeconfig_sha256 %s (was %s), kubeconfig_changed_at %q",
+				a["kubeconfig_sha256"], recorded, a["kubeconfig_changed_at"])
+		}
+		return nil
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testProviders,
+		Steps: []resource.TestStep{
+			{Config: config, Check: func(s *terraform.State) error { recorded = attrs(s)["kubeconfig_sha256"]; return nil }},
+			{
+				PreConfig: func() {
+					testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.EndpointGetKubeconfig, lkelocal.Fault{Status: http.StatusOK, Body: "{}"})
+				},
+				RefreshState: true,
+				Check:        unchanged,
+			},
+			{
+				PreConfig: func() {
+					testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.EndpointGetKubeconfig, lkelocal.Fault{Status: http.StatusInternalServerError, Body: "{}"})
+				},
+				RefreshState: true,
+				Check:        unchanged,
+			},
+		},
+	})
+}
+
 func TestAccRotation_kubeconfigOnly(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
@@ -730,7 +808,7 @@ func TestAccRotation_linodeErrorsAreExplained(t *testing.T) {
 		ProtoV6ProviderFactories: testProviders,
 		Steps: []resource.TestStep{{
 			Config:      rotationConfig(testEnv.Clusters()[0].ID, ""),
-			ExpectError: regexp.MustCompile(`(?s)get cluster for cluster \d+: \[401\] Invalid Token.*nothing was changed.*linode_token or\s+the\s+LINODE_TOKEN`),
+			ExpectError: regexp.MustCompile(`(?s)get cluster for cluster \d+: \[401\] Invalid Token.*this\s+run\s+had\s+changed\s+nothing.*linode_token or\s+the\s+LINODE_TOKEN`),
 		}},
 	})
 	t.Setenv("LINODE_TOKEN", testEnv.Emulator.Token)
@@ -776,25 +854,34 @@ func TestAccRotation_fallsBackToTheRunbookOrderWhenLKEReusesTheAdminSecret(t *te
 }
 
 // TestAccRotation_tokenWithoutTheLKEWriteScopeIsExplained: a token limited to
-// lke:read_only can read but not regenerate. The rotation finds that out
-// before it changes anything (no secret deleted, the old kubeconfig still
-// works); the error names lke:read_write, and the next apply with a full
-// token converges.
+// lke:read_only can read the cluster but neither its kubeconfig nor
+// regenerate. The rotation finds that out from the scopes the API reports
+// (X-OAuth-Scopes) before it changes anything, without sending a write to
+// learn it (no regenerate request at all; the secrets are all there and
+// the old kubeconfig still works); the error names lke:read_write, and the
+// next apply with a full token converges.
 func TestAccRotation_tokenWithoutTheLKEWriteScopeIsExplained(t *testing.T) {
 	// Sequential: it changes the environment.
 	c := takeCluster(t)
 	t.Setenv("LINODE_TOKEN", testEnv.Emulator.ScopedToken(lkelocal.ScopeLKEReadOnly))
 	var oldKC []byte
+	regenerates := 0
 	secretsBefore := tokenSecrets(t, c, "kube-system")
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testProviders,
 		Steps: []resource.TestStep{{
-			PreConfig:   func() { oldKC = servedKubeconfig(t, c) },
+			PreConfig: func() {
+				oldKC = servedKubeconfig(t, c)
+				regenerates = testEnv.Emulator.CountClusterRequests(c.ID, lkelocal.EndpointRegenerate)
+			},
 			Config:      rotationConfig(c.ID, ""),
-			ExpectError: regexp.MustCompile(`(?s)get\s+cluster\s+for\s+cluster\s+\d+:\s+the\s+token\s+may\s+not\s+regenerate,\s+so\s+nothing\s+was\s+changed:\s+\[401\]\s+Your\s+OAuth\s+token\s+is\s+not\s+authorized.*lke:read_write`),
+			ExpectError: regexp.MustCompile(`(?s)get\s+cluster\s+for\s+cluster\s+\d+:\s+the\s+token's\s+OAuth\s+scopes\s+\("lke:read_only"\)\s+do\s+not\s+include\s+lke:read_write.*this\s+run\s+changed\s+nothing`),
 		}},
 	})
 	t.Setenv("LINODE_TOKEN", testEnv.Emulator.Token)
+	if n := testEnv.Emulator.CountClusterRequests(c.ID, lkelocal.EndpointRegenerate) - regenerates; n != 0 {
+		t.Fatalf("%d regenerate requests were sent to learn the token's scope; want none", n)
+	}
 	// Nothing was deleted: the kubeconfig from before still works, and no
 	// token secret is gone.
 	if err := kubeconfigWorks(t, oldKC); err != nil {

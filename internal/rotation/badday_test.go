@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-resty/resty/v2"
 	"github.com/linode/linodego"
 )
 
@@ -52,7 +53,7 @@ func (f *maintenanceLinode) GetLKEClusterKubeconfig(context.Context, int) (*lino
 	if f.calls <= f.maintenance {
 		return nil, maintenanceError()
 	}
-	return &linodego.LKEClusterKubeconfig{KubeConfig: base64.StdEncoding.EncodeToString([]byte("kubeconfig"))}, nil
+	return &linodego.LKEClusterKubeconfig{KubeConfig: base64.StdEncoding.EncodeToString(testKubeconfig("t"))}, nil
 }
 
 func (f *maintenanceLinode) RegenerateLKECluster(_ context.Context, _ int, opts linodego.LKEClusterRegenerateOptions) (*linodego.LKECluster, error) {
@@ -64,8 +65,8 @@ func TestFetchKubeconfigWaitsOutAMaintenance(t *testing.T) {
 	f := &maintenanceLinode{maintenance: 2}
 	start := time.Now()
 	// More maintenance answers than Retry allows failures: they do not count.
-	kc, err := FetchKubeconfig(t.Context(), f, 1, KubeconfigPoll{Initial: time.Millisecond, Retry: Retry{Max: 1}})
-	if err != nil || string(kc) != "kubeconfig" {
+	kc, err := FetchKubeconfig(t.Context(), f, 1, KubeconfigPoll{Initial: time.Millisecond, FailFor: time.Nanosecond})
+	if err != nil || string(kc) != string(testKubeconfig("t")) {
 		t.Fatalf("got %q, %v; want the kubeconfig once the maintenance is over", kc, err)
 	}
 	if waited := time.Since(start); waited < 2*time.Second {
@@ -80,30 +81,34 @@ func TestFetchKubeconfigWaitsOutAMaintenance(t *testing.T) {
 	}
 }
 
-func TestCheckWriteScopeStopsATokenThatMayNotRegenerate(t *testing.T) {
-	scopeErr := &linodego.Error{Code: http.StatusUnauthorized, Message: "Your OAuth token is not authorized to use this endpoint."}
-	nothingToDo := &linodego.Error{Code: http.StatusBadRequest, Message: "At least one of kubeconfig or servicetoken must be true."}
+func TestCheckWriteScopeReadsTheScopesTheAPIReports(t *testing.T) {
 	for _, c := range []struct {
 		name    string
-		answer  error
+		header  []string // X-OAuth-Scopes as answered; nil: no answer carried it
 		wantErr bool
 	}{
-		{"read-only token", scopeErr, true},
-		{"read-write token", nothingToDo, false},
-		{"no evidence", &linodego.Error{Code: http.StatusBadGateway}, false},
+		{"read-only token", []string{"lke:read_only linodes:read_only"}, true},
+		{"read-write token", []string{"account:read_only lke:read_write"}, false},
+		{"every scope", []string{"*"}, false},
+		{"not reported", nil, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			f := &maintenanceLinode{regenerate: func() error { return c.answer }}
-			r := &run{Runner: &Runner{Poll: f}, opts: Options{ClusterID: 1}}
-			err := r.checkWriteScope(t.Context())
+			scopes := &LinodeScopes{}
+			h := http.Header{}
+			for _, v := range c.header {
+				h.Add("X-OAuth-Scopes", v)
+			}
+			if err := scopes.Observe(&resty.Response{RawResponse: &http.Response{StatusCode: 200, Header: h}}); err != nil {
+				t.Fatal(err)
+			}
+			f := &maintenanceLinode{regenerate: func() error { t.Fatal("a regenerate was sent to learn the scope"); return nil }}
+			r := &run{Runner: &Runner{Poll: f, Scopes: scopes}, opts: Options{ClusterID: 1}}
+			err := r.checkWriteScope()
 			if (err != nil) != c.wantErr {
 				t.Fatalf("err = %v; want error %t", err, c.wantErr)
 			}
-			if c.wantErr && !strings.Contains(err.Error(), "nothing was changed") {
-				t.Errorf("err = %v; it should say nothing was changed", err)
-			}
-			if len(f.regenOpts) != 1 || f.regenOpts[0].KubeConfig || f.regenOpts[0].ServiceToken {
-				t.Fatalf("sent %+v; want one regeneration of nothing", f.regenOpts)
+			if c.wantErr && (!errors.Is(err, ErrMissingScope) || !strings.Contains(err.Error(), "this run changed nothing") || !strings.Contains(err.Error(), "lke:read_write")) {
+				t.Errorf("err = %v; it should name lke:read_write and say this run changed nothing", err)
 			}
 		})
 	}

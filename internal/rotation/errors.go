@@ -26,6 +26,9 @@ const (
 	StepRecycleNodes      = "recycle nodes"
 )
 
+// ErrMissingScope means the Linode API token lacks a scope the rotation needs.
+var ErrMissingScope = errors.New("the Linode API token lacks the scope this needs")
+
 // ErrClusterNotFound means the Linode API answered 404 for the cluster.
 var ErrClusterNotFound = errors.New("cluster not found")
 
@@ -42,7 +45,9 @@ func (e *StepError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s for cluster %d: %v", e.Step, e.ClusterID, e.Err)
 	if len(e.Done) == 0 {
-		b.WriteString(" (nothing was changed yet; run apply again to retry)")
+		// Only this run's changes are known here: an earlier run that was
+		// interrupted may have changed things before it.
+		b.WriteString(" (this run had changed nothing when it stopped; run apply again to retry)")
 	} else {
 		fmt.Fprintf(&b, " (%s; run apply again to resume)", strings.Join(e.Done, ", "))
 	}

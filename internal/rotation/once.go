@@ -2,7 +2,6 @@ package rotation
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"slices"
@@ -31,7 +30,7 @@ func (r *run) actOnce(ctx context.Context, what string, send func(context.Contex
 			return fields, err
 		}
 		if lerr, ok := LinodeError(err); !ok || lerr.Code != http.StatusTooManyRequests {
-			acted, checkErr := r.waitForEffect(ctx, tookEffect)
+			acted, checkErr := r.waitForEffect(ctx, r.settleAfter(err), tookEffect)
 			if acted {
 				fields["answer_lost"] = true
 				r.note(ctx, what+": the answer was lost, but the API had acted", map[string]any{"cluster_id": r.opts.ClusterID, "error": err.Error()})
@@ -55,13 +54,29 @@ func (r *run) actOnce(ctx context.Context, what string, send func(context.Contex
 	}
 }
 
-// waitForEffect polls tookEffect until it says yes or ActSettle passes. An
+// settleAfter is how long to watch for the effect of a request that failed
+// with err. No answer at all, or a gateway's page (the gateway gave up
+// waiting for the API, which may still act), is the classic lost answer:
+// the whole ActSettle. The Linode API's own 5xx answer (its error list) says
+// it handled the request and failed; a short watch covers the rare case
+// where it acted anyway.
+func (r *run) settleAfter(err error) time.Duration {
+	if IsLinodeAnswer(err) {
+		return min(r.opts.ActSettle, answeredSettle)
+	}
+	return r.opts.ActSettle
+}
+
+// answeredSettle bounds the watch after the Linode API's own 5xx.
+const answeredSettle = 10 * time.Second
+
+// waitForEffect polls tookEffect until it says yes or settle passes. An
 // error is kept, not fatal, while polling; it is returned when no answer
 // came.
-func (r *run) waitForEffect(ctx context.Context, tookEffect func(context.Context) (bool, error)) (bool, error) {
+func (r *run) waitForEffect(ctx context.Context, settle time.Duration, tookEffect func(context.Context) (bool, error)) (bool, error) {
 	var lastErr error
 	answered := false
-	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, r.opts.ActSettle, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, settle, true, func(ctx context.Context) (bool, error) {
 		acted, err := tookEffect(ctx)
 		if err != nil {
 			lastErr = err
@@ -105,7 +120,9 @@ func (r *run) regenerationTookEffect(ctx context.Context) (bool, error) {
 	case isNotYetAvailable(err):
 		return true, nil
 	case err == nil && r.opts.RegenerateKubeconfig:
-		if raw, derr := base64.StdEncoding.DecodeString(kc.KubeConfig); derr == nil && tokenOf(raw) != tokenOf(r.oldKubeconfig) {
+		// Only a kubeconfig that can be used counts: {} or a gateway's
+		// page is no sign of anything.
+		if raw, derr := decodeKubeconfig(kc, r.opts.ClusterID); derr == nil && tokenOf(raw) != tokenOf(r.oldKubeconfig) {
 			return true, nil
 		}
 	}

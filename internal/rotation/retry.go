@@ -41,6 +41,17 @@ func (p Retry) backoff() wait.Backoff {
 	return wait.Backoff{Duration: p.Initial, Factor: 2, Jitter: 0.1, Steps: p.Max + 1, Cap: 10 * time.Second}
 }
 
+// KubeconfigPoll is how a kubeconfig is polled under this policy: with
+// max_retries = 0 (NoRetry), the first failure other than "not yet
+// available" ends a fetch; otherwise the defaults apply. (The rotation's
+// wait for the new kubeconfig rides failures out whatever this says.)
+func (p Retry) KubeconfigPoll() KubeconfigPoll {
+	if p.Max < 0 {
+		return KubeconfigPoll{FailFor: time.Nanosecond}
+	}
+	return KubeconfigPoll{}
+}
+
 // NoRetry makes one attempt only.
 var NoRetry = Retry{Max: -1}
 

@@ -3,7 +3,6 @@ package rotation
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/linode/linodego"
@@ -36,7 +35,9 @@ type Options struct {
 	NodePollMax       time.Duration // longest wait between polls of recycled nodes (default 5s)
 	// ActSettle is how long, after a regenerate or recycle whose answer was
 	// lost, the API is watched for a sign that it acted before the request
-	// is sent again (default 10s).
+	// is sent again (default 60s: LKE may take tens of seconds to show a
+	// regeneration, and sending it twice would replace the kubeconfig this
+	// run is about to use).
 	ActSettle time.Duration
 	// TokenWait bounds how long the served kubeconfig may keep the old
 	// token after a regeneration (default 60s). LKE may rebuild the
@@ -101,6 +102,9 @@ type Runner struct {
 	Connect func(kubeconfig []byte) (*KubeClients, error)
 	Clock   clock.PassiveClock
 	Log     Logger
+	// Scopes are the token's OAuth scopes as the Linode API reports them;
+	// nil when unknown.
+	Scopes *LinodeScopes
 	// Retry applies where Options.Retry is not set.
 	Retry Retry
 }
@@ -202,10 +206,12 @@ func (o Options) withDefaults() Options {
 		o.TokenWait = 60 * time.Second
 	}
 	if o.ActSettle <= 0 {
-		o.ActSettle = 10 * time.Second
+		o.ActSettle = 60 * time.Second
+	}
+	if o.KubeconfigPoll.FailFor == 0 {
+		o.KubeconfigPoll.FailFor = o.Retry.KubeconfigPoll().FailFor
 	}
 	o.Retry = o.Retry.withDefaults()
-	o.KubeconfigPoll.Retry = o.Retry
 	return o
 }
 
@@ -262,7 +268,7 @@ func (r *run) getCluster(ctx context.Context) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := r.checkWriteScope(ctx); err != nil {
+	if err := r.checkWriteScope(); err != nil {
 		return nil, err
 	}
 	return map[string]any{"label": c.Label, "k8s_version": c.K8sVersion}, nil
@@ -270,15 +276,15 @@ func (r *run) getCluster(ctx context.Context) (map[string]any, error) {
 
 // checkWriteScope finds out, before anything is changed, whether the token
 // may regenerate: a token without lke:read_write would otherwise be refused
-// only after the secrets are deleted. It asks for a regeneration of
-// nothing, which the API refuses either way: 400 ("at least one of
-// kubeconfig or servicetoken") for a token that may write, 401 for one that
-// may not (the scope is checked first). Any other outcome is no evidence,
-// and the rotation goes on.
-func (r *run) checkWriteScope(ctx context.Context) error {
-	_, err := r.Poll.RegenerateLKECluster(ctx, r.opts.ClusterID, linodego.LKEClusterRegenerateOptions{})
-	if lerr, ok := LinodeError(err); ok && lerr.Code == http.StatusUnauthorized {
-		return fmt.Errorf("the token may not regenerate, so nothing was changed: %w", err)
+// only after the secrets are deleted. It reads the scopes the Linode API
+// reports with every answer (X-OAuth-Scopes; "*" is every scope), so no
+// request is sent to learn them. Where no answer carried them, the next
+// step's GET /kubeconfig, which needs lke:read_write too, is refused first.
+func (r *run) checkWriteScope() error {
+	may, known, scopes := r.Scopes.MayRegenerate()
+	if known && !may {
+		return fmt.Errorf("the token's OAuth scopes (%q) do not include %s, which reading the kubeconfig and regenerating need, "+
+			"so this run changed nothing: %w", scopes, ScopeReadWriteLKE, ErrMissingScope)
 	}
 	return nil
 }
@@ -345,8 +351,13 @@ func (r *run) regenerate(ctx context.Context) (map[string]any, error) {
 func (r *run) waitForKubeconfig(ctx context.Context) (map[string]any, error) {
 	start, polls := r.Clock.Now(), 0
 	delay := r.opts.KubeconfigPoll.delays()
+	// The secrets are gone and the regeneration is asked for: giving up
+	// now is the worst moment, so failures are ridden out as long as the
+	// run may last.
+	poll := r.opts.KubeconfigPoll
+	poll.FailFor = -1
 	for {
-		kc, err := FetchKubeconfig(ctx, r.Poll, r.opts.ClusterID, r.opts.KubeconfigPoll)
+		kc, err := FetchKubeconfig(ctx, r.Poll, r.opts.ClusterID, poll)
 		if err != nil {
 			return nil, err
 		}

@@ -123,7 +123,10 @@ func (f *fakeLKE) works(token string) bool {
 	return err == nil
 }
 
-func (f *fakeLKE) kubeconfig(token string) []byte {
+func (f *fakeLKE) kubeconfig(token string) []byte { return testKubeconfig(token) }
+
+// testKubeconfig is a kubeconfig as LKE serves it, with the given token.
+func testKubeconfig(token string) []byte {
 	return []byte(`apiVersion: v1
 kind: Config
 clusters: [{name: lke1, cluster: {server: "https://127.0.0.1:1"}}]
