@@ -57,11 +57,11 @@ func reuseAdminSecret(t *testing.T, c *lkelocal.Cluster) {
 }
 
 // rateLimitedToken is a token of its own with limits low enough to be met
-// by one rotation: 6 requests per 10 s window, 2 collection GETs. It goes
-// into the provider block.
+// by one rotation, which sends no request to learn its scope: 4 requests
+// per 10 s window, 2 collection GETs. It goes into the provider block.
 func rateLimitedToken(t *testing.T) string {
 	token := testEnv.Emulator.ScopedToken(lkelocal.ScopeLKEReadWrite)
-	testEnv.Emulator.SetTokenRateLimits(token, lkelocal.RateLimits{PerMinute: 6, CollectionPerMinute: 2, Window: 10 * time.Second})
+	testEnv.Emulator.SetTokenRateLimits(token, lkelocal.RateLimits{PerMinute: 4, CollectionPerMinute: 2, Window: 10 * time.Second})
 	return fmt.Sprintf("provider \"kubecreds\" {\n  linode_token = %q\n}\n", token)
 }
 
@@ -93,7 +93,7 @@ var badDays = []badDay{
 	// maintenance before anything changed fails at once, saying so.
 	{name: "7 maintenance while waiting", setup: func(t *testing.T, c *lkelocal.Cluster) string {
 		m := lkelocal.Fault{Maintenance: true, RetryAfter: time.Second}
-		injectCluster(c, lkelocal.EndpointGetKubeconfig, lkelocal.Fault{}, m, m, m)
+		injectCluster(c, lkelocal.EndpointGetKubeconfig, afterTheFirstFetch(m, m, m)...)
 		return ""
 	}},
 	{name: "7 maintenance before the rotation", setup: func(t *testing.T, c *lkelocal.Cluster) string {
