@@ -54,7 +54,7 @@ func linodeHint(err error, clusterID int) string {
 			return "The Linode API token lacks the scope this needs (401 " + lerr.Message + "): rotating, and reading a cluster's kubeconfig, need a token with " +
 				"lke:read_write (Kubernetes: Read/Write in Cloud Manager); listing and reading clusters need lke:read_only. Create a token with that scope and set linode_token or LINODE_TOKEN."
 		}
-		return "The Linode API rejected the token (401 " + lerr.Message + "): check linode_token or the LINODE_TOKEN environment variable."
+		return "The Linode API rejected the token (401 " + lerr.Message + "): check linode_token or the LINODE_TOKEN environment variable (or, when neither is set, the token of the linode-cli config profile in use)."
 	case http.StatusForbidden:
 		return "The Linode API token may not do this (403 " + lerr.Message + "): it needs read/write access to Kubernetes (lke:read_write)."
 	case http.StatusNotFound:

@@ -49,6 +49,9 @@ type providerModel struct {
 	LinodeAPIURL     types.String     `tfsdk:"linode_api_url"`
 	LinodeAPIVersion types.String     `tfsdk:"linode_api_version"`
 	LinodeCAPath     types.String     `tfsdk:"linode_ca_path"`
+	UAPrefix         types.String     `tfsdk:"ua_prefix"`
+	ConfigPath       types.String     `tfsdk:"config_path"`
+	ConfigProfile    types.String     `tfsdk:"config_profile"`
 	RequestTimeout   duration         `tfsdk:"request_timeout"`
 	MaxRetries       types.Int64      `tfsdk:"max_retries"`
 	Kubernetes       *kubernetesModel `tfsdk:"kubernetes"`
@@ -104,23 +107,47 @@ func (p *kubecredsProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 		Attributes: map[string]schema.Attribute{
 			"linode_token": schema.StringAttribute{
 				Description: "Linode API personal access token with read/write access to Kubernetes. " +
-					"Falls back to the LINODE_TOKEN environment variable. Needed only by resources that reach a cluster through the Linode API.",
+					"Falls back to the LINODE_TOKEN environment variable, then to the `token` of a linode-cli config file profile " +
+					"(see `config_path` and `config_profile`). Needed only by resources that reach a cluster through the Linode API.",
 				Optional:  true,
 				Sensitive: true,
 			},
 			"linode_api_url": schema.StringAttribute{
-				Description: "Root URL of the Linode API, without the version (default https://api.linode.com). " +
-					"Must use https. Falls back to the LINODE_URL environment variable.",
+				Description: "URL of the Linode API: its root (default `https://api.linode.com`), or the root with the API version as its path " +
+					"(`https://api.linode.com/v4` or `https://api.linode.com/v4beta`), as linodego reads it; a version there sets the API version, " +
+					"and a different `linode_api_version` is an error. Any other path is an error. Must use https. " +
+					"Falls back to the LINODE_URL environment variable, then to the `api_url` of the linode-cli config profile when the token comes from one.",
 				Optional: true,
 			},
 			"linode_api_version": schema.StringAttribute{
-				Description: "Linode API version: `v4` or `v4beta`. Falls back to the LINODE_API_VERSION environment variable, then `v4`.",
-				Optional:    true,
-				Validators:  []validator.String{stringvalidator.OneOf(linodeAPIVersions...)},
+				Description: "Linode API version: `v4` or `v4beta`. Falls back to the LINODE_API_VERSION environment variable, then to the version " +
+					"in the path of `linode_api_url`, then to the `api_version` of the linode-cli config profile when the token comes from one, then `v4`.",
+				Optional:   true,
+				Validators: []validator.String{stringvalidator.OneOf(linodeAPIVersions...)},
 			},
 			"linode_ca_path": schema.StringAttribute{
-				Description: "Path to a PEM file of extra CA certificates to trust for the Linode API (for a proxy or a local emulator). " +
-					"Falls back to the LINODE_CA environment variable.",
+				Description: "Path to a PEM file of extra CA certificates to trust for the Linode API (for a proxy or a local emulator); " +
+					"a leading `~` is the home directory. Falls back to the LINODE_CA environment variable.",
+				Optional: true,
+			},
+			"ua_prefix": schema.StringAttribute{
+				Description: "Text put, followed by a space, before the User-Agent of every Linode API request, as terraform-provider-linode's " +
+					"`ua_prefix` does (for example `acme-ci/1.0`, to tell your automation's requests apart). " +
+					"Falls back to the LINODE_UA_PREFIX environment variable; by default there is none.",
+				Optional: true,
+			},
+			"config_path": schema.StringAttribute{
+				Description: "Path to the linode-cli config file (INI, one section per profile, read as linodego reads it) that the token is taken " +
+					"from when neither `linode_token` nor LINODE_TOKEN is set; a leading `~` is the home directory. " +
+					"Falls back to the LINODE_CONFIG environment variable, then to `~/.config/linode` or else `~/.config/linode-cli`, " +
+					"whichever exists (none existing is no error). A file named here or in LINODE_CONFIG must be readable.",
+				Optional: true,
+			},
+			"config_profile": schema.StringAttribute{
+				Description: "Profile (section) of the linode-cli config file to use when neither `linode_token` nor LINODE_TOKEN is set: " +
+					"its `token`, and its `api_url` and `api_version` where `linode_api_url` and `linode_api_version` are unset. " +
+					"A profile inherits the keys of the `[default]` section. Falls back to the LINODE_PROFILE environment variable, then `default`. " +
+					"A profile named here or in LINODE_PROFILE must exist.",
 				Optional: true,
 			},
 			"request_timeout": schema.StringAttribute{
@@ -144,7 +171,7 @@ func (p *kubecredsProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 					"terraform-provider-stackit uses: a service-account key (key flow; preferred) or a service-account token (token flow).",
 				Attributes: map[string]schema.Attribute{
 					"service_account_key_path": schema.StringAttribute{
-						Description: "Path to the service account's key (JSON). Falls back to STACKIT_SERVICE_ACCOUNT_KEY_PATH.",
+						Description: "Path to the service account's key (JSON); a leading `~` is the home directory. Falls back to STACKIT_SERVICE_ACCOUNT_KEY_PATH.",
 						Optional:    true,
 					},
 					"service_account_key": schema.StringAttribute{
@@ -153,8 +180,9 @@ func (p *kubecredsProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 						Sensitive:   true,
 					},
 					"private_key_path": schema.StringAttribute{
-						Description: "Path to the private key (PEM) of the service-account key, when the key does not hold it. Falls back to STACKIT_PRIVATE_KEY_PATH.",
-						Optional:    true,
+						Description: "Path to the private key (PEM) of the service-account key, when the key does not hold it; a leading `~` is the home directory. " +
+							"Falls back to STACKIT_PRIVATE_KEY_PATH.",
+						Optional: true,
 					},
 					"private_key": schema.StringAttribute{
 						Description: "The private key (PEM) itself. Falls back to STACKIT_PRIVATE_KEY.",
@@ -182,7 +210,7 @@ func (p *kubecredsProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 					"Each attribute falls back to the environment variable the kubernetes provider reads.",
 				Attributes: map[string]schema.Attribute{
 					"config_path": schema.StringAttribute{
-						Description: "Path to a kubeconfig file. Falls back to KUBE_CONFIG_PATH.",
+						Description: "Path to a kubeconfig file; a leading `~` is the home directory, as the kubernetes provider expands it. Falls back to KUBE_CONFIG_PATH.",
 						Optional:    true,
 					},
 					"config_context": schema.StringAttribute{
@@ -218,7 +246,7 @@ func (p *kubecredsProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 					},
 					"config_paths": schema.ListAttribute{
 						Description: "Kubeconfig files merged as kubectl merges `$KUBECONFIG` (the first file to set a value wins), " +
-							"instead of `config_path`. Falls back to KUBE_CONFIG_PATHS (separated by `:`; `;` on Windows).",
+							"instead of `config_path`; a leading `~` in each is the home directory. Falls back to KUBE_CONFIG_PATHS (separated by `:`; `;` on Windows).",
 						ElementType: types.StringType,
 						Optional:    true,
 						Validators: []validator.List{

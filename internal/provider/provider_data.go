@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,6 +24,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 	"github.com/linode/linodego"
 	"golang.org/x/time/rate"
+	"gopkg.in/ini.v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
@@ -62,7 +65,13 @@ type providerData struct {
 	userAgent string
 	clock     clock.PassiveClock
 
-	linodeToken, linodeURL, linodeVersion, linodeCA setting
+	linodeToken, linodeURL, linodeVersion, linodeCA, linodeUAPrefix setting
+	// The linode-cli config file, read (once, at Configure) only when no
+	// token is set: the profile found (nil when there is no file), or why
+	// it cannot be used.
+	linodeConfigPath, linodeConfigProfile setting
+	linodeProfile                         *linodeProfile
+	linodeProfileErr                      *linodeSettingError
 
 	skeKeyPath, skeKey, skePrivateKeyPath, skePrivateKey, skeToken, skeEndpoint, skeTokenEndpoint setting
 	ske                                                                                           *ske.Client
@@ -100,18 +109,23 @@ func newProviderData(ctx context.Context, version, tfVersion string, cfg provide
 		servedSHAs: lookups[string]{ttl: 10 * time.Second},
 		userAgent: fmt.Sprintf("terraform-provider-kubecreds/%s (+https://registry.terraform.io/providers/kubecreds/kubecreds) Terraform/%s",
 			version, tfVersion),
-		linodeToken:   resolve(cfg.LinodeToken, "linode_token", linodego.APIEnvVar),
-		linodeURL:     resolve(cfg.LinodeAPIURL, "linode_api_url", linodego.APIHostVar),
-		linodeVersion: resolve(cfg.LinodeAPIVersion, "linode_api_version", linodego.APIVersionVar),
-		linodeCA:      resolve(cfg.LinodeCAPath, "linode_ca_path", linodego.APIHostCert),
+		linodeToken:    resolve(cfg.LinodeToken, "linode_token", linodego.APIEnvVar),
+		linodeURL:      resolve(cfg.LinodeAPIURL, "linode_api_url", linodego.APIHostVar),
+		linodeVersion:  resolve(cfg.LinodeAPIVersion, "linode_api_version", linodego.APIVersionVar),
+		linodeUAPrefix: resolve(cfg.UAPrefix, "ua_prefix", "LINODE_UA_PREFIX"),
+		// linodego's own variables for its config file (client.go,
+		// NewClientFromEnv); terraform-provider-linode reads none.
+		linodeConfigProfile: resolve(cfg.ConfigProfile, "config_profile", linodego.APIConfigProfileEnvVar),
 	}
+	d.linodeCA = resolvePath(cfg.LinodeCAPath, "linode_ca_path", linodego.APIHostCert, diags)
+	d.linodeConfigPath = resolvePath(cfg.ConfigPath, "config_path", linodego.APIConfigEnvVar, diags)
 	var st stackitModel
 	if cfg.STACKIT != nil {
 		st = *cfg.STACKIT
 	}
-	d.skeKeyPath = resolve(st.ServiceAccountKeyPath, "stackit.service_account_key_path", "STACKIT_SERVICE_ACCOUNT_KEY_PATH")
+	d.skeKeyPath = resolvePath(st.ServiceAccountKeyPath, "stackit.service_account_key_path", "STACKIT_SERVICE_ACCOUNT_KEY_PATH", diags)
 	d.skeKey = resolve(st.ServiceAccountKey, "stackit.service_account_key", "STACKIT_SERVICE_ACCOUNT_KEY")
-	d.skePrivateKeyPath = resolve(st.PrivateKeyPath, "stackit.private_key_path", "STACKIT_PRIVATE_KEY_PATH")
+	d.skePrivateKeyPath = resolvePath(st.PrivateKeyPath, "stackit.private_key_path", "STACKIT_PRIVATE_KEY_PATH", diags)
 	d.skePrivateKey = resolve(st.PrivateKey, "stackit.private_key", "STACKIT_PRIVATE_KEY")
 	d.skeToken = resolve(st.ServiceAccountToken, "stackit.service_account_token", "STACKIT_SERVICE_ACCOUNT_TOKEN")
 	d.skeEndpoint = resolve(st.SKECustomEndpoint, "stackit.ske_custom_endpoint", "STACKIT_SKE_CUSTOM_ENDPOINT")
@@ -134,14 +148,62 @@ func newProviderData(ctx context.Context, version, tfVersion string, cfg provide
 		}
 	}
 	d.resolveKubernetes(cfg.Kubernetes, diags)
+	d.readLinodeConfigFile(cfg, diags)
 	d.checkSettings(diags)
 	tflog.Debug(ctx, "kubecreds provider configured", map[string]any{
-		"linode_token_set": d.linodeToken.value != "" || d.linodeToken.unknown,
-		"linode_api_url":   d.linodeURL.value,
-		"kubernetes_host":  d.kube.Host,
-		"kubernetes_path":  d.kube.ConfigPath,
+		"linode_token_set":      d.linodeToken.value != "" || d.linodeToken.unknown,
+		"linode_api_url":        d.linodeURL.value,
+		"linode_config_profile": d.linodeProfile.describe(),
+		"kubernetes_host":       d.kube.Host,
+		"kubernetes_path":       d.kube.ConfigPath,
 	})
 	return d
+}
+
+// resolvePath resolves a setting that names a file, with a leading ~
+// expanded (reported, naming the attribute, when it cannot be).
+func resolvePath(v types.String, attr, env string, diags *diag.Diagnostics) setting {
+	s := resolve(v, attr, env)
+	if s.unknown {
+		return s
+	}
+	p, err := expandHome(s.value)
+	if err != nil {
+		diags.AddAttributeError(attrPath(attr), "Invalid path",
+			fmt.Sprintf("%s (or %s) is %q: %v.", s.attr, s.env, s.value, err))
+		return s
+	}
+	s.value = p
+	return s
+}
+
+// expandHome expands a leading ~ in a path a user typed, as the kubernetes
+// provider does with go-homedir's Expand: "~" and "~/…" are the home
+// directory (os.UserHomeDir, where linodego looks for its config file too);
+// "~user/…" is an error rather than a file name.
+func expandHome(p string) (string, error) {
+	if p == "" || p[0] != '~' {
+		return p, nil
+	}
+	if len(p) > 1 && p[1] != '/' && p[1] != '\\' {
+		return "", errors.New("only a leading ~ or ~/ (your own home directory) is expanded, not ~user")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("~ cannot be expanded: %w", err)
+	}
+	return filepath.Join(home, p[1:]), nil
+}
+
+// attrPath is the path of a provider attribute named as in messages
+// ("stackit.private_key_path").
+func attrPath(attr string) path.Path {
+	parts := strings.Split(attr, ".")
+	p := path.Root(parts[0])
+	for _, name := range parts[1:] {
+		p = p.AtName(name)
+	}
+	return p
 }
 
 func (d *providerData) resolveKubernetes(m *kubernetesModel, diags *diag.Diagnostics) {
@@ -156,7 +218,7 @@ func (d *providerData) resolveKubernetes(m *kubernetesModel, diags *diag.Diagnos
 		return s.value
 	}
 	d.kube = kubeconfig.Settings{
-		ConfigPath:           str(m.ConfigPath, "config_path", "KUBE_CONFIG_PATH"),
+		ConfigPath:           d.kubePath(str(m.ConfigPath, "config_path", "KUBE_CONFIG_PATH"), "config_path", "KUBE_CONFIG_PATH", diags),
 		ConfigContext:        str(m.ConfigContext, "config_context", "KUBE_CTX"),
 		Host:                 str(m.Host, "host", "KUBE_HOST"),
 		Token:                str(m.Token, "token", "KUBE_TOKEN"),
@@ -171,6 +233,9 @@ func (d *providerData) resolveKubernetes(m *kubernetesModel, diags *diag.Diagnos
 		if v := os.Getenv("KUBE_CONFIG_PATHS"); v != "" && d.kube.ConfigPath == "" {
 			d.kube.ConfigPaths = filepath.SplitList(v)
 		}
+	}
+	for i, p := range d.kube.ConfigPaths {
+		d.kube.ConfigPaths[i] = d.kubePath(p, "config_paths", "KUBE_CONFIG_PATHS", diags)
 	}
 	if e := m.Exec; e != nil {
 		d.kube.Exec = &kubeconfig.Exec{
@@ -208,6 +273,18 @@ func (d *providerData) resolveKubernetes(m *kubernetesModel, diags *diag.Diagnos
 	}
 }
 
+// kubePath expands a leading ~ in a kubeconfig path, as the kubernetes
+// provider does (homedir.Expand, on the attribute's value or its variable's).
+func (d *providerData) kubePath(p, attr, env string, diags *diag.Diagnostics) string {
+	expanded, err := expandHome(p)
+	if err != nil {
+		diags.AddAttributeError(path.Root("kubernetes").AtName(attr), "Invalid path",
+			fmt.Sprintf("kubernetes.%s (or %s) names %q: %v.", attr, env, p, err))
+		return p
+	}
+	return expanded
+}
+
 // stringList reads a list of strings of the kubernetes block (nil when null;
 // an unknown one is recorded as such).
 func (d *providerData) stringList(l types.List, attr string) []string {
@@ -239,7 +316,11 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 	if d.linode != nil {
 		return d.linode, nil
 	}
-	for _, s := range []setting{d.linodeToken, d.linodeURL, d.linodeVersion, d.linodeCA} {
+	needed := []setting{d.linodeToken, d.linodeURL, d.linodeVersion, d.linodeCA, d.linodeUAPrefix}
+	if d.linodeToken.value == "" {
+		needed = append(needed, d.linodeConfigPath, d.linodeConfigProfile)
+	}
+	for _, s := range needed {
 		if s.unknown {
 			diags.AddError("Linode provider setting not known yet",
 				fmt.Sprintf("The provider's %s comes from a value that is not known until apply, but this operation needs to call the Linode API now. "+
@@ -247,20 +328,14 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 			return nil, diags
 		}
 	}
-	if d.linodeToken.value == "" {
-		diags.AddError("Missing Linode API token",
-			"This operation calls the Linode API and no token is configured: set linode_token in the provider configuration "+
-				"or the LINODE_TOKEN environment variable to a personal access token with read/write access to Kubernetes.")
+	target, serr := d.linodeTarget()
+	if serr != nil {
+		diags.AddError(serr.summary, serr.detail)
 		return nil, diags
 	}
-	baseURL, err := d.linodeBaseURL()
-	if err != nil {
-		diags.AddError("Invalid Linode API URL", err.Error())
+	if target.token == "" {
+		diags.AddError("Missing Linode API token", "This operation calls the Linode API and no token is configured: "+missingLinodeTokenHelp)
 		return nil, diags
-	}
-	apiVersion := d.linodeVersion.value
-	if apiVersion == "" {
-		apiVersion = "v4"
 	}
 	roots, err := d.linodeRoots()
 	if err != nil {
@@ -279,10 +354,10 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 	scopes := &rotation.LinodeScopes{}
 	newClient := func() *linodego.Client {
 		c := linodego.NewClient(hc)
-		c.SetBaseURL(baseURL)
-		c.SetAPIVersion(apiVersion)
-		c.SetToken(d.linodeToken.value)
-		c.SetUserAgent(d.userAgent + " " + linodego.DefaultUserAgent)
+		c.SetBaseURL(target.baseURL)
+		c.SetAPIVersion(target.version)
+		c.SetToken(target.token)
+		c.SetUserAgent(d.linodeUserAgent())
 		// LINODE_DEBUG would print response bodies, kubeconfigs included.
 		c.SetDebug(false)
 		// Every non-2xx answer is an error with its status and headers
@@ -368,18 +443,298 @@ func (d *providerData) SKE() (*ske.Client, diag.Diagnostics) {
 	return d.ske, nil
 }
 
-// linodeBaseURL is linode_api_url (or LINODE_URL), checked: an https URL
-// with a host. Unset, it is the real API's.
-func (d *providerData) linodeBaseURL() (string, error) {
+// missingLinodeTokenHelp says every way to give the provider a Linode token.
+const missingLinodeTokenHelp = "set linode_token in the provider configuration, or the LINODE_TOKEN environment variable, " +
+	"to a personal access token with the lke:read_write scope (Kubernetes: Read/Write); or put the token in a linode-cli config file " +
+	"profile (`token = ...`) and point config_path (or LINODE_CONFIG; default ~/.config/linode, then ~/.config/linode-cli) " +
+	"and config_profile (or LINODE_PROFILE; default \"default\") at it."
+
+const defaultLinodeURL = "https://api.linode.com"
+
+// linodeSettingError is a Linode setting, or the linode-cli config file it
+// leads to, that can never work: the attribute to name and what is wrong.
+type linodeSettingError struct {
+	attr            string
+	summary, detail string
+}
+
+// linodeTarget is where the Linode API clients send their requests, and
+// with which token.
+type linodeTarget struct {
+	baseURL, version, token string
+}
+
+// linodeTarget resolves the Linode settings: each attribute, else its
+// environment variable; the token, api_url and api_version of the
+// linode-cli profile only when no token is set (linodego's NewClientFromEnv
+// reads the config file only without LINODE_TOKEN); then the real API's
+// root and v4. The version is linode_api_version's, else the one in the
+// URL's path (they may not differ), else the profile's.
+func (d *providerData) linodeTarget() (linodeTarget, *linodeSettingError) {
+	base, version, err := d.linodeEndpoint()
+	if err != nil {
+		return linodeTarget{}, err
+	}
+	t := linodeTarget{baseURL: base, version: version, token: d.linodeToken.value}
+	if t.token == "" {
+		if d.linodeProfileErr != nil {
+			return t, d.linodeProfileErr
+		}
+		if p := d.linodeProfile; p != nil {
+			t.token = p.token
+			if t.baseURL == "" {
+				t.baseURL = p.baseURL
+			}
+			if t.version == "" {
+				t.version = p.version
+			}
+		}
+	}
+	if t.baseURL == "" {
+		t.baseURL = defaultLinodeURL
+	}
+	if t.version == "" {
+		t.version = linodego.APIVersion
+	}
+	return t, nil
+}
+
+// linodeEndpoint is linode_api_url (or LINODE_URL), checked, as a root URL
+// ("" when unset), and the API version from linode_api_version (or
+// LINODE_API_VERSION) or else from the URL's path ("" when neither says).
+// A version in the path is read as linodego's Client.UseURL reads it; one
+// that differs from linode_api_version is an error naming both, since
+// either guess would send every request to a version the user did not ask
+// for.
+func (d *providerData) linodeEndpoint() (base, version string, serr *linodeSettingError) {
+	version = d.linodeVersion.value
 	if d.linodeURL.value == "" {
-		return "https://api.linode.com", nil
+		return "", version, nil
 	}
-	u, err := url.Parse(d.linodeURL.value)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return "", fmt.Errorf("%s (or %s) is %q; it must be an https:// URL with a host, such as https://api.linode.com",
-			d.linodeURL.attr, d.linodeURL.env, d.linodeURL.value)
+	base, inPath, err := parseLinodeURL(d.linodeURL.value)
+	if err != nil {
+		return "", "", &linodeSettingError{attr: "linode_api_url", summary: "Invalid Linode API URL",
+			detail: fmt.Sprintf("%s (or %s) is %s; %v", d.linodeURL.attr, d.linodeURL.env, shownURL(d.linodeURL.value), err)}
 	}
-	return d.linodeURL.value, nil
+	switch {
+	case inPath == "":
+	case version == "" || d.linodeVersion.unknown:
+		version = inPath
+	case version != inPath:
+		return "", "", &linodeSettingError{attr: "linode_api_url", summary: "Conflicting Linode API versions",
+			detail: fmt.Sprintf("%s (or %s) is %s, whose path asks for API version %s, but %s (or %s) is %q. "+
+				"Drop the version from the URL, or make the two agree.",
+				d.linodeURL.attr, d.linodeURL.env, shownURL(d.linodeURL.value), inPath, d.linodeVersion.attr, d.linodeVersion.env, version)}
+	}
+	return base, version, nil
+}
+
+// parseLinodeURL splits a Linode API URL into its root (scheme and host)
+// and the API version in its path, if any. Accepted: https://host,
+// https://host/v4 and https://host/v4beta, each with or without a trailing
+// slash. linodego's SetBaseURL would append the version to any path
+// (https://host/v4 becoming …/v4/v4, a 404 for every request), and UseURL
+// drops any other path silently; other paths are refused instead.
+func parseLinodeURL(raw string) (base, version string, err error) {
+	const forms = "it must be an https:// URL with a host and, at most, the API version as its path: " +
+		"https://api.linode.com, https://api.linode.com/v4 or https://api.linode.com/v4beta"
+	u, perr := url.Parse(raw)
+	if perr != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", "", errors.New(forms)
+	}
+	switch p := strings.TrimSuffix(u.Path, "/"); p {
+	case "":
+	case "/v4", "/v4beta":
+		version = p[1:]
+	default:
+		return "", "", fmt.Errorf("its path %q is not an API version; %s", u.Path, forms)
+	}
+	return u.Scheme + "://" + u.Host, version, nil
+}
+
+// shownURL quotes a URL for a message, with any password masked.
+func shownURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return strconv.Quote(u.Redacted())
+	}
+	return strconv.Quote(raw)
+}
+
+// linodeProfile is the profile of a linode-cli config file that the token
+// (and, where unset, the API URL and version) come from.
+type linodeProfile struct {
+	file, name              string
+	token, baseURL, version string
+}
+
+// describe names the profile for a log line (never its token).
+func (p *linodeProfile) describe() string {
+	if p == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s in %s", p.name, p.file)
+}
+
+// readLinodeConfigFile reads the linode-cli config file when no token is
+// set, as linodego's NewClientFromEnv does; with a token, config_path and
+// config_profile in the configuration are ignored, and said so.
+func (d *providerData) readLinodeConfigFile(cfg providerModel, diags *diag.Diagnostics) {
+	tok, file, prof := d.linodeToken, d.linodeConfigPath, d.linodeConfigProfile
+	if tok.unknown || file.unknown || prof.unknown {
+		return
+	}
+	if tok.value != "" {
+		for _, a := range []struct {
+			v    types.String
+			name string
+		}{{cfg.ConfigPath, "config_path"}, {cfg.ConfigProfile, "config_profile"}} {
+			if !a.v.IsNull() && !a.v.IsUnknown() {
+				diags.AddAttributeWarning(path.Root(a.name), "Linode config file not read",
+					fmt.Sprintf("%s is set, but so is a token (linode_token or LINODE_TOKEN), which is used instead of any linode-cli config file "+
+						"profile: its token, api_url and api_version are not read. Remove %s, or the token, to use the profile.", a.name, a.name))
+			}
+		}
+		return
+	}
+	d.linodeProfile, d.linodeProfileErr = loadLinodeProfile(file, prof)
+}
+
+// loadLinodeProfile reads one profile of a linode-cli config file as
+// linodego's LoadConfig and UseProfile read it (config.go): the file is
+// config_path, else the first of linodego's DefaultConfigPaths that exists
+// (none: no profile, no error); section names are case-insensitive; every
+// profile starts from the [default] section's keys, then api.linode.com and
+// v4; a profile without a token is an error. linodego applies what it reads
+// to a client and keeps it private, so the same steps are taken here, on the
+// same ini package, to check the values at plan. Messages never quote the
+// file's lines: one may hold the token.
+func loadLinodeProfile(file, prof setting) (*linodeProfile, *linodeSettingError) {
+	where := fmt.Sprintf("%s (or %s) names %q", file.attr, file.env, file.value)
+	if file.value == "" {
+		if file.value = defaultLinodeConfigFile(); file.value != "" {
+			where = fmt.Sprintf("the linode-cli config file %s (found where %s defaults to)", file.value, file.attr)
+		}
+	}
+	if file.value == "" {
+		if prof.value != "" {
+			return nil, &linodeSettingError{attr: prof.attr, summary: "Linode config file not found",
+				detail: fmt.Sprintf("%s (or %s) is %q, but there is no linode-cli config file to read it from: neither ~/.config/linode nor "+
+					"~/.config/linode-cli exists. Set %s (or %s) to the file.", prof.attr, prof.env, prof.value, file.attr, file.env)}
+		}
+		return nil, nil
+	}
+	fileErr := func(why string) *linodeSettingError {
+		return &linodeSettingError{attr: file.attr, summary: "Unusable Linode config file", detail: where + ", which " + why + "."}
+	}
+	f, err := ini.Load(file.value)
+	var pathErr *fs.PathError
+	switch {
+	case errors.As(err, &pathErr):
+		return nil, fileErr(fmt.Sprintf("cannot be read: %v", pathErr.Err))
+	case err != nil:
+		return nil, fileErr("is not a config file of profiles ([name] sections of key = value lines)")
+	}
+	name := prof.value
+	if name == "" {
+		name = linodego.DefaultConfigProfile
+	}
+	base := linodego.ConfigProfile{APIURL: linodego.APIHost, APIVersion: linodego.APIVersion}
+	versionSet := false
+	if f.HasSection("default") {
+		if err := f.Section("default").MapTo(&base); err != nil {
+			return nil, fileErr("has a [default] section that cannot be read")
+		}
+		versionSet = f.Section("default").HasKey("api_version")
+	}
+	var names, withToken []string
+	var section *ini.Section
+	defaultHasToken := f.HasSection("default") && f.Section("default").HasKey("token")
+	for _, sec := range f.Sections() {
+		// Later sections win, as in LoadConfig's map of profiles.
+		if strings.EqualFold(sec.Name(), name) {
+			section = sec
+		}
+		if n := strings.ToLower(sec.Name()); len(sec.Keys()) > 0 && !slices.Contains(names, n) {
+			names = append(names, n)
+			if sec.HasKey("token") || defaultHasToken {
+				withToken = append(withToken, n)
+			}
+		}
+	}
+	profAttr := fmt.Sprintf("%s (or %s, default %q)", prof.attr, prof.env, linodego.DefaultConfigProfile)
+	if section == nil {
+		return nil, &linodeSettingError{attr: prof.attr, summary: "Linode config profile not found",
+			detail: fmt.Sprintf("%s is %q, but %s, which has no such profile; its profiles: %s.", profAttr, name, where, listOrNone(names))}
+	}
+	p := base
+	if err := section.MapTo(&p); err != nil {
+		return nil, fileErr(fmt.Sprintf("has a [%s] section that cannot be read", section.Name()))
+	}
+	versionSet = versionSet || section.HasKey("api_version")
+	profErr := func(what string) *linodeSettingError {
+		return &linodeSettingError{attr: prof.attr, summary: "Unusable Linode config profile",
+			detail: fmt.Sprintf("%s is %q, and %s, whose profile %s.", profAttr, name, where, what)}
+	}
+	if p.APIToken == "" {
+		what := "has no token (a line `token = ...`); profiles with a token: " + listOrNone(withToken)
+		// linode-cli's own file names its profile in [DEFAULT] default-user.
+		if user := f.Section(ini.DefaultSection).Key("default-user").String(); user != "" && prof.value == "" {
+			what += fmt.Sprintf("; linode-cli names its default user in [DEFAULT] default-user: set %s = %q to use that one", prof.attr, user)
+		}
+		return nil, profErr(what)
+	}
+	rawURL := p.APIURL
+	if !strings.Contains(rawURL, "://") {
+		rawURL = "https://" + rawURL // linodego's default is the bare host, as its SetBaseURL takes it
+	}
+	baseURL, inPath, err := parseLinodeURL(rawURL)
+	if err != nil {
+		return nil, profErr(fmt.Sprintf("has api_url = %s; %v", shownURL(p.APIURL), err))
+	}
+	version := p.APIVersion
+	switch {
+	case !slices.Contains(linodeAPIVersions, version):
+		return nil, profErr(fmt.Sprintf("has api_version = %q; allowed values are v4 and v4beta", version))
+	case inPath != "" && versionSet && inPath != version:
+		return nil, profErr(fmt.Sprintf("has api_url = %s, whose path asks for API version %s, but api_version = %q; drop the version from api_url, "+
+			"or make the two agree", shownURL(p.APIURL), inPath, version))
+	case inPath != "":
+		version = inPath
+	}
+	return &linodeProfile{file: file.value, name: strings.ToLower(name), token: p.APIToken, baseURL: baseURL, version: version}, nil
+}
+
+// defaultLinodeConfigFile is the first of linodego's DefaultConfigPaths
+// (~/.config/linode, ~/.config/linode-cli) that exists, or "".
+func defaultLinodeConfigFile() string {
+	for _, candidate := range linodego.DefaultConfigPaths {
+		p, err := linodego.FormatConfigPath(candidate)
+		if err != nil {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// linodeUserAgent is the User-Agent of Linode API requests: ua_prefix (or
+// LINODE_UA_PREFIX) and a space before the provider's own, as
+// terraform-provider-linode puts its ua_prefix.
+func (d *providerData) linodeUserAgent() string {
+	ua := d.userAgent + " " + linodego.DefaultUserAgent
+	if p := d.linodeUAPrefix.value; p != "" {
+		ua = p + " " + ua
+	}
+	return ua
 }
 
 // linodeRoots are the CAs trusted for the Linode API: the system's, plus
@@ -408,9 +763,18 @@ func (d *providerData) linodeRoots() (*x509.CertPool, error) {
 // does not exist. Settings not known yet are checked when they are.
 func (d *providerData) checkSettings(diags *diag.Diagnostics) {
 	if !d.linodeURL.unknown {
-		if _, err := d.linodeBaseURL(); err != nil {
-			diags.AddAttributeError(path.Root("linode_api_url"), "Invalid Linode API URL", err.Error()+".")
+		if _, _, err := d.linodeEndpoint(); err != nil {
+			diags.AddAttributeError(path.Root(err.attr), err.summary, strings.TrimSuffix(err.detail, ".")+".")
 		}
+	}
+	// A config file or profile the user named is checked now; problems of
+	// one found at the default place only when the Linode API is needed.
+	if e := d.linodeProfileErr; e != nil && (d.linodeConfigPath.value != "" || d.linodeConfigProfile.value != "") {
+		diags.AddAttributeError(path.Root(e.attr), e.summary, e.detail)
+	}
+	if p := d.linodeUAPrefix; strings.ContainsFunc(p.value, func(r rune) bool { return (r < 0x20 && r != '\t') || r == 0x7f }) {
+		diags.AddAttributeError(path.Root("ua_prefix"), "Invalid User-Agent prefix",
+			fmt.Sprintf("%s (or %s) holds a line break or another control character, which an HTTP header cannot carry.", p.attr, p.env))
 	}
 	if !d.linodeCA.unknown {
 		if _, err := d.linodeRoots(); err != nil {
@@ -467,14 +831,19 @@ func (d *providerData) checkSettings(diags *diag.Diagnostics) {
 }
 
 // needLinodeToken reports, at plan, that an operation will call the Linode
-// API with no token configured.
+// API with no token configured (nor a linode-cli profile that gives one).
 func (d *providerData) needLinodeToken(diags *diag.Diagnostics, what string) {
-	if d.linodeToken.unknown || d.linodeToken.value != "" {
+	if d.linodeToken.unknown || d.linodeToken.value != "" || d.linodeConfigPath.unknown || d.linodeConfigProfile.unknown {
 		return
 	}
-	diags.AddError("Missing Linode API token",
-		what+" calls the Linode API, and the provider has no token: set the provider's linode_token, or the LINODE_TOKEN environment "+
-			"variable, to a personal access token with the lke:read_write scope (Kubernetes: Read/Write).")
+	if e := d.linodeProfileErr; e != nil {
+		diags.AddError(e.summary, what+" calls the Linode API, and the provider has no token but a linode-cli config file it cannot use: "+e.detail)
+		return
+	}
+	if d.linodeProfile != nil {
+		return
+	}
+	diags.AddError("Missing Linode API token", what+" calls the Linode API, and the provider has no token: "+missingLinodeTokenHelp)
 }
 
 // needSTACKIT reports, at plan, that an operation will call the SKE API
