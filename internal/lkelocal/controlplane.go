@@ -176,60 +176,70 @@ func startControlPlane(ctx context.Context, bin, dir, etcdURL, prefix string, li
 		return nil, err
 	}
 	cp.auditLog = auditLog
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	cp.host = "https://127.0.0.1:" + strconv.Itoa(port)
-
-	cp.apiserver, err = startProcess(dir, "kube-apiserver", bin, "kube-apiserver",
-		"--etcd-servers="+etcdURL,
-		"--etcd-prefix="+prefix,
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(port),
-		"--tls-cert-file="+servingCert,
-		"--tls-private-key-file="+servingKey,
-		"--client-ca-file="+cp.ca.certPath,
-		"--requestheader-client-ca-file="+frontProxyCA.certPath,
-		"--requestheader-allowed-names=front-proxy-client",
-		"--requestheader-username-headers=X-Remote-User",
-		"--requestheader-group-headers=X-Remote-Group",
-		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
-		"--authorization-mode=RBAC",
-		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+saPub,
-		"--service-account-signing-key-file="+saKey,
-		"--service-cluster-ip-range=10.128.0.0/16",
-		"--allow-privileged=true",
-		// No kubelets or Service VIPs here: nothing needs the kubernetes
-		// Service's endpoints, and reconciling them against loopback only logs noise.
-		"--endpoint-reconciler-type=none",
-		"--cert-dir="+dir,
-		"--audit-policy-file="+auditPolicyFile,
-		"--audit-log-path="+auditLog,
-		"--audit-log-format=json",
-		"--service-account-max-token-expiration="+limits.maxTokenExpiration.String(),
-		"--v=1",
-	)
-	if err != nil {
-		return nil, err
-	}
-	cp.admin = &rest.Config{
-		Host:            cp.host,
-		TLSClientConfig: rest.TLSClientConfig{CAFile: cp.ca.certPath, CertFile: adminCert, KeyFile: adminKey},
-		QPS:             200,
-		Burst:           400,
-	}
-	adminClient, err := kubernetes.NewForConfig(cp.admin)
-	if err != nil {
-		return nil, err
-	}
-	err = waitHealthy(ctx, cp.apiserver, 90*time.Second, func(ctx context.Context) (bool, error) {
-		body, err := adminClient.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-		return err == nil && strings.TrimSpace(string(body)) == "ok", nil
-	})
-	if err != nil {
+	// freePort's port is free when it answers, not when kube-apiserver
+	// binds it: with many clusters starting at once another process may
+	// take it first. kube-apiserver then exits with "address already in
+	// use", and is started again on another port.
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		cp.host = "https://127.0.0.1:" + strconv.Itoa(port)
+		cp.apiserver, err = startProcess(dir, "kube-apiserver", bin, "kube-apiserver",
+			"--etcd-servers="+etcdURL,
+			"--etcd-prefix="+prefix,
+			"--bind-address=127.0.0.1",
+			"--advertise-address=127.0.0.1",
+			"--secure-port="+strconv.Itoa(port),
+			"--tls-cert-file="+servingCert,
+			"--tls-private-key-file="+servingKey,
+			"--client-ca-file="+cp.ca.certPath,
+			"--requestheader-client-ca-file="+frontProxyCA.certPath,
+			"--requestheader-allowed-names=front-proxy-client",
+			"--requestheader-username-headers=X-Remote-User",
+			"--requestheader-group-headers=X-Remote-Group",
+			"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+			"--authorization-mode=RBAC",
+			"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+			"--service-account-key-file="+saPub,
+			"--service-account-signing-key-file="+saKey,
+			"--service-cluster-ip-range=10.128.0.0/16",
+			"--allow-privileged=true",
+			// No kubelets or Service VIPs here: nothing needs the kubernetes
+			// Service's endpoints, and reconciling them against loopback only logs noise.
+			"--endpoint-reconciler-type=none",
+			"--cert-dir="+dir,
+			"--audit-policy-file="+auditPolicyFile,
+			"--audit-log-path="+auditLog,
+			"--audit-log-format=json",
+			"--service-account-max-token-expiration="+limits.maxTokenExpiration.String(),
+			"--v=1",
+		)
+		if err != nil {
+			return nil, err
+		}
+		cp.admin = &rest.Config{
+			Host:            cp.host,
+			TLSClientConfig: rest.TLSClientConfig{CAFile: cp.ca.certPath, CertFile: adminCert, KeyFile: adminKey},
+			QPS:             200,
+			Burst:           400,
+		}
+		adminClient, err := kubernetes.NewForConfig(cp.admin)
+		if err != nil {
+			return nil, err
+		}
+		err = waitHealthy(ctx, cp.apiserver, 90*time.Second, func(ctx context.Context) (bool, error) {
+			body, err := adminClient.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+			return err == nil && strings.TrimSpace(string(body)) == "ok", nil
+		})
+		if err == nil {
+			break
+		}
+		if tail := cp.apiserver.tail(8192); attempt < 3 && strings.Contains(tail, "address already in use") {
+			cp.apiserver.stop()
+			continue
+		}
 		return nil, fmt.Errorf("kube-apiserver did not become ready: %w\n--- kube-apiserver log tail ---\n%s", err, cp.apiserver.tail(8192))
 	}
 

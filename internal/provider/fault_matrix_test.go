@@ -49,9 +49,10 @@ var faultedSteps = []faultedStep{
 	{step: rotation.StepCheckAccess, endpoint: lkelocal.KubeSelfSubjectReview},
 	{step: rotation.StepListSecrets, endpoint: lkelocal.KubeListSecrets},
 	{step: rotation.StepDeleteSecrets, endpoint: lkelocal.KubeDeleteSecrets},
-	// A regenerate that fails may have acted: each failure is watched for
-	// its effect (a minute after no answer or a gateway's page), so one
-	// fault is enough to show the request is sent again only after that.
+	// A regenerate (or recycle, below) that fails may have acted: each
+	// failure is watched for its effect (a minute after no answer or a
+	// gateway's page), so one fault is enough to show the request is sent
+	// again only after that.
 	{step: rotation.StepRegenerate, endpoint: lkelocal.EndpointRegenerate, faults: 1},
 	{step: rotation.StepWaitKubeconfig, endpoint: lkelocal.EndpointGetKubeconfig, pass: 1},
 	// The batch is one DeleteCollection (kube-system only); then the old
@@ -59,7 +60,7 @@ var faultedSteps = []faultedStep{
 	{step: rotation.StepDeleteOldSecret, endpoint: lkelocal.KubeDeleteSecrets, pass: 1},
 	{step: rotation.StepVerifyNew, endpoint: lkelocal.KubeListNodes, verify: true},
 	{step: rotation.StepRestartWorkloads, endpoint: lkelocal.KubePatchWorkload, restart: true},
-	{step: rotation.StepRecycleNodes, endpoint: lkelocal.EndpointRecycleCluster, recycle: true},
+	{step: rotation.StepRecycleNodes, endpoint: lkelocal.EndpointRecycleCluster, recycle: true, faults: 1},
 }
 
 var faultKinds = []struct {
@@ -127,7 +128,7 @@ func printMatrix(t *testing.T) {
 	}
 	cols = append(cols, "persistent 500")
 	var b strings.Builder
-	fmt.Fprintf(&b, "fault matrix (transient: 2 faults then served, 1 at regenerate; persistent: every attempt fails, then the next apply runs clean)\n")
+	fmt.Fprintf(&b, "fault matrix (transient: 2 faults then served, 1 at regenerate and recycle; persistent: every attempt fails, then the next apply runs clean)\n")
 	fmt.Fprintf(&b, "| step | %s |\n|---|%s\n", strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
 	passed, total := 0, 0
 	for _, s := range faultedSteps {
