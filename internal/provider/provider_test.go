@@ -235,11 +235,20 @@ func writeLinodeCLIConfig(t *testing.T, file, profile string) {
 	}
 }
 
-func TestAccProvider_linodeCLIConfigFileAtItsDefaultPlace(t *testing.T) {
+// onlyTheConfigFile leaves the provider nothing but a linode-cli config
+// file to find the token and URL in: a fresh home, no LINODE_TOKEN, no
+// LINODE_URL. It returns the home.
+func onlyTheConfigFile(t *testing.T) string {
+	t.Helper()
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	t.Setenv("LINODE_TOKEN", "")
 	t.Setenv("LINODE_URL", "")
+	return home
+}
+
+func TestAccProvider_linodeCLIConfigFileAtItsDefaultPlace(t *testing.T) {
+	home := onlyTheConfigFile(t)
 	writeLinodeCLIConfig(t, filepath.Join(home, ".config", "linode-cli"), "default")
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testProviders,
@@ -251,10 +260,7 @@ func TestAccProvider_linodeCLIConfigFileAtItsDefaultPlace(t *testing.T) {
 }
 
 func TestAccProvider_linodeCLIConfigFileNamedProfile(t *testing.T) {
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("LINODE_TOKEN", "")
-	t.Setenv("LINODE_URL", "")
+	home := onlyTheConfigFile(t)
 	writeLinodeCLIConfig(t, filepath.Join(home, "ops", "linode.ini"), "ci")
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testProviders,

@@ -39,13 +39,12 @@ func TestMaintenanceIsToldApartFromOtherServiceUnavailableAnswers(t *testing.T) 
 }
 
 // maintenanceLinode answers GET kubeconfig with maintenance a number of
-// times, then the kubeconfig; regenerate answers as scoped says.
+// times, then the kubeconfig; regenerate answers as the test says.
 type maintenanceLinode struct {
 	LinodeAPI
 	maintenance int
 	calls       int
 	regenerate  func() error
-	regenOpts   []linodego.LKEClusterRegenerateOptions
 }
 
 func (f *maintenanceLinode) GetLKEClusterKubeconfig(context.Context, int) (*linodego.LKEClusterKubeconfig, error) {
@@ -56,8 +55,7 @@ func (f *maintenanceLinode) GetLKEClusterKubeconfig(context.Context, int) (*lino
 	return &linodego.LKEClusterKubeconfig{KubeConfig: base64.StdEncoding.EncodeToString(testKubeconfig("t"))}, nil
 }
 
-func (f *maintenanceLinode) RegenerateLKECluster(_ context.Context, _ int, opts linodego.LKEClusterRegenerateOptions) (*linodego.LKECluster, error) {
-	f.regenOpts = append(f.regenOpts, opts)
+func (f *maintenanceLinode) RegenerateLKECluster(context.Context, int, linodego.LKEClusterRegenerateOptions) (*linodego.LKECluster, error) {
 	return nil, f.regenerate()
 }
 
