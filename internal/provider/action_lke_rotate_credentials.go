@@ -158,6 +158,7 @@ func (a *lkeRotateCredentialsAction) Invoke(ctx context.Context, req action.Invo
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	a.data.timings.tune(&opts)
 	progress := &progressSteps{send: resp.SendProgress, start: a.data.clock.Now(), now: a.data.clock.Now}
 	runner.Log = progress
 	ctx, cancel := context.WithTimeout(ctx, timeout)

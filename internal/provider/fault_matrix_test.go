@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
@@ -21,6 +23,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/clock"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
@@ -50,9 +53,9 @@ var faultedSteps = []faultedStep{
 	{step: rotation.StepListSecrets, endpoint: lkelocal.KubeListSecrets},
 	{step: rotation.StepDeleteSecrets, endpoint: lkelocal.KubeDeleteSecrets},
 	// A regenerate (or recycle, below) that fails may have acted: each
-	// failure is watched for its effect (a minute after no answer or a
-	// gateway's page), so one fault is enough to show the request is sent
-	// again only after that.
+	// failure is watched for its effect (after no answer or a gateway's
+	// page: a minute, matrixTimings' 5 s here), so one fault is enough to
+	// show the request is sent again only after that.
 	{step: rotation.StepRegenerate, endpoint: lkelocal.EndpointRegenerate, faults: 1},
 	{step: rotation.StepWaitKubeconfig, endpoint: lkelocal.EndpointGetKubeconfig, pass: 1},
 	// The batch is one DeleteCollection (kube-system only); then the old
@@ -92,7 +95,23 @@ provider "kubecreds" {
 }
 `
 
+// matrixProviders run the provider with the rotation's longest waits
+// shortened: the watch after a lost regenerate or recycle answer (60 s →
+// 5 s) and the kubeconfig poll's budget for failures (1 m → 15 s). The
+// matrix tests what the rotation does when they end, 121 times; how long
+// they are is the defaults' business (TestBadDaysMatrix runs them).
+var matrixProviders = map[string]func() (tfprotov6.ProviderServer, error){
+	"kubecreds": providerserver.NewProtocol6WithError(newTuned("test", clock.RealClock{}, matrixTimings)()),
+}
+
+var matrixTimings = timings{actSettle: 5 * time.Second, kubeconfigFailFor: 15 * time.Second}
+
 func faultConfig(c *lkelocal.Cluster, s faultedStep) string {
+	return faultConfigWithin(c, s, "3m")
+}
+
+// faultConfigWithin is faultConfig with another create timeout.
+func faultConfigWithin(c *lkelocal.Cluster, s faultedStep, create string) string {
 	body := fmt.Sprintf("  verify = %t\n", s.verify)
 	if s.restart {
 		body += "  restart_workloads {\n    namespaces = [\"fault-apps\"]\n    kinds      = [\"deployment\"]\n  }\n"
@@ -100,7 +119,7 @@ func faultConfig(c *lkelocal.Cluster, s faultedStep) string {
 	if s.recycle {
 		body += "  recycle_nodes = true\n"
 	}
-	body += "  timeouts {\n    create = \"3m\"\n  }\n"
+	body += "  timeouts {\n    create = \"" + create + "\"\n  }\n"
 	return faultProvider + rotationConfig(c.ID, body)
 }
 
@@ -193,7 +212,7 @@ func runTransientFault(t *testing.T, s faultedStep, name string, f lkelocal.Faul
 	outcome := "FAIL"
 	defer func() { recordCase(s.step, name, outcome) }()
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: testProviders,
+		ProtoV6ProviderFactories: matrixProviders,
 		Steps: []resource.TestStep{{
 			PreConfig: func() {
 				faults := []lkelocal.Fault{f, f}
@@ -232,12 +251,19 @@ func runPersistentFault(t *testing.T, s faultedStep, f lkelocal.Fault) {
 	for i := range persistent {
 		persistent[i] = f
 	}
+	// Once the old credentials are revoked, the wait for the new kubeconfig
+	// never gives up on failures (giving up would leave no way in): only
+	// the create timeout ends it, 3m by default here; 40s is enough.
+	first := faultConfig(c, s)
+	if s.step == rotation.StepWaitKubeconfig {
+		first = faultConfigWithin(c, s, "40s")
+	}
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: testProviders,
+		ProtoV6ProviderFactories: matrixProviders,
 		Steps: []resource.TestStep{
 			{
 				PreConfig:   func() { injectAfter(c, s, persistent...) },
-				Config:      faultConfig(c, s),
+				Config:      first,
 				ExpectError: regexp.MustCompile(regexp.QuoteMeta(s.step) + `\s+for\s+cluster\s+` + fmt.Sprint(c.ID) + `:`),
 			},
 			{

@@ -42,7 +42,7 @@ func runTests(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	testEnv, err = lkelocal.Start(ctx, lkelocal.Options{Clusters: 4, RecycleDelay: time.Second})
+	testEnv, err = lkelocal.Start(ctx, lkelocal.Options{Clusters: 6, RecycleDelay: time.Second})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: cannot start the local LKE the acceptance tests need: %v\n", err)
 		return 1

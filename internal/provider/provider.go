@@ -5,6 +5,7 @@ package provider
 
 import (
 	"context"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
@@ -19,6 +20,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"k8s.io/utils/clock"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
 )
 
 var (
@@ -34,14 +37,42 @@ func New(version string) func() provider.Provider {
 
 // newWithClock lets tests move time forward instead of sleeping.
 func newWithClock(version string, clk clock.PassiveClock) func() provider.Provider {
+	return newTuned(version, clk, timings{})
+}
+
+// newTuned also shortens the rotation's waits (zero: the defaults), so
+// that a test of what happens after a minute-long watch does not spend the
+// minute. Users get the defaults: the provider exposes no setting for them.
+func newTuned(version string, clk clock.PassiveClock, t timings) func() provider.Provider {
 	return func() provider.Provider {
-		return &kubecredsProvider{version: version, clock: clk}
+		return &kubecredsProvider{version: version, clock: clk, timings: t}
 	}
 }
 
 type kubecredsProvider struct {
 	version string
 	clock   clock.PassiveClock
+	timings timings
+}
+
+// timings replace rotation.Options' defaults where set.
+type timings struct {
+	// actSettle: how long a regenerate or recycle whose answer was lost is
+	// watched for its effect (default 60s).
+	actSettle time.Duration
+	// kubeconfigFailFor: how long the kubeconfig poll goes on through
+	// failures other than "not yet available" (default 1m).
+	kubeconfigFailFor time.Duration
+}
+
+// tune applies the timings to a rotation's options.
+func (t timings) tune(o *rotation.Options) {
+	if t.actSettle > 0 {
+		o.ActSettle = t.actSettle
+	}
+	if t.kubeconfigFailFor > 0 {
+		o.KubeconfigPoll.FailFor = t.kubeconfigFailFor
+	}
 }
 
 type providerModel struct {
@@ -303,6 +334,7 @@ func (p *kubecredsProvider) Configure(ctx context.Context, req provider.Configur
 	}
 	data := newProviderData(ctx, p.version, req.TerraformVersion, cfg, &resp.Diagnostics)
 	data.clock = p.clock
+	data.timings = p.timings
 	resp.DataSourceData = data
 	resp.ResourceData = data
 	resp.EphemeralResourceData = data

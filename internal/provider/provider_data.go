@@ -64,6 +64,7 @@ func resolve(v types.String, attr, env string) setting {
 type providerData struct {
 	userAgent string
 	clock     clock.PassiveClock
+	timings   timings
 
 	linodeToken, linodeURL, linodeVersion, linodeCA, linodeUAPrefix setting
 	// The linode-cli config file, read (once, at Configure) only when no

@@ -325,6 +325,7 @@ func (r *lkeSecretRotationResource) Create(ctx context.Context, req resource.Cre
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	r.data.timings.tune(&opts)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tflog.Info(ctx, "rotating LKE cluster credentials", map[string]any{"cluster_id": opts.ClusterID, "namespaces": opts.Namespaces})
