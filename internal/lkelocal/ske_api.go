@@ -39,6 +39,7 @@ type SKEAPI struct {
 	logMu        sync.Mutex
 	log          []RequestRecord
 	tokensIssued int
+	issuedTo     map[string]int // access tokens by account key id
 }
 
 // SKE endpoints, for the request log.
@@ -47,6 +48,7 @@ const (
 	SKECreateKubeconfig   = "POST kubeconfig"
 	SKEStartRotation      = "POST start-credentials-rotation"
 	SKECompleteRotation   = "POST complete-credentials-rotation"
+	SKEListClusters       = "GET clusters"
 	skeClusterPath        = "/v2/projects/{project}/regions/{region}/clusters/{cluster}"
 	minKubeconfigSeconds  = 600
 	maxKubeconfigSeconds  = 15552000
@@ -80,7 +82,9 @@ func (env *Environment) SKE() (*SKEAPI, error) {
 	mux.HandleFunc("POST "+skeClusterPath+"/kubeconfig", a.handle(SKECreateKubeconfig, a.createKubeconfig))
 	mux.HandleFunc("POST "+skeClusterPath+"/start-credentials-rotation", a.handle(SKEStartRotation, a.rotation((*SKECluster).startRotation)))
 	mux.HandleFunc("POST "+skeClusterPath+"/complete-credentials-rotation", a.handle(SKECompleteRotation, a.rotation((*SKECluster).completeRotation)))
+	mux.HandleFunc("GET /v2/projects/{project}/regions/{region}/clusters", a.listClusters)
 	mux.HandleFunc("POST /token", a.token)
+	mux.HandleFunc("GET /oidc/token-request", a.oidcRequest)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeSKEError(w, http.StatusNotFound, "not found") })
 	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
@@ -99,8 +103,7 @@ func (a *SKEAPI) handle(endpoint string, h func(http.ResponseWriter, *http.Reque
 			a.log = append(a.log, entry)
 			a.logMu.Unlock()
 		}()
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || (subtle.ConstantTimeCompare([]byte(token), []byte(a.Token)) != 1 && !a.accessTokenValid(token)) {
+		if !a.authorized(r) {
 			writeSKEError(rec, http.StatusUnauthorized, skeUnauthorizedReason)
 			return
 		}
@@ -120,6 +123,13 @@ func (a *SKEAPI) handle(endpoint string, h func(http.ResponseWriter, *http.Reque
 		}
 		h(rec, r, c)
 	}
+}
+
+// authorized tells whether a request carries the service-account token
+// (token flow) or an access token the token endpoint issued.
+func (a *SKEAPI) authorized(r *http.Request) bool {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && (subtle.ConstantTimeCompare([]byte(token), []byte(a.Token)) == 1 || a.accessTokenValid(token))
 }
 
 // InjectFaults queues faults for an SKE endpoint (SKEGetCluster, …) of one
@@ -155,6 +165,11 @@ type skeRotationJSON struct {
 }
 
 func (a *SKEAPI) getCluster(w http.ResponseWriter, _ *http.Request, c *SKECluster) {
+	writeSKEJSON(w, http.StatusOK, a.clusterJSON(c))
+}
+
+// clusterJSON is a cluster as GET cluster and the list show it.
+func (a *SKEAPI) clusterJSON(c *SKECluster) map[string]any {
 	c.mu.Lock()
 	st := c.status()
 	c.mu.Unlock()
@@ -165,7 +180,44 @@ func (a *SKEAPI) getCluster(w http.ResponseWriter, _ *http.Request, c *SKECluste
 			Phase: st.phase, LastInitiationTime: st.lastInitiation, LastCompletionTime: st.lastCompletion,
 		},
 	}
-	writeSKEJSON(w, http.StatusOK, map[string]any{"name": c.Name, "kubernetes": map[string]string{"version": "1.37.2"}, "status": status})
+	if len(st.errors) > 0 {
+		errs := []map[string]string{}
+		for _, e := range st.errors {
+			errs = append(errs, map[string]string{"code": e.Code, "message": e.Message})
+		}
+		status["errors"] = errs
+		// The deprecated single error is a RuntimeError, whose codes are
+		// another list: shown only for an error that has one there.
+		if runtimeErrorCodes[st.errors[0].Code] {
+			status["error"] = map[string]string{"code": st.errors[0].Code, "message": st.errors[0].Message, "details": ""}
+		}
+	}
+	return map[string]any{"name": c.Name, "kubernetes": map[string]string{"version": "1.37.2"}, "status": status}
+}
+
+// listClusters answers GET …/clusters: {"items": [Cluster, …]}, the
+// clusters of one project in one region (an empty list for a project
+// without any).
+func (a *SKEAPI) listClusters(w http.ResponseWriter, r *http.Request) {
+	rec := &statusRecorder{ResponseWriter: w}
+	entry := RequestRecord{At: time.Now(), Method: r.Method, Path: r.URL.Path, Endpoint: SKEListClusters, UserAgent: r.UserAgent()}
+	defer func() {
+		entry.Status = rec.status
+		a.logMu.Lock()
+		a.log = append(a.log, entry)
+		a.logMu.Unlock()
+	}()
+	if !a.authorized(r) {
+		writeSKEError(rec, http.StatusUnauthorized, skeUnauthorizedReason)
+		return
+	}
+	items := []map[string]any{}
+	for _, c := range a.env.SKEClusters() {
+		if c.ProjectID == r.PathValue("project") && c.Region == r.PathValue("region") {
+			items = append(items, a.clusterJSON(c))
+		}
+	}
+	writeSKEJSON(rec, http.StatusOK, map[string]any{"items": items})
 }
 
 func (a *SKEAPI) createKubeconfig(w http.ResponseWriter, r *http.Request, c *SKECluster) {
@@ -203,8 +255,17 @@ func (a *SKEAPI) rotation(act func(*SKECluster) error) func(http.ResponseWriter,
 			writeSKEError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		writeSKEJSON(w, http.StatusOK, struct{}{})
+		// 202: "Accepted, execution happens asynchronously" (SKE v2 API).
+		writeSKEJSON(w, http.StatusAccepted, struct{}{})
 	}
+}
+
+// runtimeErrorCodes are the codes of the SKE v2 API's RuntimeError (the
+// deprecated status.error).
+var runtimeErrorCodes = map[string]bool{
+	"SKE_UNSPECIFIED": true, "SKE_TMP_AUTH_ERROR": true, "SKE_QUOTA_EXCEEDED": true, "SKE_OBSERVABILITY_INSTANCE_NOT_FOUND": true,
+	"SKE_RATE_LIMITS": true, "SKE_INFRA_ERROR": true, "SKE_REMAINING_RESOURCES": true, "SKE_CONFIGURATION_PROBLEM": true,
+	"SKE_UNREADY_NODES": true, "SKE_API_SERVER_ERROR": true, "SKE_DNS_ZONE_NOT_FOUND": true,
 }
 
 func writeSKEJSON(w http.ResponseWriter, status int, v any) {

@@ -10,6 +10,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,8 @@ const (
 	SKEStateHealthy     = "STATE_HEALTHY"
 	SKEStateReconciling = "STATE_RECONCILING"
 	SKEStateHibernated  = "STATE_HIBERNATED"
+	SKEStateHibernating = "STATE_HIBERNATING"
+	SKEStateWakingUp    = "STATE_WAKINGUP"
 	SKEStateUnhealthy   = "STATE_UNHEALTHY"
 )
 
@@ -89,12 +92,122 @@ type SKECluster struct {
 	statusLag time.Duration
 	lagUntil  time.Time
 	lagged    skeStatus
+	// errors are status.errors (the first also as the deprecated
+	// status.error). While the cluster is hibernating, hibernated, waking
+	// up or unhealthy, a node roll under way holds: PREPARED waits.
+	errors []SKEError
+	odd    struct {
+		phase string
+		until time.Time
+	}
+}
+
+// SKEError is one of a cluster's status.errors, as the SKE API lists them.
+type SKEError struct{ Code, Message string }
+
+// hibernation tells whether the cluster is hibernated, or on its way into
+// or out of it. c.mu is held.
+func (c *SKECluster) hibernation() bool {
+	switch c.aggregated {
+	case SKEStateHibernating, SKEStateHibernated, SKEStateWakingUp:
+		return true
+	}
+	return false
+}
+
+// gardenerHibernatedRefusal is how Gardener, which SKE runs on, refuses a
+// rotation's start or complete on a hibernated shoot (pkg/api/core/
+// validation/shoot.go: forbiddenShootOperationsWhenHibernated).
+func gardenerHibernatedRefusal(op string) string {
+	return "operation '" + op + "' is not permitted when shoot is hibernated or is waking up"
+}
+
+// held tells whether a node roll under way cannot go on. c.mu is held.
+func (c *SKECluster) held() bool {
+	switch c.aggregated {
+	case SKEStateHibernating, SKEStateHibernated, SKEStateWakingUp, SKEStateUnhealthy:
+		return true
+	}
+	return false
+}
+
+// Hibernate hibernates the cluster, as its hibernation schedule does:
+// STATE_HIBERNATING, then STATE_HIBERNATED a second later. A credentials
+// rotation under way stays in its phase, its node roll held, until WakeUp.
+func (c *SKECluster) Hibernate() {
+	c.mu.Lock()
+	c.aggregated = SKEStateHibernating
+	c.mu.Unlock()
+	c.after(time.Second, func() {
+		if c.aggregated == SKEStateHibernating {
+			c.aggregated = SKEStateHibernated
+		}
+	})
+}
+
+// WakeUp wakes a hibernated cluster: STATE_WAKINGUP, then a second later
+// STATE_RECONCILING if a rotation's roll goes on, else STATE_HEALTHY.
+func (c *SKECluster) WakeUp() {
+	c.mu.Lock()
+	c.aggregated = SKEStateWakingUp
+	c.mu.Unlock()
+	c.after(time.Second, func() {
+		if c.aggregated != SKEStateWakingUp {
+			return
+		}
+		c.aggregated = SKEStateHealthy
+		if c.phase == SKEPhasePreparing || c.phase == SKEPhaseCompleting {
+			c.aggregated = SKEStateReconciling
+		}
+	})
+}
+
+// SetErrors makes the cluster report errs in status.errors (the first
+// also in the deprecated status.error) and STATE_UNHEALTHY: a node roll
+// under way holds until ClearErrors.
+func (c *SKECluster) SetErrors(errs ...SKEError) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.errors = append([]SKEError(nil), errs...)
+	c.aggregated = SKEStateUnhealthy
+}
+
+// ClearErrors removes the errors; an unhealthy cluster is well again (a
+// hibernating one stays so), and a roll under way goes on.
+func (c *SKECluster) ClearErrors() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.errors = nil
+	if c.aggregated != SKEStateUnhealthy {
+		return
+	}
+	c.aggregated = SKEStateHealthy
+	if c.phase == SKEPhasePreparing || c.phase == SKEPhaseCompleting {
+		c.aggregated = SKEStateReconciling
+	}
+}
+
+// after runs f, with c.mu held, after d (unless the cluster stops first).
+func (c *SKECluster) after(d time.Duration, f func()) {
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		select {
+		case <-time.After(d):
+		case <-c.ctx.Done():
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		f()
+	}()
 }
 
 // skeStatus is what GET cluster reports of a cluster's state.
 type skeStatus struct {
 	aggregated, phase              string
 	lastInitiation, lastCompletion *time.Time
+	errors                         []SKEError
 }
 
 // status is the cluster's status as a read shows it now. c.mu is held.
@@ -102,7 +215,20 @@ func (c *SKECluster) status() skeStatus {
 	if time.Now().Before(c.lagUntil) {
 		return c.lagged
 	}
-	return skeStatus{c.aggregated, c.phase, c.lastInitiation, c.lastCompletion}
+	st := skeStatus{c.aggregated, c.phase, c.lastInitiation, c.lastCompletion, c.errors}
+	if time.Now().Before(c.odd.until) {
+		st.phase = c.odd.phase
+	}
+	return st
+}
+
+// ShowPhase makes reads report phase (one the API does not document, as a
+// later version of it might add) for d, whatever the rotation does
+// meanwhile.
+func (c *SKECluster) ShowPhase(phase string, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.odd.phase, c.odd.until = phase, time.Now().Add(d)
 }
 
 // SetStatusLag makes reads show, for d after each start or complete, the
@@ -116,10 +242,13 @@ func (c *SKECluster) SetStatusLag(d time.Duration) {
 // beginLag starts a status lag before a change. c.mu is held.
 func (c *SKECluster) beginLag() {
 	if c.statusLag > 0 {
-		c.lagged = skeStatus{c.aggregated, c.phase, c.lastInitiation, c.lastCompletion}
+		c.lagged = skeStatus{c.aggregated, c.phase, c.lastInitiation, c.lastCompletion, c.errors}
 		c.lagUntil = time.Now().Add(c.statusLag)
 	}
 }
+
+// skeClusterName is the SKE v2 API's pattern for cluster names.
+var skeClusterName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,9}[a-z0-9])?$`)
 
 // SKEClusterSpec shapes a new emulated SKE cluster.
 type SKEClusterSpec struct {
@@ -131,6 +260,9 @@ type SKEClusterSpec struct {
 func (env *Environment) AddSKECluster(ctx context.Context, spec SKEClusterSpec) (_ *SKECluster, err error) {
 	if spec.ProjectID == "" || spec.Region == "" || spec.Name == "" {
 		return nil, errors.New("an SKE cluster needs a project, a region and a name")
+	}
+	if !skeClusterName.MatchString(spec.Name) {
+		return nil, fmt.Errorf("%q is not a name the SKE API gives a cluster (%s)", spec.Name, skeClusterName)
 	}
 	// Reserved under the lock: clusters started at the same time must not
 	// share an etcd prefix (they would see each other's objects).
@@ -458,9 +590,9 @@ func (e errRotationConflict) Error() string { return e.msg }
 func (c *SKECluster) startRotation() error {
 	c.mu.Lock()
 	switch {
-	case c.aggregated == SKEStateHibernated:
+	case c.hibernation():
 		c.mu.Unlock()
-		return errRotationConflict{"cluster is hibernated; wake it up before rotating its credentials"}
+		return errRotationConflict{gardenerHibernatedRefusal("rotate-credentials-start")}
 	case c.phase == SKEPhasePreparing || c.phase == SKEPhasePrepared || c.phase == SKEPhaseCompleting:
 		phase := c.phase
 		c.mu.Unlock()
@@ -483,9 +615,7 @@ func (c *SKECluster) startRotation() error {
 			}
 			return
 		}
-		select {
-		case <-time.After(wait - time.Since(start)):
-		case <-c.ctx.Done():
+		if !c.waitUnheld(start, wait) {
 			return
 		}
 		c.mu.Lock()
@@ -493,6 +623,24 @@ func (c *SKECluster) startRotation() error {
 		c.mu.Unlock()
 	}()
 	return nil
+}
+
+// waitUnheld waits until d has passed since start and the cluster's roll
+// is not held (hibernation, errors); false if the cluster stopped.
+func (c *SKECluster) waitUnheld(start time.Time, d time.Duration) bool {
+	for {
+		c.mu.Lock()
+		held := c.held()
+		c.mu.Unlock()
+		if !held && time.Since(start) >= d {
+			return true
+		}
+		select {
+		case <-time.After(min(100*time.Millisecond, max(d-time.Since(start), time.Millisecond))):
+		case <-c.ctx.Done():
+			return false
+		}
+	}
 }
 
 func (c *SKECluster) prepare() error {
@@ -528,6 +676,10 @@ func (c *SKECluster) prepare() error {
 // restarted trusting the new generation only, and the phase is COMPLETED.
 func (c *SKECluster) completeRotation() error {
 	c.mu.Lock()
+	if c.hibernation() {
+		c.mu.Unlock()
+		return errRotationConflict{gardenerHibernatedRefusal("rotate-credentials-complete")}
+	}
 	if c.phase != SKEPhasePrepared {
 		phase := c.phase
 		c.mu.Unlock()
@@ -551,9 +703,7 @@ func (c *SKECluster) completeRotation() error {
 			}
 			return
 		}
-		select {
-		case <-time.After(delay):
-		case <-c.ctx.Done():
+		if !c.waitUnheld(time.Now(), delay) {
 			return
 		}
 		now := time.Now().UTC().Truncate(time.Second)
