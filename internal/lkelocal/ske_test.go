@@ -288,3 +288,43 @@ func TestSKEBadDays(t *testing.T) {
 		t.Errorf("%d starts acted on; want 1", starts)
 	}
 }
+
+// TestSKEAnswersAsTheAPIAndGardenerDo: start is accepted with 202; a
+// cluster lists in its project; a hibernated cluster refuses start and
+// complete with Gardener's message; errors and hibernation hold a roll,
+// and status.errors shows them.
+func TestSKEAnswersAsTheAPIAndGardenerDo(t *testing.T) {
+	c, api, client, ref := newSKECluster(t, "gardener-1")
+	c.SetPrepareDuration(500 * time.Millisecond)
+	names, err := client.ListClusters(t.Context(), ske.ClusterRef{ProjectID: ref.ProjectID, Region: ref.Region})
+	if err != nil || !strings.Contains(strings.Join(names, ","), ref.Name) {
+		t.Fatalf("ListClusters = %v, %v; want %s listed", names, err, ref.Name)
+	}
+	c.Hibernate()
+	if err := client.StartCredentialsRotation(t.Context(), ref); ske.StatusCode(err) != http.StatusBadRequest ||
+		!strings.Contains(err.Error(), "operation 'rotate-credentials-start' is not permitted when shoot is hibernated or is waking up") {
+		t.Fatalf("start on a hibernating cluster: %v; want Gardener's refusal", err)
+	}
+	c.WakeUp()
+	time.Sleep(1500 * time.Millisecond)
+	before := len(api.Requests())
+	if err := client.StartCredentialsRotation(t.Context(), ref); err != nil {
+		t.Fatal(err)
+	}
+	if r := api.Requests()[before]; r.Status != http.StatusAccepted {
+		t.Errorf("start answered %d; the API answers 202", r.Status)
+	}
+	c.SetErrors(lkelocal.SKEError{Code: "SKE_UNREADY_NODES", Message: "Not all worker nodes are ready."},
+		lkelocal.SKEError{Code: "SKE_NODE_MISCONFIGURED_PDB", Message: "drain blocked"})
+	time.Sleep(2 * time.Second)
+	cl, err := client.GetCluster(t.Context(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cl.Status.CredentialsRotation.Phase; p != ske.PhasePreparing || len(cl.Status.Errors) != 2 || cl.Status.Error == nil ||
+		cl.Status.Error.Code != "SKE_UNREADY_NODES" || cl.Status.Aggregated != ske.StateUnhealthy {
+		t.Fatalf("status %+v; want PREPARING held, STATE_UNHEALTHY, both errors and the deprecated error", cl.Status)
+	}
+	c.ClearErrors()
+	waitPhase(t, client, ref, ske.PhasePrepared)
+}

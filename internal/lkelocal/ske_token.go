@@ -260,11 +260,11 @@ func (a *SKEAPI) authenticate(r *http.Request) (*SKEServiceAccount, string) {
 				return nil, errors.New("unknown key")
 			}
 			return &sa.key.PublicKey, nil
-		}, jwt.WithValidMethods([]string{"RS512"}), jwt.WithExpirationRequired())
+		}, jwt.WithValidMethods([]string{"RS512"}), jwt.WithExpirationRequired(), jwt.WithAudience(a.URL+"/token"))
 		if sa == nil {
 			return nil, "invalid_grant"
 		}
-		if err != nil || claims["sub"] != sa.sub {
+		if err != nil || claims["sub"] != sa.sub || claims["iss"] != sa.Email {
 			return sa, "invalid_grant"
 		}
 		return sa, ""

@@ -118,6 +118,10 @@ func (a *skeRotationPhaseAction) Invoke(ctx context.Context, req action.InvokeRe
 		}
 		switch {
 		case out.Started:
+		case out.Elsewhere:
+			resp.Diagnostics.AddWarning("Credentials rotation started elsewhere",
+				"While this invoke asked, someone else (the STACKIT portal, another pipeline) started a credentials rotation of SKE cluster "+ref.String()+
+					" (started "+startedAt(out.Cluster)+"). SKE refused a second start; this invoke waited until that one was PREPARED.")
 		case out.Found == ske.PhasePrepared:
 			resp.Diagnostics.AddWarning("Credentials rotation already prepared",
 				"SKE cluster "+ref.String()+" already had a credentials rotation PREPARED (started "+startedAt(out.Cluster)+"), so none was started: "+
@@ -141,6 +145,9 @@ func (a *skeRotationPhaseAction) Invoke(ctx context.Context, req action.InvokeRe
 	}
 	switch {
 	case out.Completed:
+	case out.Elsewhere:
+		resp.Diagnostics.AddWarning("Credentials rotation completed elsewhere",
+			"While this invoke asked, someone else completed the credentials rotation of SKE cluster "+ref.String()+"; SKE refused a second complete, and this invoke waited until it was COMPLETED.")
 	case out.Found == ske.PhaseCompleted:
 		resp.Diagnostics.AddWarning("Credentials rotation already completed",
 			fmt.Sprintf("SKE cluster %s had no rotation waiting to be completed: it was COMPLETED already, so nothing was done.", ref))

@@ -360,7 +360,7 @@ action "kubecreds_lke_rotate_credentials" "now" {
 // completing again completes nothing and warns.
 func TestAction_SKEPhasesInvokedFromTheCLI(t *testing.T) {
 	t.Parallel()
-	c := newSKECluster(t, "actions")
+	c := newSKECluster(t, "ci-actions")
 	oldKC, _, err := c.Kubeconfig(time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -464,7 +464,7 @@ func TestAction_SKEBadInputIsRejectedBeforeAnyAPICall(t *testing.T) {
 	for _, b := range []struct {
 		name, action, body, attr, allowed string
 	}{
-		{"cluster name with capitals", "start", fmt.Sprintf("project_id = %q\n    region = \"eu01\"\n    cluster_name = \"Prod\"", project), "cluster_name", "1 to 11 lowercase letters and digits"},
+		{"cluster name with capitals", "start", fmt.Sprintf("project_id = %q\n    region = \"eu01\"\n    cluster_name = \"Prod\"", project), "cluster_name", "1 to 11 lowercase letters, digits and hyphens"},
 		{"empty project", "complete", "project_id = \"\"\n    region = \"eu01\"\n    cluster_name = \"prod\"", "project_id", "string length must be at least 1"},
 		{"region missing", "start", fmt.Sprintf("project_id = %q\n    cluster_name = \"prod\"", project), "region", `The argument "region" is required`},
 		{"negative timeout", "complete", valid + "\n    timeouts {\n      invoke = \"-1h\"\n    }", "timeouts", "timeouts.invoke must be a positive Go duration"},

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -22,9 +23,10 @@ import (
 // expirationSeconds.
 var skeExpirationRange = durationBetween{min: ske.MinKubeconfigExpiration, max: ske.MaxKubeconfigExpiration, example: "1h"}
 
-// An SKE cluster name: lowercase letters and digits, starting with a letter,
-// at most 11 characters (STACKIT's rule).
-var skeClusterName = regexp.MustCompile(`^[a-z][a-z0-9]{0,10}$`)
+// An SKE cluster name, as the SKE API's own pattern has it (the clusterName
+// path parameter of the v2 API): 1 to 11 lowercase letters, digits and
+// hyphens, starting and ending with a letter or digit.
+var skeClusterName = regexp.MustCompile(ske.ClusterNamePattern)
 
 const (
 	descSKERegion      = "Region of the cluster, e.g. `eu01`."
@@ -33,7 +35,7 @@ const (
 
 func skeClusterNameValidators() []validator.String {
 	return []validator.String{stringvalidator.RegexMatches(skeClusterName,
-		"must be an SKE cluster name: 1 to 11 lowercase letters and digits, starting with a letter")}
+		"must be an SKE cluster name: 1 to 11 lowercase letters, digits and hyphens, starting and ending with a letter or digit (the SKE API's pattern "+ske.ClusterNamePattern+")")}
 }
 
 func notEmpty() []validator.String { return []validator.String{stringvalidator.LengthAtLeast(1)} }
@@ -170,12 +172,24 @@ func (r *skeKubeconfig) Open(ctx context.Context, req ephemeral.OpenRequest, res
 
 // describeSKEError says what to fix for the SKE API errors a user can fix.
 func describeSKEError(err error, ref ske.ClusterRef) string {
+	var te *ske.TokenError
+	if errors.As(err, &te) {
+		hint := "check the stackit settings: the service account key (its credentials.tokenEndpoint), " +
+			"stackit.token_custom_endpoint (STACKIT_TOKEN_BASEURL), and for workload identity federation the federated token"
+		if te.Transient() {
+			hint = "it may be a passing outage; apply again later"
+		}
+		return err.Error() + ": " + hint + "."
+	}
 	switch ske.StatusCode(err) {
 	case http.StatusUnauthorized:
 		return "The SKE API rejected the credentials (401): check the provider's stackit settings or the STACKIT_* variables. (" + err.Error() + ")"
 	case http.StatusForbidden:
 		return "The service account may not do this on project " + ref.ProjectID + " (403): it needs the SKE admin role there. (" + err.Error() + ")"
 	case http.StatusNotFound:
+		if !ske.ClusterNotFound(err) {
+			return "The SKE API's address answered 404 without the API's error body (a gateway, or a wrong stackit.ske_custom_endpoint): " + err.Error()
+		}
 		return fmt.Sprintf("No SKE cluster %q in project %s, region %s (404): check project_id, region and cluster_name. (%s)",
 			ref.Name, ref.ProjectID, ref.Region, err.Error())
 	}

@@ -405,8 +405,8 @@ func TestPaths_leadingTildeIsTheHomeDirectory(t *testing.T) {
 	for what, got := range map[string][2]string{
 		"kubernetes.config_path":           {d.kube.ConfigPath, kc},
 		"linode_ca_path":                   {d.linodeCA.value, ca},
-		"stackit.service_account_key_path": {d.skeKeyPath.value, key},
-		"stackit.private_key_path":         {d.skePrivateKeyPath.value, pk},
+		"stackit.service_account_key_path": {d.stackit.keyPath.value, key},
+		"stackit.private_key_path":         {d.stackit.privateKeyPath.value, pk},
 	} {
 		if got[0] != got[1] {
 			t.Errorf("%s: %q; want %q", what, got[0], got[1])

@@ -99,6 +99,13 @@ type stackitModel struct {
 	ServiceAccountToken   types.String `tfsdk:"service_account_token"`
 	SKECustomEndpoint     types.String `tfsdk:"ske_custom_endpoint"`
 	TokenCustomEndpoint   types.String `tfsdk:"token_custom_endpoint"`
+	CredentialsPath       types.String `tfsdk:"credentials_path"`
+	ServiceAccountEmail   types.String `tfsdk:"service_account_email"`
+	FederatedToken        types.String `tfsdk:"service_account_federated_token"`
+	FederatedTokenPath    types.String `tfsdk:"service_account_federated_token_path"`
+	UseOIDC               types.Bool   `tfsdk:"use_oidc"`
+	OIDCRequestURL        types.String `tfsdk:"oidc_request_url"`
+	OIDCRequestToken      types.String `tfsdk:"oidc_request_token"`
 }
 
 type kubernetesModel struct {
@@ -198,8 +205,11 @@ func (p *kubecredsProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 		},
 		Blocks: map[string]schema.Block{
 			"stackit": schema.SingleNestedBlock{
-				Description: "How to reach STACKIT's SKE API (for `kubecreds_ske_kubeconfig`), with the settings and environment variables " +
-					"terraform-provider-stackit uses: a service-account key (key flow; preferred) or a service-account token (token flow).",
+				Description: "How to reach STACKIT's SKE API (for `kubecreds_ske_credentials_rotation`, both SKE actions and `kubecreds_ske_kubeconfig`), " +
+					"with the settings and environment variables of terraform-provider-stackit and stackit-sdk-go, tried in stackit-sdk-go's order: " +
+					"workload identity federation (a service account's email and a federated OIDC token: a value, a file, or GitHub Actions' or " +
+					"Azure DevOps' ID token with `use_oidc`), a service-account key (key flow), a service-account token (token flow, deprecated by STACKIT), " +
+					"then the credentials file (`credentials_path`).",
 				Attributes: map[string]schema.Attribute{
 					"service_account_key_path": schema.StringAttribute{
 						Description: "Path to the service account's key (JSON); a leading `~` is the home directory. Falls back to STACKIT_SERVICE_ACCOUNT_KEY_PATH.",
@@ -221,7 +231,45 @@ func (p *kubecredsProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 						Sensitive:   true,
 					},
 					"service_account_token": schema.StringAttribute{
-						Description: "A service-account access token (token flow). Falls back to STACKIT_SERVICE_ACCOUNT_TOKEN.",
+						Description: "A service-account access token (token flow). Falls back to STACKIT_SERVICE_ACCOUNT_TOKEN. " +
+							"STACKIT deprecated the token flow (terraform-provider-stackit announced its removal); plans that use it warn.",
+						DeprecationMessage: tokenFlowDeprecation,
+						Optional:           true,
+						Sensitive:          true,
+					},
+					"credentials_path": schema.StringAttribute{
+						Description: "Path of a STACKIT credentials file (JSON with `STACKIT_SERVICE_ACCOUNT_KEY_PATH`, `STACKIT_SERVICE_ACCOUNT_KEY`, " +
+							"`STACKIT_PRIVATE_KEY_PATH`, `STACKIT_PRIVATE_KEY` or `STACKIT_SERVICE_ACCOUNT_TOKEN`), read when no other credential is set; " +
+							"a leading `~` is the home directory. Falls back to STACKIT_CREDENTIALS_PATH, then `~/.stackit/credentials.json`.",
+						Optional: true,
+					},
+					"service_account_email": schema.StringAttribute{
+						Description: "The service account's email, its client id for workload identity federation. Falls back to STACKIT_SERVICE_ACCOUNT_EMAIL.",
+						Optional:    true,
+					},
+					"service_account_federated_token": schema.StringAttribute{
+						Description: "A federated OIDC ID token (a JWT from an identity provider the service account trusts), for workload identity federation.",
+						Optional:    true,
+						Sensitive:   true,
+					},
+					"service_account_federated_token_path": schema.StringAttribute{
+						Description: "Path of a file holding the federated OIDC ID token, read again whenever a new access token is needed; a leading `~` is the " +
+							"home directory. Falls back to STACKIT_FEDERATED_TOKEN_FILE (stackit-sdk-go's default: " +
+							"`/var/run/secrets/stackit.cloud/serviceaccount/token`).",
+						Optional: true,
+					},
+					"use_oidc": schema.BoolAttribute{
+						Description: "Workload identity federation with the CI system's own ID token: GitHub Actions' (ACTIONS_ID_TOKEN_REQUEST_URL and " +
+							"ACTIONS_ID_TOKEN_REQUEST_TOKEN; the job needs `permissions: id-token: write`) or Azure DevOps' (SYSTEM_OIDCREQUESTURI and " +
+							"SYSTEM_ACCESSTOKEN). Falls back to STACKIT_USE_OIDC (`true` or `1`). Default false.",
+						Optional: true,
+					},
+					"oidc_request_url": schema.StringAttribute{
+						Description: "Where to ask for the ID token with `use_oidc`; falls back to ACTIONS_ID_TOKEN_REQUEST_URL, then SYSTEM_OIDCREQUESTURI.",
+						Optional:    true,
+					},
+					"oidc_request_token": schema.StringAttribute{
+						Description: "The bearer token for `oidc_request_url`; falls back to ACTIONS_ID_TOKEN_REQUEST_TOKEN, then SYSTEM_ACCESSTOKEN.",
 						Optional:    true,
 						Sensitive:   true,
 					},
@@ -230,8 +278,9 @@ func (p *kubecredsProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 						Optional:    true,
 					},
 					"token_custom_endpoint": schema.StringAttribute{
-						Description: "Token endpoint of the key flow, when not STACKIT's. Falls back to STACKIT_TOKEN_BASEURL.",
-						Optional:    true,
+						Description: "Token endpoint of the key flow and of workload identity federation, when not STACKIT's; an https:// URL " +
+							"(the token requests carry signed assertions). Falls back to STACKIT_TOKEN_BASEURL.",
+						Optional: true,
 					},
 				},
 			},

@@ -30,7 +30,6 @@ import (
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/ske"
 )
 
 var linodeAPIVersions = []string{"v4", "v4beta"}
@@ -42,6 +41,7 @@ type setting struct {
 	unknown bool   // fed from a value not known until apply
 	attr    string // attribute name, for messages
 	env     string // environment variable, for messages
+	fromEnv bool   // value is the variable's: the attribute is not set
 }
 
 func resolve(v types.String, attr, env string) setting {
@@ -53,6 +53,7 @@ func resolve(v types.String, attr, env string) setting {
 		s.value = v.ValueString()
 	default:
 		s.value = os.Getenv(env)
+		s.fromEnv = s.value != ""
 	}
 	return s
 }
@@ -74,8 +75,7 @@ type providerData struct {
 	linodeProfile                         *linodeProfile
 	linodeProfileErr                      *linodeSettingError
 
-	skeKeyPath, skeKey, skePrivateKeyPath, skePrivateKey, skeToken, skeEndpoint, skeTokenEndpoint setting
-	ske                                                                                           *ske.Client
+	stackit stackitAccess
 
 	kube            kubeconfig.Settings
 	kubeUnknown     []string // attributes of the kubernetes block not known yet
@@ -120,17 +120,7 @@ func newProviderData(ctx context.Context, version, tfVersion string, cfg provide
 	}
 	d.linodeCA = resolvePath(cfg.LinodeCAPath, "linode_ca_path", linodego.APIHostCert, diags)
 	d.linodeConfigPath = resolvePath(cfg.ConfigPath, "config_path", linodego.APIConfigEnvVar, diags)
-	var st stackitModel
-	if cfg.STACKIT != nil {
-		st = *cfg.STACKIT
-	}
-	d.skeKeyPath = resolvePath(st.ServiceAccountKeyPath, "stackit.service_account_key_path", "STACKIT_SERVICE_ACCOUNT_KEY_PATH", diags)
-	d.skeKey = resolve(st.ServiceAccountKey, "stackit.service_account_key", "STACKIT_SERVICE_ACCOUNT_KEY")
-	d.skePrivateKeyPath = resolvePath(st.PrivateKeyPath, "stackit.private_key_path", "STACKIT_PRIVATE_KEY_PATH", diags)
-	d.skePrivateKey = resolve(st.PrivateKey, "stackit.private_key", "STACKIT_PRIVATE_KEY")
-	d.skeToken = resolve(st.ServiceAccountToken, "stackit.service_account_token", "STACKIT_SERVICE_ACCOUNT_TOKEN")
-	d.skeEndpoint = resolve(st.SKECustomEndpoint, "stackit.ske_custom_endpoint", "STACKIT_SKE_CUSTOM_ENDPOINT")
-	d.skeTokenEndpoint = resolve(st.TokenCustomEndpoint, "stackit.token_custom_endpoint", "STACKIT_TOKEN_BASEURL")
+	d.stackit = newSTACKITAccess(cfg.STACKIT, diags)
 	if v := d.linodeVersion; !v.unknown && v.value != "" && v.value != "v4" && v.value != "v4beta" {
 		diags.AddAttributeError(path.Root("linode_api_version"), "Invalid Linode API version",
 			fmt.Sprintf("%s (from %s) is %q; allowed values are v4 and v4beta.", v.attr, v.env, v.value))
@@ -401,47 +391,6 @@ func retryAfterOrBackoff(_ *resty.Client, resp *resty.Response) (time.Duration, 
 		attempt = max(resp.Request.Attempt, 1)
 	}
 	return min(time.Second<<min(attempt-1, 4), 10*time.Second), nil
-}
-
-// SKE returns the SKE API client, built on first use from the stackit
-// block (or the STACKIT_* variables).
-func (d *providerData) SKE() (*ske.Client, diag.Diagnostics) {
-	var diags diag.Diagnostics
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.ske != nil {
-		return d.ske, nil
-	}
-	creds := ske.Credentials{
-		ServiceAccountKeyPath: d.skeKeyPath.value, ServiceAccountKey: d.skeKey.value,
-		PrivateKeyPath: d.skePrivateKeyPath.value, PrivateKey: d.skePrivateKey.value,
-		Token: d.skeToken.value, TokenURL: d.skeTokenEndpoint.value,
-	}
-	if creds.Empty() {
-		diags.AddError("Missing STACKIT credentials",
-			"This calls STACKIT's SKE API and no credentials are configured: set stackit.service_account_key_path "+
-				"(or STACKIT_SERVICE_ACCOUNT_KEY_PATH), stackit.service_account_key (STACKIT_SERVICE_ACCOUNT_KEY), or "+
-				"stackit.service_account_token (STACKIT_SERVICE_ACCOUNT_TOKEN).")
-		return nil, diags
-	}
-	base := ske.DefaultBaseURL
-	if e := d.skeEndpoint.value; e != "" {
-		u, err := url.Parse(e)
-		if err != nil || u.Scheme != "https" || u.Host == "" {
-			diags.AddError("Invalid SKE endpoint", fmt.Sprintf("%s (or %s) is %q; it must be an https:// URL with a host, such as %s",
-				d.skeEndpoint.attr, d.skeEndpoint.env, e, ske.DefaultBaseURL))
-			return nil, diags
-		}
-		base = e
-	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	hc, err := ske.NewHTTPClient(creds, &loggingTransport{base: transport, service: "ske"}, d.requestTimeout)
-	if err != nil {
-		diags.AddError("Unusable STACKIT credentials", err.Error())
-		return nil, diags
-	}
-	d.ske = &ske.Client{BaseURL: base, HTTP: hc, UserAgent: d.userAgent}
-	return d.ske, nil
 }
 
 // missingLinodeTokenHelp says every way to give the provider a Linode token.
@@ -782,22 +731,7 @@ func (d *providerData) checkSettings(diags *diag.Diagnostics) {
 			diags.AddAttributeError(path.Root("linode_ca_path"), "Unusable Linode CA file", err.Error()+".")
 		}
 	}
-	if e := d.skeEndpoint; !e.unknown && e.value != "" {
-		if u, err := url.Parse(e.value); err != nil || u.Scheme != "https" || u.Host == "" {
-			diags.AddAttributeError(path.Root("stackit").AtName("ske_custom_endpoint"), "Invalid SKE endpoint",
-				fmt.Sprintf("%s (or %s) is %q; it must be an https:// URL with a host, such as %s.", e.attr, e.env, e.value, ske.DefaultBaseURL))
-		}
-	}
-	for _, f := range []setting{d.skeKeyPath, d.skePrivateKeyPath} {
-		if f.unknown || f.value == "" {
-			continue
-		}
-		if _, err := os.ReadFile(f.value); err != nil {
-			name, _ := strings.CutPrefix(f.attr, "stackit.")
-			diags.AddAttributeError(path.Root("stackit").AtName(name), "Unreadable STACKIT key file",
-				fmt.Sprintf("%s (or %s) names %q, which cannot be read: %v.", f.attr, f.env, f.value, err))
-		}
-	}
+	d.stackit.check(diags)
 	if p := d.kube.ConfigPath; p != "" {
 		if _, err := os.Stat(p); err != nil {
 			diags.AddAttributeError(path.Root("kubernetes").AtName("config_path"), "Kubeconfig file not found",
@@ -849,17 +783,7 @@ func (d *providerData) needLinodeToken(diags *diag.Diagnostics, what string) {
 
 // needSTACKIT reports, at plan, that an operation will call the SKE API
 // with no STACKIT credentials configured.
-func (d *providerData) needSTACKIT(diags *diag.Diagnostics, what string) {
-	for _, s := range []setting{d.skeKeyPath, d.skeKey, d.skeToken} {
-		if s.unknown || s.value != "" {
-			return
-		}
-	}
-	diags.AddError("Missing STACKIT credentials",
-		what+" calls STACKIT's SKE API, and the provider has no credentials: set stackit.service_account_key_path "+
-			"(or STACKIT_SERVICE_ACCOUNT_KEY_PATH), stackit.service_account_key (STACKIT_SERVICE_ACCOUNT_KEY), or "+
-			"stackit.service_account_token (STACKIT_SERVICE_ACCOUNT_TOKEN), for a service account with the SKE admin role.")
-}
+func (d *providerData) needSTACKIT(diags *diag.Diagnostics, what string) { d.stackit.need(diags, what) }
 
 // Defaults of request_timeout and max_retries.
 const (

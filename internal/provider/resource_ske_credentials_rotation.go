@@ -2,8 +2,8 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -95,10 +95,9 @@ func (r *skeRotationResource) Schema(ctx context.Context, _ resource.SchemaReque
 				PlanModifiers: requiresReplace,
 			},
 			"cluster_name": schema.StringAttribute{
-				Description: "Name of the SKE cluster. Changing it forces a new resource.",
-				Required:    true,
-				Validators: []validator.String{stringvalidator.RegexMatches(skeClusterName,
-					"must be an SKE cluster name: 1 to 11 lowercase letters and digits, starting with a letter")},
+				Description:   "Name of the SKE cluster. Changing it forces a new resource.",
+				Required:      true,
+				Validators:    skeClusterNameValidators(),
 				PlanModifiers: requiresReplace,
 			},
 			"keepers": schema.MapAttribute{
@@ -291,7 +290,8 @@ func (r *skeRotationResource) rotator(ctx context.Context) (*ske.Rotator, diag.D
 // skeRotator runs SKE's rotation phases with this provider's retries; the
 // resource and the actions share it.
 func (d *providerData) skeRotator(client *ske.Client, log func(ctx context.Context, msg string, fields map[string]any)) *ske.Rotator {
-	return &ske.Rotator{API: client, MaxRetries: d.retry.Max, Transient: rotation.IsTransient, Log: log}
+	return &ske.Rotator{API: client, MaxRetries: d.retry.Max, Transient: rotation.IsTransient, Log: log,
+		Warn: func(ctx context.Context, msg string, fields map[string]any) { tflog.Warn(ctx, msg, fields) }}
 }
 
 func (r *skeRotationResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -349,10 +349,17 @@ func (r *skeRotationResource) Read(ctx context.Context, req resource.ReadRequest
 		c, err = client.GetCluster(ctx, ref)
 		return err
 	})
-	if ske.StatusCode(err) == http.StatusNotFound {
-		tflog.Info(ctx, "SKE cluster is gone; removing the rotation from the state", map[string]any{"cluster": ref.String()})
-		resp.State.RemoveResource(ctx)
-		return
+	if err != nil {
+		// Only the SKE API's own word that the cluster is gone takes the
+		// rotation out of the state: a token endpoint's or a gateway's 404
+		// must not (the next apply would start a rotation nobody asked for).
+		gone, confirmErr := client.ClusterGone(ctx, ref, err)
+		if gone {
+			tflog.Info(ctx, "SKE cluster is gone; removing the rotation from the state", map[string]any{"cluster": ref.String()})
+			resp.State.RemoveResource(ctx)
+			return
+		}
+		err = confirmErr
 	}
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot read SKE cluster "+ref.String(), describeSKEError(err, ref))
@@ -432,7 +439,7 @@ func (r *skeRotationResource) ImportState(ctx context.Context, req resource.Impo
 func describeSKEPhaseError(err error, ref ske.ClusterRef, timeout time.Duration, timeoutName string) string {
 	msg := describeSKEError(err, ref)
 	switch {
-	case strings.Contains(err.Error(), "cannot be rotated now"):
+	case errors.Is(err, ske.ErrNotRotatable):
 		msg += "\n\nNothing was changed."
 	case strings.Contains(err.Error(), context.DeadlineExceeded.Error()):
 		msg += fmt.Sprintf("\n\nThe timeout (%s) ran out; the phase goes on in SKE. Apply again to wait for it (it is not started again), "+

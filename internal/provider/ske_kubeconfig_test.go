@@ -36,7 +36,7 @@ func sharedSKECluster(t *testing.T) (*lkelocal.SKECluster, *lkelocal.SKEAPI) {
 		if skeAPI, skeInitErr = testEnv.SKE(); skeInitErr != nil {
 			return
 		}
-		skeShared, skeInitErr = testEnv.AddSKECluster(t.Context(), lkelocal.SKEClusterSpec{ProjectID: "8b8d1a3e-5d3c-4d5c-9b8e-2f2a6c1d0e42", Region: "eu01", Name: "kubecreds"})
+		skeShared, skeInitErr = testEnv.AddSKECluster(t.Context(), lkelocal.SKEClusterSpec{ProjectID: "8b8d1a3e-5d3c-4d5c-9b8e-2f2a6c1d0e42", Region: "eu01", Name: "cl-ab12cd34"})
 		var key []byte
 		if key, skeInitErr = skeAPI.ServiceAccountKey(); skeInitErr != nil {
 			return

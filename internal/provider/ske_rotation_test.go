@@ -104,7 +104,7 @@ func skeClientCertWorks(ctx context.Context, kc, caData []byte) error {
 // PREPARED works. Import adopts the cluster in its phase.
 func TestAccSKERotation_twoPhasesAcrossApplies(t *testing.T) {
 	t.Parallel()
-	c := newSKECluster(t, "twophase")
+	c := newSKECluster(t, "1two-phase")
 	oldKC, _, err := c.Kubeconfig(time.Hour)
 	if err != nil {
 		t.Fatal(err)

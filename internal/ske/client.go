@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,10 @@ import (
 
 // DefaultBaseURL is the SKE API's.
 const DefaultBaseURL = "https://ske.api.stackit.cloud"
+
+// ClusterNamePattern is the SKE API's rule for a cluster name (the v2
+// API's clusterName parameter and Cluster.name).
+const ClusterNamePattern = `^[a-z0-9]([a-z0-9-]{0,9}[a-z0-9])?$`
 
 // Expiration bounds of a kubeconfig the API issues (600 s to 180 days).
 const (
@@ -68,6 +73,67 @@ type ClusterStatus struct {
 	Aggregated          string              `json:"aggregated"`
 	Hibernated          bool                `json:"hibernated"`
 	CredentialsRotation CredentialsRotation `json:"credentialsRotation"`
+	// Errors are the cluster's current problems (SKE_UNREADY_NODES,
+	// SKE_NODE_MISCONFIGURED_PDB, …; the API calls the list extensible).
+	Errors []ClusterError `json:"errors,omitempty"`
+	// Error is the older single error, which the API marks deprecated in
+	// favour of Errors; still read, as clusters may report only it.
+	Error *ClusterError `json:"error,omitempty"`
+}
+
+// ClusterError is one of status.errors (code, message), or the deprecated
+// status.error (which also has details, not read).
+type ClusterError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Problems describes the cluster's state and errors in one line, for
+// progress logs and error messages: "STATE_UNHEALTHY (SKE_UNREADY_NODES:
+// Not all worker nodes are ready)". Messages are the API's, cut to a
+// readable length.
+func (s ClusterStatus) Problems() string {
+	var errs []string
+	seen := map[string]bool{}
+	all := s.Errors
+	if s.Error != nil {
+		all = append(append([]ClusterError(nil), all...), *s.Error)
+	}
+	for _, e := range all {
+		if e.Code == "" && e.Message == "" || seen[e.Code+e.Message] {
+			continue
+		}
+		seen[e.Code+e.Message] = true
+		msg := e.Message
+		if len(msg) > 160 {
+			msg = msg[:157] + "..."
+		}
+		switch {
+		case e.Code == "":
+			errs = append(errs, msg)
+		case msg == "":
+			errs = append(errs, e.Code)
+		default:
+			errs = append(errs, e.Code+": "+msg)
+		}
+	}
+	state := s.Aggregated
+	if state == "" {
+		state = "state unknown"
+	}
+	if len(errs) == 0 {
+		return state
+	}
+	return state + " (" + strings.Join(errs, "; ") + ")"
+}
+
+// KnownPhase reports whether p is one of the phases the API documents.
+func KnownPhase(p string) bool {
+	switch p {
+	case PhaseNever, PhasePreparing, PhasePrepared, PhaseCompleting, PhaseCompleted:
+		return true
+	}
+	return false
 }
 
 // CredentialsRotation is status.credentialsRotation.
@@ -164,7 +230,7 @@ func (c *Client) do(ctx context.Context, method, u string, in, out any) error {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return transportError(err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
@@ -223,11 +289,115 @@ func (e *APIError) Transient() bool {
 // RetryAfter is the wait the answer asked for (0 if none).
 func (e *APIError) RetryAfter() time.Duration { return e.After }
 
-// StatusCode is the HTTP status of an SKE API error (0 when err holds none).
+// StatusCode is the HTTP status of an answer of the SKE API itself (0 when
+// err holds none). A failing token endpoint is not the SKE API: its status
+// is a TokenError's, never this.
 func StatusCode(err error) int {
-	var e *oapierror.GenericOpenAPIError
+	var e *APIError
 	if errors.As(err, &e) {
-		return e.StatusCode
+		return e.Err.StatusCode
 	}
 	return 0
 }
+
+// ClusterNotFound reports whether err is the SKE API's own 404 for a
+// cluster: an answer in the API's error envelope, not a gateway's page (a
+// 404 that has no {"message": …} may come from anything between).
+func ClusterNotFound(err error) bool {
+	var e *APIError
+	return errors.As(err, &e) && e.Err.StatusCode == http.StatusNotFound && len(e.Err.Body) > 0
+}
+
+// ClusterGone tells whether the cluster is gone, as the SKE API says it: a
+// 404 for the cluster in the API's own error envelope (ClusterNotFound),
+// and the project's cluster list, read successfully, without it. Anything
+// else (a token endpoint's 404, a wrong endpoint setting, a gateway) is not
+// "gone" and is returned as the error it is.
+func (c *Client) ClusterGone(ctx context.Context, ref ClusterRef, getErr error) (bool, error) {
+	if !ClusterNotFound(getErr) {
+		return false, getErr
+	}
+	names, err := c.ListClusters(ctx, ClusterRef{ProjectID: ref.ProjectID, Region: ref.Region})
+	if err != nil {
+		return false, fmt.Errorf("%w (and listing the project's clusters to confirm it failed: %v)", getErr, err)
+	}
+	for _, n := range names {
+		if n == ref.Name {
+			return false, fmt.Errorf("%w (yet the project's cluster list names %s: the SKE API contradicts itself; apply again)", getErr, ref.Name)
+		}
+	}
+	return true, nil
+}
+
+// ListClusters names the clusters of ref's project in ref's region.
+func (c *Client) ListClusters(ctx context.Context, ref ClusterRef) ([]string, error) {
+	var out struct {
+		Items []struct {
+			Name string `json:"name"`
+		} `json:"items"`
+	}
+	base := c.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	u := strings.TrimRight(base, "/") + "/v2/projects/" + url.PathEscape(ref.ProjectID) + "/regions/" + url.PathEscape(ref.Region) + "/clusters"
+	if err := c.do(ctx, http.MethodGet, u, nil, &out); err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(out.Items))
+	for _, it := range out.Items {
+		names = append(names, it.Name)
+	}
+	return names, nil
+}
+
+// TokenError is a failure to get an access token from STACKIT's token
+// endpoint (key flow, workload identity federation): the SKE API was not
+// asked. Status is the endpoint's HTTP status; Code its OAuth error code
+// (invalid_grant, …) when it sent one. The body is not kept: a gateway's
+// page says nothing and may be long.
+type TokenError struct {
+	Status int
+	Code   string
+	err    error
+}
+
+func (e *TokenError) Error() string {
+	what := fmt.Sprintf("STACKIT's token endpoint answered %d", e.Status)
+	if e.Code != "" {
+		what += " (" + e.Code + ")"
+	}
+	return what + ", so no access token was issued and the SKE API was not called"
+}
+
+func (e *TokenError) Unwrap() error { return e.err }
+
+// Transient reports whether asking again may succeed: 429 and 5xx.
+func (e *TokenError) Transient() bool {
+	return e.Status == http.StatusTooManyRequests || e.Status >= 500
+}
+
+// transportError is what a request that got no SKE answer returns. The
+// authenticating transport of stackit-sdk-go/core fails a request whose
+// access token it could not get with the token endpoint's answer as a
+// *oapierror.GenericOpenAPIError: that becomes a TokenError, so that it
+// is never taken for the SKE API's own answer (a token endpoint's 404 is
+// not "no such cluster").
+func transportError(err error) error {
+	var oe *oapierror.GenericOpenAPIError
+	if !errors.As(err, &oe) {
+		return err
+	}
+	var oauth struct {
+		Error string `json:"error"`
+	}
+	te := &TokenError{Status: oe.StatusCode, err: errors.New("token request failed")}
+	if json.Unmarshal(oe.Body, &oauth) == nil && oauthCode.MatchString(oauth.Error) {
+		te.Code = oauth.Error
+	}
+	return te
+}
+
+// oauthCode is the shape of an OAuth 2 error code (RFC 6749 §5.2): one
+// word, so that nothing else of a body reaches a message.
+var oauthCode = regexp.MustCompile(`^[a-z_]{1,40}$`)

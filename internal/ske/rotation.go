@@ -38,8 +38,9 @@ type Rotator struct {
 	// up to 10 s, or as long as a Retry-After asks).
 	Transient  func(err error) bool
 	MaxRetries int
-	// Log reports progress (may be nil).
-	Log func(ctx context.Context, msg string, fields map[string]any)
+	// Log reports progress (may be nil); Warn what the user should see
+	// (nil: Log).
+	Log, Warn func(ctx context.Context, msg string, fields map[string]any)
 	// Grace is how long, after a start or complete the API accepted, the
 	// cluster may still show the phase from before (eventual consistency)
 	// before that counts as an error (default 2m).
@@ -77,23 +78,29 @@ func Rotatable(c *Cluster) error {
 type Prepared struct {
 	Cluster *Cluster
 	// Started is true when this call started the rotation; false when it
-	// found one already under way or prepared (and waited for or adopted it).
+	// found one already under way or prepared (and waited for or adopted
+	// it), including one someone else started while this call asked.
 	Started bool
 	// Found is the phase the cluster was in when Prepare first read it.
 	Found string
+	// Elsewhere is true when the API refused this call's start because
+	// someone else had just started one (which was then adopted).
+	Elsewhere bool
 }
 
 // Prepare makes sure a credentials rotation is PREPARED: it starts one on a
 // cluster whose last rotation is over (NEVER, COMPLETED; a COMPLETING one
 // is waited out first), waits for one that is PREPARING, and adopts one
-// that is PREPARED. The cluster is checked first: a hibernated or unhealthy
-// one fails before anything is changed.
+// that is PREPARED. Before it starts one, the cluster is checked: a
+// hibernated or unhealthy one fails before anything is changed. A rotation
+// already under way is waited for whatever the cluster's state (a node
+// roll that meets unready nodes, or a hibernation, goes on once they are
+// fixed), with the state and errors in the progress log. A start the API
+// refuses because a rotation was started meanwhile (the portal, another
+// pipeline) adopts that rotation.
 func (r *Rotator) Prepare(ctx context.Context, ref ClusterRef) (*Prepared, error) {
-	c, err := r.get(ctx, ref)
+	c, err := r.known(ctx, ref)
 	if err != nil {
-		return nil, err
-	}
-	if err := Rotatable(c); err != nil {
 		return nil, err
 	}
 	out := &Prepared{Found: c.Status.CredentialsRotation.Phase}
@@ -103,7 +110,7 @@ func (r *Rotator) Prepare(ctx context.Context, ref ClusterRef) (*Prepared, error
 		out.Cluster = c
 		return out, nil
 	case PhasePreparing:
-		r.log(ctx, "SKE credentials rotation already preparing: waiting for it", map[string]any{"cluster": ref.String()})
+		r.log(ctx, "SKE credentials rotation already preparing: waiting for it", map[string]any{"cluster": ref.String(), "status": c.Status.Problems()})
 		out.Cluster, err = r.waitFor(ctx, ref, PhasePrepared, PhasePreparing, nil)
 		return out, err
 	case PhaseCompleting:
@@ -112,12 +119,20 @@ func (r *Rotator) Prepare(ctx context.Context, ref ClusterRef) (*Prepared, error
 			return nil, err
 		}
 	}
-	before := c.Status.CredentialsRotation.LastInitiationTime
-	if err := r.act(ctx, ref, "start", r.API.StartCredentialsRotation, func(c *Cluster) bool { return started(c, before) }); err != nil {
+	if err := Rotatable(c); err != nil {
 		return nil, err
 	}
-	out.Started = true
-	r.log(ctx, "SKE credentials rotation started; waiting until it is prepared (the nodes are rolled)", map[string]any{"cluster": ref.String()})
+	before := c.Status.CredentialsRotation.LastInitiationTime
+	acted, err := r.act(ctx, ref, "start", r.API.StartCredentialsRotation, func(c *Cluster) bool { return started(c, before) })
+	if err != nil {
+		return nil, err
+	}
+	out.Started, out.Elsewhere = acted != adoptedRefused, acted == adoptedRefused
+	if acted == adoptedRefused {
+		r.log(ctx, "the SKE API refused the start because a credentials rotation was started meanwhile: adopting that one", map[string]any{"cluster": ref.String()})
+	} else {
+		r.log(ctx, "SKE credentials rotation started; waiting until it is prepared (the nodes are rolled)", map[string]any{"cluster": ref.String()})
+	}
 	out.Cluster, err = r.waitFor(ctx, ref, PhasePrepared, PhasePreparing, func(c *Cluster) bool { return !started(c, before) })
 	return out, err
 }
@@ -135,10 +150,14 @@ func started(c *Cluster, before *time.Time) bool {
 type Completed struct {
 	Cluster *Cluster
 	// Completed is true when this call completed the rotation; false when
-	// it found it completing or completed already.
+	// it found it completing or completed already, or someone else
+	// completed it while this call asked.
 	Completed bool
 	// Found is the phase the cluster was in when Complete first read it.
 	Found string
+	// Elsewhere is true when the API refused this call's complete because
+	// someone else had just completed it.
+	Elsewhere bool
 }
 
 // Complete makes sure the credentials rotation is COMPLETED: it completes a
@@ -146,7 +165,7 @@ type Completed struct {
 // COMPLETING, and returns at once when it is COMPLETED already. A cluster
 // that never started one is an error.
 func (r *Rotator) Complete(ctx context.Context, ref ClusterRef) (*Completed, error) {
-	c, err := r.get(ctx, ref)
+	c, err := r.known(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -168,49 +187,81 @@ func (r *Rotator) Complete(ctx context.Context, ref ClusterRef) (*Completed, err
 	if err := Rotatable(c); err != nil {
 		return nil, err
 	}
-	if err := r.act(ctx, ref, "complete", r.API.CompleteCredentialsRotation, func(c *Cluster) bool {
+	completing := func(c *Cluster) bool {
 		p := c.Status.CredentialsRotation.Phase
 		return p == PhaseCompleting || p == PhaseCompleted
-	}); err != nil {
+	}
+	acted, err := r.act(ctx, ref, "complete", r.API.CompleteCredentialsRotation, completing)
+	if err != nil {
 		return nil, err
 	}
-	out.Completed = true
-	r.log(ctx, "SKE credentials rotation completing; waiting until the old credentials are gone", map[string]any{"cluster": ref.String()})
+	out.Completed, out.Elsewhere = acted != adoptedRefused, acted == adoptedRefused
+	if acted == adoptedRefused {
+		r.log(ctx, "the SKE API refused the complete because the rotation was completed meanwhile: adopting that", map[string]any{"cluster": ref.String()})
+	} else {
+		r.log(ctx, "SKE credentials rotation completing; waiting until the old credentials are gone", map[string]any{"cluster": ref.String()})
+	}
 	out.Cluster, err = r.waitFor(ctx, ref, PhaseCompleted, PhaseCompleting, func(c *Cluster) bool {
 		return c.Status.CredentialsRotation.Phase == PhasePrepared
 	})
 	return out, err
 }
 
+// What act found: the request was accepted (possibly after a lost answer
+// that had acted), or refused because the cluster already showed the
+// change (someone else's request).
+type actOutcome int
+
+const (
+	accepted actOutcome = iota
+	adoptedRefused
+)
+
 // act sends start or complete once. After a failure that may have come
 // after the API acted (no answer, a timeout, 5xx), the cluster is watched
 // for ActedWindow for a sign of it (SKE may show a new phase only once its
 // reconciliation picks the request up), and the request is sent again only
-// if none shows. A resent request the API refuses (a 400 "already in
-// progress") is checked the same way once more before it counts as failed.
-func (r *Rotator) act(ctx context.Context, ref ClusterRef, what string, send func(context.Context, ClusterRef) error, tookEffect func(*Cluster) bool) error {
+// if none shows. A request the API refuses (400, 409: "already in
+// progress", "not prepared") is checked the same way before it counts as
+// failed: the change it asked for may have been asked by someone else (or
+// by this call's lost first attempt) just before.
+func (r *Rotator) act(ctx context.Context, ref ClusterRef, what string, send func(context.Context, ClusterRef) error, tookEffect func(*Cluster) bool) (actOutcome, error) {
 	lost := false
+	poll, window := r.actedPolls()
 	for attempt := 0; ; attempt++ {
 		err := send(ctx, ref)
 		if err == nil {
-			return nil
+			return accepted, nil
 		}
-		if lost && r.actedAfterAll(ctx, ref, what, tookEffect, 1) {
-			return nil
+		if refused(err) {
+			if r.actedAfterAll(ctx, ref, what, tookEffect, int(window/poll)) {
+				if lost {
+					return accepted, nil
+				}
+				return adoptedRefused, nil
+			}
+			return accepted, fmt.Errorf("%s the credentials rotation of %s: %w", what, ref, err)
 		}
 		retry, after := r.retry(err, attempt)
 		if !retry || ctx.Err() != nil {
-			return fmt.Errorf("%s the credentials rotation of %s: %w", what, ref, err)
+			return accepted, fmt.Errorf("%s the credentials rotation of %s: %w", what, ref, err)
 		}
 		lost = true
-		poll, window := r.actedPolls()
 		if r.actedAfterAll(ctx, ref, what, tookEffect, int(window/poll)) {
-			return nil
+			return accepted, nil
 		}
 		if sleep(ctx, max(after-window, 0)) != nil {
-			return fmt.Errorf("%s the credentials rotation of %s: %w", what, ref, err)
+			return accepted, fmt.Errorf("%s the credentials rotation of %s: %w", what, ref, err)
 		}
 	}
+}
+
+// refused tells whether the SKE API answered that the request does not fit
+// the cluster's state (400 or 409), as it does for a start while a
+// rotation is under way.
+func refused(err error) bool {
+	s := StatusCode(err)
+	return s == http.StatusBadRequest || s == http.StatusConflict
 }
 
 // actedPolls is how often and how long act watches the cluster after an
@@ -235,51 +286,109 @@ func (r *Rotator) actedAfterAll(ctx context.Context, ref ClusterRef, what string
 			return false
 		}
 		if c, err := r.get(ctx, ref); err == nil && tookEffect(c) {
-			r.log(ctx, "the answer to "+what+" was lost, but the API had acted: not sending it again", map[string]any{"cluster": ref.String()})
+			r.log(ctx, "the cluster shows the "+what+" already: not sending it again", map[string]any{"cluster": ref.String()})
 			return true
 		}
 	}
 	return false
 }
 
+// known reads the cluster until its rotation phase is one the API
+// documents: an unknown value (a phase added after this was written) is
+// logged and polled through, as stackit-sdk-go's waiters keep polling on
+// any state they do not know.
+func (r *Rotator) known(ctx context.Context, ref ClusterRef) (*Cluster, error) {
+	warned := ""
+	var c *Cluster
+	var err error
+	for wait := r.initialPoll(); ; wait = min(wait*3/2, r.pollCap()) {
+		if c == nil {
+			if c, err = r.get(ctx, ref); err != nil {
+				return nil, err
+			}
+		}
+		p := c.Status.CredentialsRotation.Phase
+		if p == "" || KnownPhase(p) {
+			return c, nil
+		}
+		if warned != p {
+			warned = p
+			r.warn(ctx, "the SKE API reports credentials rotation phase "+p+", which kubecreds does not know: waiting for a known one", map[string]any{"cluster": ref.String(), "status": c.Status.Problems()})
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return nil, fmt.Errorf("waiting for cluster %s to leave the unknown credentials rotation phase %s: %w", ref, p, err)
+		}
+		c = nil
+	}
+}
+
+func (r *Rotator) initialPoll() time.Duration { return min(500*time.Millisecond, r.pollCap()) }
+
+func (r *Rotator) pollCap() time.Duration {
+	if r.Poll <= 0 {
+		return 10 * time.Second
+	}
+	return r.Poll
+}
+
+func (r *Rotator) warn(ctx context.Context, msg string, fields map[string]any) {
+	if r.Warn != nil {
+		r.Warn(ctx, msg, fields)
+		return
+	}
+	r.log(ctx, msg, fields)
+}
+
 // waitFor polls the cluster until its phase is want. While it is during
 // (or, for Grace after an accepted request, stale says the cluster still
-// shows the phase from before), it keeps polling; any other phase is an
-// error.
+// shows the phase from before), it keeps polling, whatever the cluster's
+// state: each change of its state or errors is logged, and the last one is
+// in the error when the time runs out. A phase the API does not document
+// is logged and polled through; any other phase is an error.
 func (r *Rotator) waitFor(ctx context.Context, ref ClusterRef, want, during string, stale func(*Cluster) bool) (*Cluster, error) {
-	poll := r.Poll
-	if poll <= 0 {
-		poll = 10 * time.Second
-	}
 	grace := r.Grace
 	if grace <= 0 {
 		grace = 2 * time.Minute
 	}
 	start := time.Now()
 	var last *Cluster
-	initial := min(500*time.Millisecond, poll)
-	backoff := wait.Backoff{Duration: initial, Factor: 1.5, Jitter: 0.1, Steps: 1 << 30, Cap: poll}
+	shown, unknown := "", ""
+	backoff := wait.Backoff{Duration: r.initialPoll(), Factor: 1.5, Jitter: 0.1, Steps: 1 << 30, Cap: r.pollCap()}
 	err := backoff.DelayFunc().Until(ctx, true, true, func(ctx context.Context) (bool, error) {
 		c, err := r.get(ctx, ref)
 		if err != nil {
 			return false, err
 		}
 		last = c
-		switch p := c.Status.CredentialsRotation.Phase; {
+		p := c.Status.CredentialsRotation.Phase
+		if now := p + " " + c.Status.Problems(); now != shown {
+			if shown != "" || c.Status.Problems() != StateHealthy {
+				r.log(ctx, fmt.Sprintf("waiting for SKE credentials rotation phase %s: now %s, the cluster %s", want, p, c.Status.Problems()),
+					map[string]any{"cluster": ref.String(), "phase": p, "status": c.Status.Problems()})
+			}
+			shown = now
+		}
+		switch {
 		case p == want:
 			return true, nil
 		case p == during:
 			return false, nil
 		case stale != nil && stale(c) && time.Since(start) < grace:
 			return false, nil
+		case p != "" && !KnownPhase(p):
+			if unknown != p {
+				unknown = p
+				r.warn(ctx, "the SKE API reports credentials rotation phase "+p+", which kubecreds does not know: still waiting for "+want, map[string]any{"cluster": ref.String()})
+			}
+			return false, nil
 		default:
-			return false, fmt.Errorf("cluster %s is in credentials rotation phase %s (state %s) while waiting for %s",
-				ref, p, c.Status.Aggregated, want)
+			return false, fmt.Errorf("cluster %s is in credentials rotation phase %s (%s) while waiting for %s",
+				ref, p, c.Status.Problems(), want)
 		}
 	})
 	if err != nil && ctx.Err() != nil && last != nil {
-		return nil, fmt.Errorf("waiting for cluster %s to be %s: still %s when the time ran out (%w); apply again to keep waiting",
-			ref, want, last.Status.CredentialsRotation.Phase, ctx.Err())
+		return nil, fmt.Errorf("waiting for cluster %s to be %s: still %s when the time ran out, the cluster being %s (%w); apply again to keep waiting",
+			ref, want, last.Status.CredentialsRotation.Phase, last.Status.Problems(), ctx.Err())
 	}
 	return last, err
 }

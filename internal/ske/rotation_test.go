@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,5 +156,128 @@ func TestCompleteCompletesWaitsAndResumes(t *testing.T) {
 				t.Errorf("%d completes sent; want %d", c.f.completes, c.wantCompletes)
 			}
 		})
+	}
+}
+
+// statusFake shows scripted statuses, one per read (the last one stays),
+// and refuses every start and complete as SKE does when the cluster shows
+// the change already.
+type statusFake struct {
+	script            []ClusterStatus
+	starts, completes int
+}
+
+func (f *statusFake) GetCluster(context.Context, ClusterRef) (*Cluster, error) {
+	st := f.script[0]
+	if len(f.script) > 1 {
+		f.script = f.script[1:]
+	}
+	return &Cluster{Name: "c", Status: st}, nil
+}
+
+func (f *statusFake) StartCredentialsRotation(context.Context, ClusterRef) error {
+	f.starts++
+	return &APIError{Err: oapierror.NewErrorWithBody(http.StatusBadRequest, "credentials rotation already in progress", []byte(`{"code":9,"message":"credentials rotation already in progress"}`), nil)}
+}
+
+func (f *statusFake) CompleteCredentialsRotation(context.Context, ClusterRef) error {
+	f.completes++
+	return &APIError{Err: oapierror.NewErrorWithBody(http.StatusConflict, "already completing", []byte(`{"code":10,"message":"already completing"}`), nil)}
+}
+
+func phase(p, agg string, errs ...ClusterError) ClusterStatus {
+	return ClusterStatus{Aggregated: agg, CredentialsRotation: CredentialsRotation{Phase: p}, Errors: errs}
+}
+
+func TestARefusedStartAdoptsTheRotationStartedMeanwhile(t *testing.T) {
+	f := &statusFake{script: []ClusterStatus{
+		phase(PhaseCompleted, StateHealthy),     // Prepare's first read
+		phase(PhaseCompleted, StateHealthy),     // after the refusal: not shown yet
+		phase(PhasePreparing, StateReconciling), // someone else's start shows
+		phase(PhasePrepared, StateHealthy),
+	}}
+	r := &Rotator{API: f, Poll: time.Millisecond, ActedPoll: time.Millisecond, ActedWindow: 10 * time.Millisecond}
+	got, err := r.Prepare(t.Context(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Started || got.Cluster.Status.CredentialsRotation.Phase != PhasePrepared || f.starts != 1 {
+		t.Errorf("Prepare = started %t, phase %s, %d starts sent; want the other start adopted, PREPARED, 1 start", got.Started, got.Cluster.Status.CredentialsRotation.Phase, f.starts)
+	}
+}
+
+func TestARefusedStartThatNothingExplainsFails(t *testing.T) {
+	f := &statusFake{script: []ClusterStatus{phase(PhaseCompleted, StateHealthy)}}
+	r := &Rotator{API: f, Poll: time.Millisecond, ActedPoll: time.Millisecond, ActedWindow: 5 * time.Millisecond}
+	if _, err := r.Prepare(t.Context(), ref); err == nil || !strings.Contains(err.Error(), "already in progress") {
+		t.Fatalf("err = %v; want the API's refusal", err)
+	}
+}
+
+func TestARefusedCompleteAdoptsTheCompletionMeanwhile(t *testing.T) {
+	f := &statusFake{script: []ClusterStatus{
+		phase(PhasePrepared, StateHealthy),
+		phase(PhaseCompleting, StateReconciling),
+		phase(PhaseCompleted, StateHealthy),
+	}}
+	r := &Rotator{API: f, Poll: time.Millisecond, ActedPoll: time.Millisecond, ActedWindow: 10 * time.Millisecond}
+	got, err := r.Complete(t.Context(), ref)
+	if err != nil || got.Completed || got.Cluster.Status.CredentialsRotation.Phase != PhaseCompleted {
+		t.Fatalf("Complete = %+v, %v; want the other completion adopted", got, err)
+	}
+}
+
+func TestAnUnknownPhaseIsPolledThroughWithAWarning(t *testing.T) {
+	f := &statusFake{script: []ClusterStatus{
+		phase(PhasePreparing, StateReconciling),
+		phase("ROLLING_BACK", StateReconciling),
+		phase("ROLLING_BACK", StateReconciling),
+		phase(PhasePrepared, StateHealthy),
+	}}
+	var warnings []string
+	r := &Rotator{API: f, Poll: time.Millisecond, Warn: func(_ context.Context, msg string, _ map[string]any) { warnings = append(warnings, msg) }}
+	got, err := r.Prepare(t.Context(), ref)
+	if err != nil || got.Cluster.Status.CredentialsRotation.Phase != PhasePrepared {
+		t.Fatalf("Prepare = %+v, %v; want PREPARED after the unknown phase", got, err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "ROLLING_BACK") {
+		t.Errorf("warnings %q; want one naming the unknown phase", warnings)
+	}
+}
+
+func TestARollOnAnUnhealthyOrHibernatedClusterIsWaitedForAndExplained(t *testing.T) {
+	unready := ClusterError{Code: "SKE_UNREADY_NODES", Message: "Not all worker nodes are ready."}
+	pdb := ClusterError{Code: "SKE_NODE_MISCONFIGURED_PDB", Message: "A PodDisruptionBudget blocks the drain."}
+	f := &statusFake{script: []ClusterStatus{
+		phase(PhasePreparing, StateUnhealthy, unready),
+		phase(PhasePreparing, StateHibernating),
+		phase(PhasePreparing, StateHibernated),
+		phase(PhasePreparing, StateUnhealthy, unready, pdb),
+	}}
+	var logged []string
+	r := &Rotator{API: f, Poll: time.Millisecond, Log: func(_ context.Context, msg string, fields map[string]any) {
+		if s, ok := fields["status"].(string); ok {
+			logged = append(logged, s)
+		}
+	}}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, err := r.Prepare(ctx, ref)
+	if err == nil {
+		t.Fatal("Prepare returned without the rotation being prepared")
+	}
+	for _, want := range []string{"still PREPARING", "STATE_UNHEALTHY", "SKE_UNREADY_NODES: Not all worker nodes are ready.", "SKE_NODE_MISCONFIGURED_PDB", "apply again"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("timeout error %q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "cannot be rotated") || f.starts != 0 {
+		t.Errorf("a rotation under way was treated as not rotatable, or started again: %v (%d starts)", err, f.starts)
+	}
+	joined := strings.Join(logged, "\n")
+	for _, want := range []string{"STATE_HIBERNATED", "SKE_UNREADY_NODES", "SKE_NODE_MISCONFIGURED_PDB"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("progress log %q never showed %s", joined, want)
+		}
 	}
 }
