@@ -82,7 +82,7 @@ func (env *Environment) SKE() (*SKEAPI, error) {
 	mux.HandleFunc("POST "+skeClusterPath+"/kubeconfig", a.handle(SKECreateKubeconfig, a.createKubeconfig))
 	mux.HandleFunc("POST "+skeClusterPath+"/start-credentials-rotation", a.handle(SKEStartRotation, a.rotation((*SKECluster).startRotation)))
 	mux.HandleFunc("POST "+skeClusterPath+"/complete-credentials-rotation", a.handle(SKECompleteRotation, a.rotation((*SKECluster).completeRotation)))
-	mux.HandleFunc("GET /v2/projects/{project}/regions/{region}/clusters", a.listClusters)
+	mux.HandleFunc("GET /v2/projects/{project}/regions/{region}/clusters", a.logged(SKEListClusters, a.listClusters))
 	mux.HandleFunc("POST /token", a.token)
 	mux.HandleFunc("GET /oidc/token-request", a.oidcRequest)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeSKEError(w, http.StatusNotFound, "not found") })
@@ -93,7 +93,10 @@ func (env *Environment) SKE() (*SKEAPI, error) {
 	return a, nil
 }
 
-func (a *SKEAPI) handle(endpoint string, h func(http.ResponseWriter, *http.Request, *SKECluster)) http.HandlerFunc {
+// logged records each request to an endpoint in the request log, and
+// answers 401 to one without valid credentials; h answers the others and
+// may mark the log entry (a fault played).
+func (a *SKEAPI) logged(endpoint string, h func(http.ResponseWriter, *http.Request, *RequestRecord)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
 		entry := RequestRecord{At: time.Now(), Method: r.Method, Path: r.URL.Path, Endpoint: endpoint, UserAgent: r.UserAgent()}
@@ -107,9 +110,17 @@ func (a *SKEAPI) handle(endpoint string, h func(http.ResponseWriter, *http.Reque
 			writeSKEError(rec, http.StatusUnauthorized, skeUnauthorizedReason)
 			return
 		}
+		h(rec, r, &entry)
+	}
+}
+
+// handle serves an endpoint of one cluster: 404 for a cluster that does
+// not exist, then the cluster's queued faults, then h.
+func (a *SKEAPI) handle(endpoint string, h func(http.ResponseWriter, *http.Request, *SKECluster)) http.HandlerFunc {
+	return a.logged(endpoint, func(w http.ResponseWriter, r *http.Request, entry *RequestRecord) {
 		c := a.env.skeCluster(r.PathValue("project"), r.PathValue("region"), r.PathValue("cluster"))
 		if c == nil {
-			writeSKEError(rec, http.StatusNotFound, "cluster "+r.PathValue("cluster")+" not found")
+			writeSKEError(w, http.StatusNotFound, "cluster "+r.PathValue("cluster")+" not found")
 			return
 		}
 		if f, ok := a.faults.pop(skeFaultKey(c, endpoint)); ok {
@@ -117,12 +128,12 @@ func (a *SKEAPI) handle(endpoint string, h func(http.ResponseWriter, *http.Reque
 			if f.Acted {
 				h(&discardResponse{header: http.Header{}}, r, c)
 			}
-			if applyFault(rec, r, f, a.closing, writeSKEError) {
+			if applyFault(w, r, f, a.closing, writeSKEError) {
 				return
 			}
 		}
-		h(rec, r, c)
-	}
+		h(w, r, c)
+	})
 }
 
 // authorized tells whether a request carries the service-account token
@@ -198,26 +209,14 @@ func (a *SKEAPI) clusterJSON(c *SKECluster) map[string]any {
 // listClusters answers GET …/clusters: {"items": [Cluster, …]}, the
 // clusters of one project in one region (an empty list for a project
 // without any).
-func (a *SKEAPI) listClusters(w http.ResponseWriter, r *http.Request) {
-	rec := &statusRecorder{ResponseWriter: w}
-	entry := RequestRecord{At: time.Now(), Method: r.Method, Path: r.URL.Path, Endpoint: SKEListClusters, UserAgent: r.UserAgent()}
-	defer func() {
-		entry.Status = rec.status
-		a.logMu.Lock()
-		a.log = append(a.log, entry)
-		a.logMu.Unlock()
-	}()
-	if !a.authorized(r) {
-		writeSKEError(rec, http.StatusUnauthorized, skeUnauthorizedReason)
-		return
-	}
+func (a *SKEAPI) listClusters(w http.ResponseWriter, r *http.Request, _ *RequestRecord) {
 	items := []map[string]any{}
 	for _, c := range a.env.SKEClusters() {
 		if c.ProjectID == r.PathValue("project") && c.Region == r.PathValue("region") {
 			items = append(items, a.clusterJSON(c))
 		}
 	}
-	writeSKEJSON(rec, http.StatusOK, map[string]any{"items": items})
+	writeSKEJSON(w, http.StatusOK, map[string]any{"items": items})
 }
 
 func (a *SKEAPI) createKubeconfig(w http.ResponseWriter, r *http.Request, c *SKECluster) {

@@ -181,26 +181,24 @@ func (sa *SKEServiceAccount) TokensIssued() int {
 	return sa.api.issuedTo[sa.keyID]
 }
 
-func (id *skeIdentity) byKeyID(kid string) *SKEServiceAccount {
+// account finds the service account that is (nil if none).
+func (id *skeIdentity) account(is func(*SKEServiceAccount) bool) *SKEServiceAccount {
 	id.mu.Lock()
 	defer id.mu.Unlock()
 	for _, sa := range id.accounts {
-		if sa.keyID == kid {
+		if is(sa) {
 			return sa
 		}
 	}
 	return nil
 }
 
+func (id *skeIdentity) byKeyID(kid string) *SKEServiceAccount {
+	return id.account(func(sa *SKEServiceAccount) bool { return sa.keyID == kid })
+}
+
 func (id *skeIdentity) byEmail(email string) *SKEServiceAccount {
-	id.mu.Lock()
-	defer id.mu.Unlock()
-	for _, sa := range id.accounts {
-		if sa.Email == email {
-			return sa
-		}
-	}
-	return nil
+	return id.account(func(sa *SKEServiceAccount) bool { return sa.Email == email })
 }
 
 // token answers a token request of the key flow or of workload identity

@@ -157,13 +157,17 @@ type Client struct {
 	UserAgent string
 }
 
-func (c *Client) clusterURL(ref ClusterRef, suffix string) string {
+// clustersURL is the collection of ref's project and region.
+func (c *Client) clustersURL(ref ClusterRef) string {
 	base := c.BaseURL
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	return strings.TrimRight(base, "/") + "/v2/projects/" + url.PathEscape(ref.ProjectID) + "/regions/" + url.PathEscape(ref.Region) +
-		"/clusters/" + url.PathEscape(ref.Name) + suffix
+	return strings.TrimRight(base, "/") + "/v2/projects/" + url.PathEscape(ref.ProjectID) + "/regions/" + url.PathEscape(ref.Region) + "/clusters"
+}
+
+func (c *Client) clusterURL(ref ClusterRef, suffix string) string {
+	return c.clustersURL(ref) + "/" + url.PathEscape(ref.Name) + suffix
 }
 
 // GetCluster reads a cluster.
@@ -336,12 +340,7 @@ func (c *Client) ListClusters(ctx context.Context, ref ClusterRef) ([]string, er
 			Name string `json:"name"`
 		} `json:"items"`
 	}
-	base := c.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
-	}
-	u := strings.TrimRight(base, "/") + "/v2/projects/" + url.PathEscape(ref.ProjectID) + "/regions/" + url.PathEscape(ref.Region) + "/clusters"
-	if err := c.do(ctx, http.MethodGet, u, nil, &out); err != nil {
+	if err := c.do(ctx, http.MethodGet, c.clustersURL(ref), nil, &out); err != nil {
 		return nil, err
 	}
 	names := make([]string, 0, len(out.Items))
@@ -359,7 +358,6 @@ func (c *Client) ListClusters(ctx context.Context, ref ClusterRef) ([]string, er
 type TokenError struct {
 	Status int
 	Code   string
-	err    error
 }
 
 func (e *TokenError) Error() string {
@@ -369,8 +367,6 @@ func (e *TokenError) Error() string {
 	}
 	return what + ", so no access token was issued and the SKE API was not called"
 }
-
-func (e *TokenError) Unwrap() error { return e.err }
 
 // Transient reports whether asking again may succeed: 429 and 5xx.
 func (e *TokenError) Transient() bool {
@@ -391,7 +387,7 @@ func transportError(err error) error {
 	var oauth struct {
 		Error string `json:"error"`
 	}
-	te := &TokenError{Status: oe.StatusCode, err: errors.New("token request failed")}
+	te := &TokenError{Status: oe.StatusCode}
 	if json.Unmarshal(oe.Body, &oauth) == nil && oauthCode.MatchString(oauth.Error) {
 		te.Code = oauth.Error
 	}

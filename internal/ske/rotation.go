@@ -301,7 +301,7 @@ func (r *Rotator) known(ctx context.Context, ref ClusterRef) (*Cluster, error) {
 	warned := ""
 	var c *Cluster
 	var err error
-	for wait := r.initialPoll(); ; wait = min(wait*3/2, r.pollCap()) {
+	for pause := r.initialPoll(); ; pause = min(pause*3/2, r.pollCap()) {
 		if c == nil {
 			if c, err = r.get(ctx, ref); err != nil {
 				return nil, err
@@ -315,7 +315,7 @@ func (r *Rotator) known(ctx context.Context, ref ClusterRef) (*Cluster, error) {
 			warned = p
 			r.warn(ctx, "the SKE API reports credentials rotation phase "+p+", which kubecreds does not know: waiting for a known one", map[string]any{"cluster": ref.String(), "status": c.Status.Problems()})
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := sleep(ctx, pause); err != nil {
 			return nil, fmt.Errorf("waiting for cluster %s to leave the unknown credentials rotation phase %s: %w", ref, p, err)
 		}
 		c = nil
