@@ -24,8 +24,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
 )
 
 const tokenType = "kubernetes.io/service-account-token"
@@ -193,7 +193,7 @@ func (b *bench) rotationEndToEnd(ctx context.Context) error {
 		providerLag[verify] = &result{Case: lagName, Variant: fmt.Sprintf("provider (verify = %v)", verify), Unit: "s"}
 	}
 	providerLag[false].Note = "from when the emulator starts serving the new kubeconfig to the provider's first GET of it; the provider polls " +
-		"every 0.1–0.5 s for its first 10 s of waiting, then once a second (rotation.KubeconfigPoll), to stay inside the Linode API's rate limits " +
+		"every 0.1–0.5 s for its first 10 s of waiting, then once a second (lke.KubeconfigPoll), to stay inside the Linode API's rate limits " +
 		"when many clusters rotate at once"
 	provider[false].Note = "the whole terraform apply: start-up, plan, delete, regenerate, wait for a kubeconfig with a new token, list nodes with it"
 	provider[true].Note = "as verify = false, then also waits until the old admin token gets 401"
@@ -408,7 +408,7 @@ func (b *bench) deleteAtScale(ctx context.Context) error {
 			vars := map[string]string{"cluster_id": strconv.Itoa(c.ID), "run": strconv.FormatInt(time.Now().UnixNano(), 10)}
 			return b.terraform(ctx, applyDir, vars, "apply", "-auto-approve", "-no-color")
 		}, 0},
-		{"provider deletion step", "list (metadata only, namespaces in parallel) + one DeleteCollection per namespace answered with the deleted names: rotation.ListServiceAccountTokens + DeleteTokenSecrets", false, d.providerStep, 0},
+		{"provider deletion step", "list (metadata only, namespaces in parallel) + one DeleteCollection per namespace answered with the deleted names: kube.ListServiceAccountTokens + DeleteTokenSecrets", false, d.providerStep, 0},
 		{variantFloor, "the same per-namespace DeleteCollection requests the provider's step sends, all namespaces at once, without listing first or " +
 			"recording names. It is the cost of the provider's own approach with nothing around it, not a bound on what any client could do: " +
 			"the ratio to it measures the provider's overhead, nothing more", false, d.floor, 0},
@@ -706,7 +706,7 @@ type deletionSetup struct {
 	ctx     context.Context
 	ca      []byte
 	cs      kubernetes.Interface
-	clients *rotation.KubeClients
+	clients *kube.Clients
 }
 
 func newDeletionSetup(ctx context.Context, c *lkelocal.Cluster) (*deletionSetup, error) {
@@ -719,21 +719,21 @@ func newDeletionSetup(ctx context.Context, c *lkelocal.Cluster) (*deletionSetup,
 	if err != nil {
 		return nil, err
 	}
-	clients, err := rotation.NewKubeClients(admin, "kubecreds-bench")
+	clients, err := kube.NewClients(admin, "kubecreds-bench")
 	if err != nil {
 		return nil, err
 	}
 	return &deletionSetup{ctx: ctx, ca: ca, cs: cs, clients: clients}, prepareBenchNamespaces(ctx, cs)
 }
 
-// providerStep is the rotation's deletion step: rotation.ListServiceAccountTokens
-// then rotation.DeleteTokenSecrets.
+// providerStep is the rotation's deletion step: kube.ListServiceAccountTokens
+// then kube.DeleteTokenSecrets.
 func (d *deletionSetup) providerStep() error {
-	secrets, err := rotation.ListServiceAccountTokens(d.ctx, d.clients, benchNamespaceList())
+	secrets, err := kube.ListServiceAccountTokens(d.ctx, d.clients, benchNamespaceList())
 	if err != nil {
 		return err
 	}
-	deleted, err := rotation.DeleteTokenSecrets(d.ctx, d.clients, secrets, nil, 16)
+	deleted, err := kube.DeleteTokenSecrets(d.ctx, d.clients, secrets, nil, 16)
 	if err == nil && len(deleted) != len(secrets) {
 		err = fmt.Errorf("recorded %d deleted secrets of %d", len(deleted), len(secrets))
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lke"
 )
 
 var (
@@ -183,7 +183,7 @@ func (a *lkeRotateCredentialsAction) Invoke(ctx context.Context, req action.Invo
 
 // options are the rotation's options, with the resource's defaults for what
 // the action's configuration leaves out.
-func (m *lkeRotateCredentialsModel) options(ctx context.Context) (rotation.Options, diag.Diagnostics) {
+func (m *lkeRotateCredentialsModel) options(ctx context.Context) (lke.Options, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	or := func(b types.Bool, def bool) bool {
 		if b.IsNull() || b.IsUnknown() {
@@ -191,7 +191,7 @@ func (m *lkeRotateCredentialsModel) options(ctx context.Context) (rotation.Optio
 		}
 		return b.ValueBool()
 	}
-	opts := rotation.Options{
+	opts := lke.Options{
 		ClusterID:              int(m.ClusterID.ValueInt64()),
 		RegenerateKubeconfig:   or(m.RegenerateKubeconfig, true),
 		RegenerateServiceToken: or(m.RegenerateServiceToken, true),

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lke"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/ske"
 )
 
@@ -135,8 +135,8 @@ action "kubecreds_lke_rotate_credentials" "now" {
 	t.Logf("terraform apply -invoke printed:\n%s", out)
 	for _, want := range []string{
 		"Rotating the credentials of LKE cluster",
-		rotation.StepDeleteSecrets + ":",
-		rotation.StepVerifyOldRejected + ":",
+		lke.StepDeleteSecrets + ":",
+		lke.StepVerifyOldRejected + ":",
 		fmt.Sprintf("Rotated LKE cluster %d in", c.ID),
 		"the old admin token is rejected",
 	} {
@@ -243,7 +243,7 @@ action "kubecreds_lke_rotate_credentials" "now" {
 	for _, kill := range []struct {
 		after       string
 		regenerated int // regenerations done when the kill comes
-	}{{rotation.StepDeleteSecrets, 0}, {rotation.StepWaitKubeconfig, 1}} {
+	}{{lke.StepDeleteSecrets, 0}, {lke.StepWaitKubeconfig, 1}} {
 		oldKC := servedKubeconfig(t, c)
 		regens := c.Regenerations()
 		if out, err := runKilledWith(t, terraform14(t), dir, invoke, func(line string) bool {

@@ -16,8 +16,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lke"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
 )
 
 // badDay is one of LKE's bad days (issue: "LKE's bad days"), alone or with
@@ -99,7 +99,7 @@ var badDays = []badDay{
 	{name: "7 maintenance before the rotation", setup: func(t *testing.T, c *lkelocal.Cluster) string {
 		injectCluster(c, lkelocal.EndpointGetCluster, lkelocal.Fault{Maintenance: true, RetryAfter: time.Second})
 		return ""
-	}, failsAt: regexp.QuoteMeta(rotation.StepGetCluster) + `.*under\s+maintenance`},
+	}, failsAt: regexp.QuoteMeta(lke.StepGetCluster) + `.*under\s+maintenance`},
 	// 8: the gateway's HTML pages on regenerate (the API did not act):
 	// asked again once it is clear nothing happened.
 	{name: "8 gateway HTML on regenerate", setup: func(t *testing.T, c *lkelocal.Cluster) string {
@@ -109,7 +109,7 @@ var badDays = []badDay{
 	}},
 	{name: "9 token without lke:read_write", setup: func(t *testing.T, c *lkelocal.Cluster) string {
 		return fmt.Sprintf("provider \"kubecreds\" {\n  linode_token = %q\n}\n", testEnv.Emulator.ScopedToken(lkelocal.ScopeLKEReadOnly))
-	}, failsAt: regexp.QuoteMeta(rotation.StepGetCluster) + `.*OAuth\s+scopes.*lke:read_write.*this\s+run\s+changed\s+nothing`},
+	}, failsAt: regexp.QuoteMeta(lke.StepGetCluster) + `.*OAuth\s+scopes.*lke:read_write.*this\s+run\s+changed\s+nothing`},
 	// 10: every cluster's kube-system holds the four token secrets of the
 	// LKE guide's listing; checked below in every case.
 	// 11: every cluster's API server caps tokens at 24h (the canary is

@@ -14,7 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
 )
 
 var (
@@ -139,13 +139,13 @@ func (d *lkeServiceAccountTokensDataSource) Read(ctx context.Context, req dataso
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	clients, err := rotation.NewKubeClients(cfg, d.data.userAgent)
+	clients, err := kube.NewClients(cfg, d.data.userAgent)
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot build a Kubernetes client", err.Error())
 		return
 	}
 	clients.Retry = d.data.retry
-	secrets, err := rotation.ListServiceAccountTokens(ctx, clients, namespaces)
+	secrets, err := kube.ListServiceAccountTokens(ctx, clients, namespaces)
 	if err != nil {
 		resp.Diagnostics.AddError(fmt.Sprintf("Cannot list token secrets of LKE cluster %d", clusterID), err.Error())
 		return
@@ -154,7 +154,7 @@ func (d *lkeServiceAccountTokensDataSource) Read(ctx context.Context, req dataso
 	for _, s := range secrets {
 		names[s.ID()] = true
 	}
-	mounts, err := rotation.PodsMounting(ctx, clients, namespaces, names)
+	mounts, err := kube.PodsMounting(ctx, clients, namespaces, names)
 	if err != nil {
 		resp.Diagnostics.AddError(fmt.Sprintf("Cannot list the pods of LKE cluster %d", clusterID), err.Error())
 		return

@@ -25,8 +25,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lke"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
 )
 
 // A step of the rotation and the request through which a fault reaches it:
@@ -47,23 +47,23 @@ type faultedStep struct {
 }
 
 var faultedSteps = []faultedStep{
-	{step: rotation.StepGetCluster, endpoint: lkelocal.EndpointGetCluster},
-	{step: rotation.StepFetchKubeconfig, endpoint: lkelocal.EndpointGetKubeconfig},
-	{step: rotation.StepCheckAccess, endpoint: lkelocal.KubeSelfSubjectReview},
-	{step: rotation.StepListSecrets, endpoint: lkelocal.KubeListSecrets},
-	{step: rotation.StepDeleteSecrets, endpoint: lkelocal.KubeDeleteSecrets},
+	{step: lke.StepGetCluster, endpoint: lkelocal.EndpointGetCluster},
+	{step: lke.StepFetchKubeconfig, endpoint: lkelocal.EndpointGetKubeconfig},
+	{step: lke.StepCheckAccess, endpoint: lkelocal.KubeSelfSubjectReview},
+	{step: lke.StepListSecrets, endpoint: lkelocal.KubeListSecrets},
+	{step: lke.StepDeleteSecrets, endpoint: lkelocal.KubeDeleteSecrets},
 	// A regenerate (or recycle, below) that fails may have acted: each
 	// failure is watched for its effect (after no answer or a gateway's
 	// page: a minute, matrixTimings' 5 s here), so one fault is enough to
 	// show the request is sent again only after that.
-	{step: rotation.StepRegenerate, endpoint: lkelocal.EndpointRegenerate, faults: 1},
-	{step: rotation.StepWaitKubeconfig, endpoint: lkelocal.EndpointGetKubeconfig, pass: 1},
+	{step: lke.StepRegenerate, endpoint: lkelocal.EndpointRegenerate, faults: 1},
+	{step: lke.StepWaitKubeconfig, endpoint: lkelocal.EndpointGetKubeconfig, pass: 1},
 	// The batch is one DeleteCollection (kube-system only); then the old
 	// kubeconfig's own secret is deleted by name.
-	{step: rotation.StepDeleteOldSecret, endpoint: lkelocal.KubeDeleteSecrets, pass: 1},
-	{step: rotation.StepVerifyNew, endpoint: lkelocal.KubeListNodes, verify: true},
-	{step: rotation.StepRestartWorkloads, endpoint: lkelocal.KubePatchWorkload, restart: true},
-	{step: rotation.StepRecycleNodes, endpoint: lkelocal.EndpointRecycleCluster, recycle: true, faults: 1},
+	{step: lke.StepDeleteOldSecret, endpoint: lkelocal.KubeDeleteSecrets, pass: 1},
+	{step: lke.StepVerifyNew, endpoint: lkelocal.KubeListNodes, verify: true},
+	{step: lke.StepRestartWorkloads, endpoint: lkelocal.KubePatchWorkload, restart: true},
+	{step: lke.StepRecycleNodes, endpoint: lkelocal.EndpointRecycleCluster, recycle: true, faults: 1},
 }
 
 var faultKinds = []struct {
@@ -255,7 +255,7 @@ func runPersistentFault(t *testing.T, s faultedStep, f lkelocal.Fault) {
 	// never gives up on failures (giving up would leave no way in): only
 	// the create timeout ends it, 3m by default here; 40s is enough.
 	first := faultConfig(c, s)
-	if s.step == rotation.StepWaitKubeconfig {
+	if s.step == lke.StepWaitKubeconfig {
 		first = faultConfigWithin(c, s, "40s")
 	}
 	resource.Test(t, resource.TestCase{
@@ -345,7 +345,7 @@ func ensureDeployment(t *testing.T, c *lkelocal.Cluster, ns, name string) {
 func TestAccRotation_gatewayHTMLPagesWhileWaitingForTheKubeconfig(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
-	s := faultedStep{step: rotation.StepWaitKubeconfig, endpoint: lkelocal.EndpointGetKubeconfig, pass: 1, verify: true}
+	s := faultedStep{step: lke.StepWaitKubeconfig, endpoint: lkelocal.EndpointGetKubeconfig, pass: 1, verify: true}
 	prepareFaultCase(t, c, s)
 	oldKC := servedKubeconfig(t, c)
 	resource.Test(t, resource.TestCase{
@@ -383,9 +383,9 @@ func TestAccRotation_actsOnceWhenTheAnswerIsLost(t *testing.T) {
 		s    faultedStep
 		f    lkelocal.Fault
 	}{
-		{"regenerate, dropped", faultedStep{step: rotation.StepRegenerate, endpoint: lkelocal.EndpointRegenerate}, lkelocal.Fault{Acted: true, Drop: true}},
-		{"regenerate, hung", faultedStep{step: rotation.StepRegenerate, endpoint: lkelocal.EndpointRegenerate}, lkelocal.Fault{Acted: true, Hang: true}},
-		{"recycle, dropped", faultedStep{step: rotation.StepRecycleNodes, endpoint: lkelocal.EndpointRecycleCluster, recycle: true}, lkelocal.Fault{Acted: true, Drop: true}},
+		{"regenerate, dropped", faultedStep{step: lke.StepRegenerate, endpoint: lkelocal.EndpointRegenerate}, lkelocal.Fault{Acted: true, Drop: true}},
+		{"regenerate, hung", faultedStep{step: lke.StepRegenerate, endpoint: lkelocal.EndpointRegenerate}, lkelocal.Fault{Acted: true, Hang: true}},
+		{"recycle, dropped", faultedStep{step: lke.StepRecycleNodes, endpoint: lkelocal.EndpointRecycleCluster, recycle: true}, lkelocal.Fault{Acted: true, Drop: true}},
 	}
 	for _, k := range cases {
 		t.Run(k.name, func(t *testing.T) {

@@ -25,27 +25,27 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lke"
 )
 
 // The rotation's steps, in the order a rotation with verify, restart and
 // recycle runs them: the boundaries terraform is killed at.
 var killPoints = []string{
-	rotation.StepGetCluster,
-	rotation.StepFetchKubeconfig,
-	rotation.StepCheckAccess,
-	rotation.StepListSecrets,
-	rotation.StepDeleteSecrets,
-	rotation.StepRegenerate,
-	rotation.StepWaitKubeconfig,
-	rotation.StepWaitControlPlane,
-	rotation.StepDeleteOldSecret,
-	rotation.StepIssueCanary,
-	rotation.StepRevokeShortLived,
-	rotation.StepVerifyNew,
-	rotation.StepVerifyOldRejected,
-	rotation.StepRestartWorkloads,
-	rotation.StepRecycleNodes,
+	lke.StepGetCluster,
+	lke.StepFetchKubeconfig,
+	lke.StepCheckAccess,
+	lke.StepListSecrets,
+	lke.StepDeleteSecrets,
+	lke.StepRegenerate,
+	lke.StepWaitKubeconfig,
+	lke.StepWaitControlPlane,
+	lke.StepDeleteOldSecret,
+	lke.StepIssueCanary,
+	lke.StepRevokeShortLived,
+	lke.StepVerifyNew,
+	lke.StepVerifyOldRejected,
+	lke.StepRestartWorkloads,
+	lke.StepRecycleNodes,
 }
 
 const killedRunConfig = `

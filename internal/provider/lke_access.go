@@ -11,7 +11,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lke"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/retry"
 )
 
 // describeLinodeError explains a Linode API error in terms of what to fix.
@@ -27,22 +28,22 @@ func describeLinodeError(err error, clusterID int) string {
 // a bad token, a token without the LKE scope, missing permission, a wrong
 // cluster id, an untrusted certificate or an unknown host. Otherwise "".
 func linodeHint(err error, clusterID int) string {
-	switch rotation.PermanentCause(err) {
-	case rotation.ErrUntrustedCertificate:
+	switch lke.PermanentCause(err) {
+	case retry.ErrUntrustedCertificate:
 		return "The Linode API's TLS certificate is not trusted (" + err.Error() + "). If it is served through a proxy or a private endpoint with its own CA, " +
 			"set linode_ca_path (or LINODE_CA) to that CA's PEM file; otherwise check linode_api_url (or LINODE_URL)."
-	case rotation.ErrUnknownHost:
+	case retry.ErrUnknownHost:
 		return "The Linode API's host name does not resolve (" + err.Error() + "): check linode_api_url (or LINODE_URL), or leave it unset for https://api.linode.com."
 	}
-	lerr, ok := rotation.LinodeError(err)
+	lerr, ok := lke.LinodeError(err)
 	if !ok {
 		return ""
 	}
-	if rotation.IsMaintenance(err) {
+	if lke.IsMaintenance(err) {
 		return "The Linode API is under maintenance (503 " + lerr.Message + "; see https://status.linode.com). " +
 			"Run apply again once it is over: a rotation that stopped part-way resumes where it stopped."
 	}
-	if lerr.Code >= 400 && !rotation.IsLinodeAnswer(err) {
+	if lerr.Code >= 400 && !lke.IsLinodeAnswer(err) {
 		// A gateway's or CDN's page, or JSON without the API's error list:
 		// it says nothing about the token or the cluster.
 		return fmt.Sprintf("The answer did not come from the Linode API itself (%s). It is usually passing: run again. "+
@@ -73,7 +74,7 @@ func (d *providerData) lkeRESTConfig(ctx context.Context, clusterID int, wait ti
 	}
 	fetchCtx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	raw, err := rotation.FetchKubeconfig(fetchCtx, clients.Poll, clusterID, d.retry.KubeconfigPoll())
+	raw, err := lke.FetchKubeconfig(fetchCtx, clients.Poll, clusterID, lke.KubeconfigPollFor(d.retry))
 	if err != nil {
 		diags.AddError("Cannot get the kubeconfig of LKE cluster "+fmt.Sprint(clusterID), describeLinodeError(err, clusterID))
 		return nil, diags

@@ -21,7 +21,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"k8s.io/utils/clock"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lke"
 )
 
 var (
@@ -55,7 +55,7 @@ type kubecredsProvider struct {
 	timings timings
 }
 
-// timings replace rotation.Options' defaults where set.
+// timings replace lke.Options' defaults where set.
 type timings struct {
 	// actSettle: how long a regenerate or recycle whose answer was lost is
 	// watched for its effect (default 60s).
@@ -66,7 +66,7 @@ type timings struct {
 }
 
 // tune applies the timings to a rotation's options.
-func (t timings) tune(o *rotation.Options) {
+func (t timings) tune(o *lke.Options) {
 	if t.actSettle > 0 {
 		o.ActSettle = t.actSettle
 	}

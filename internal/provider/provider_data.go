@@ -28,8 +28,10 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lke"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/retry"
 )
 
 var linodeAPIVersions = []string{"v4", "v4beta"}
@@ -82,7 +84,7 @@ type providerData struct {
 	kubeInsecureSet bool
 
 	requestTimeout time.Duration
-	retry          rotation.Retry
+	retry          retry.Policy
 
 	mu       sync.Mutex
 	linode   *linodeClients
@@ -100,7 +102,7 @@ type linodeClients struct {
 	API  *linodego.Client
 	Poll *linodego.Client
 	// Scopes are the token's OAuth scopes, as the answers of both report them.
-	Scopes *rotation.LinodeScopes
+	Scopes *lke.LinodeScopes
 }
 
 func newProviderData(ctx context.Context, version, tfVersion string, cfg providerModel, diags *diag.Diagnostics) *providerData {
@@ -131,11 +133,11 @@ func newProviderData(ctx context.Context, version, tfVersion string, cfg provide
 		diags.Append(more...)
 		d.requestTimeout = t
 	}
-	d.retry = rotation.Retry{Max: defaultMaxRetries}
+	d.retry = retry.Policy{Max: defaultMaxRetries}
 	if v := cfg.MaxRetries; !v.IsNull() && !v.IsUnknown() {
 		d.retry.Max = int(v.ValueInt64())
 		if d.retry.Max == 0 {
-			d.retry = rotation.NoRetry
+			d.retry = retry.NoRetry
 		}
 	}
 	d.resolveKubernetes(cfg.Kubernetes, diags)
@@ -342,7 +344,7 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 		operations: linodeOperationLimiters,
 	}}
 
-	scopes := &rotation.LinodeScopes{}
+	scopes := &lke.LinodeScopes{}
 	newClient := func() *linodego.Client {
 		c := linodego.NewClient(hc)
 		c.SetBaseURL(target.baseURL)
@@ -353,7 +355,7 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 		c.SetDebug(false)
 		// Every non-2xx answer is an error with its status and headers
 		// (linodego takes some for success); the token's scopes are noted.
-		c.OnAfterResponse(rotation.CheckLinodeAnswer)
+		c.OnAfterResponse(lke.CheckLinodeAnswer)
 		c.OnAfterResponse(scopes.Observe)
 		return &c
 	}
@@ -365,10 +367,10 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 	// A 429's Retry-After can be most of a minute: honour it in full (resty
 	// caps waits at the maximum); other failures back off up to 10 s.
 	api.SetRetryMaxWaitTime(2 * time.Minute)
-	api.SetRetryAfter(retryAfterOrBackoff)
+	api.SetRetryAfter(retryAfterOrBackoff(d.retry))
 	api.AddRetryCondition(func(r *resty.Response, err error) bool {
 		if err != nil {
-			return rotation.IsTransient(err) && r != nil && r.Request != nil && r.Request.Context().Err() == nil
+			return lke.IsTransient(err) && r != nil && r.Request != nil && r.Request.Context().Err() == nil
 		}
 		return r != nil && (r.StatusCode() == http.StatusInternalServerError || r.StatusCode() == http.StatusBadGateway ||
 			r.StatusCode() == http.StatusGatewayTimeout)
@@ -378,19 +380,21 @@ func (d *providerData) Linode(ctx context.Context) (*linodeClients, diag.Diagnos
 	return d.linode, nil
 }
 
-// retryAfterOrBackoff is how long linodego waits before retrying: what the
-// answer's Retry-After asks, or else 1 s doubling per attempt up to 10 s.
-func retryAfterOrBackoff(_ *resty.Client, resp *resty.Response) (time.Duration, error) {
-	if resp != nil {
-		if after := rotation.RetryAfterHeader(resp.Header()); after > 0 {
-			return after, nil
+// retryAfterOrBackoff is how long linodego waits before retrying, by the
+// retry policy: what the answer's Retry-After asks, or else its backoff
+// (1 s doubling per attempt up to 10 s).
+func retryAfterOrBackoff(p retry.Policy) linodego.RetryAfter {
+	return func(_ *resty.Client, resp *resty.Response) (time.Duration, error) {
+		var after time.Duration
+		attempt := 1
+		if resp != nil {
+			after = retry.RetryAfterHeader(resp.Header())
+			if resp.Request != nil {
+				attempt = max(resp.Request.Attempt, 1)
+			}
 		}
+		return max(p.Delay(attempt-1, nil), after), nil
 	}
-	attempt := 1
-	if resp != nil && resp.Request != nil {
-		attempt = max(resp.Request.Attempt, 1)
-	}
-	return min(time.Second<<min(attempt-1, 4), 10*time.Second), nil
 }
 
 // missingLinodeTokenHelp says every way to give the provider a Linode token.
@@ -941,16 +945,16 @@ func (t *loggingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // rotationRunner wires the rotation procedure to this provider's clients,
 // clock and logs.
-func (d *providerData) rotationRunner(ctx context.Context) (*rotation.Runner, diag.Diagnostics) {
+func (d *providerData) rotationRunner(ctx context.Context) (*lke.Runner, diag.Diagnostics) {
 	clients, diags := d.Linode(ctx)
 	if diags.HasError() {
 		return nil, diags
 	}
-	return &rotation.Runner{
+	return &lke.Runner{
 		Linode:  clients.API,
 		Poll:    clients.Poll,
 		Scopes:  clients.Scopes,
-		Connect: rotation.ConnectWith(d.userAgent, d.requestTimeout, d.retry),
+		Connect: kube.Connect(d.userAgent, d.requestTimeout, d.retry),
 		Retry:   d.retry,
 		Clock:   d.clock,
 		Log:     tflogSteps{},

@@ -28,7 +28,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lke"
 )
 
 var (
@@ -374,8 +375,8 @@ func (r *lkeSecretRotationResource) Read(ctx context.Context, req resource.ReadR
 		_, err := clients.API.GetLKECluster(ctx, id)
 		return struct{}{}, err
 	})
-	if rotation.IsClusterNotFound(err) {
-		gone, listErr := rotation.ClusterGone(ctx, clients.API, id)
+	if lke.IsClusterNotFound(err) {
+		gone, listErr := lke.ClusterGone(ctx, clients.API, id)
 		if gone {
 			tflog.Info(ctx, "LKE cluster is gone; removing the rotation from the state", map[string]any{"cluster_id": id})
 			resp.State.RemoveResource(ctx)
@@ -410,7 +411,7 @@ func (r *lkeSecretRotationResource) noticeOutOfBandRotation(ctx context.Context,
 	private privateState, resp *resource.ReadResponse) {
 	id := int(state.ClusterID.ValueInt64())
 	served, err := r.data.servedSHAs.get(ctx, id, r.data.clock.Now(), func(ctx context.Context) (string, error) {
-		return rotation.ServedKubeconfigSHA256(ctx, clients.Poll, id)
+		return lke.ServedKubeconfigSHA256(ctx, clients.Poll, id)
 	})
 	if err != nil {
 		tflog.Warn(ctx, "cannot read the kubeconfig the cluster serves; a rotation made outside this resource is noticed at the next refresh",
@@ -517,9 +518,9 @@ func (r *lkeSecretRotationResource) ImportState(ctx context.Context, req resourc
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
 
-func rotationOptions(ctx context.Context, m *lkeSecretRotationModel) (rotation.Options, diag.Diagnostics) {
+func rotationOptions(ctx context.Context, m *lkeSecretRotationModel) (lke.Options, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	opts := rotation.Options{
+	opts := lke.Options{
 		ClusterID:              int(m.ClusterID.ValueInt64()),
 		RegenerateKubeconfig:   m.RegenerateKubeconfig.ValueBool(),
 		RegenerateServiceToken: m.RegenerateServiceToken.ValueBool(),
@@ -532,12 +533,12 @@ func rotationOptions(ctx context.Context, m *lkeSecretRotationModel) (rotation.O
 }
 
 // restartOptions sets what restart_workloads asks for, if anything.
-func restartOptions(ctx context.Context, w *restartWorkloadsModel, opts *rotation.Options) diag.Diagnostics {
+func restartOptions(ctx context.Context, w *restartWorkloadsModel, opts *lke.Options) diag.Diagnostics {
 	var diags diag.Diagnostics
 	if w == nil {
 		return diags
 	}
-	opts.RestartWorkloads = &rotation.RestartOptions{Kinds: rotation.WorkloadKinds}
+	opts.RestartWorkloads = &lke.RestartOptions{Kinds: kube.WorkloadKinds}
 	diags.Append(w.Namespaces.ElementsAs(ctx, &opts.RestartWorkloads.Namespaces, false)...)
 	if !w.Kinds.IsNull() {
 		diags.Append(w.Kinds.ElementsAs(ctx, &opts.RestartWorkloads.Kinds, false)...)
@@ -561,7 +562,7 @@ func describeRotationError(err error, clusterID int, timeout time.Duration, time
 // addRotationWarnings tells the user what a successful rotation could not
 // settle by itself: what a resumed run found and did, the pods that used a
 // deleted token secret, and the paused deployments left alone.
-func addRotationWarnings(diags *diag.Diagnostics, opts rotation.Options, result *rotation.Result) {
+func addRotationWarnings(diags *diag.Diagnostics, opts lke.Options, result *lke.Result) {
 	if result.Resumed {
 		verified := " It verified the new kubeconfig."
 		if !opts.Verify {

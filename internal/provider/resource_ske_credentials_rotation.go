@@ -24,7 +24,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/ske"
 )
 
@@ -290,7 +289,7 @@ func (r *skeRotationResource) rotator(ctx context.Context) (*ske.Rotator, diag.D
 // skeRotator runs SKE's rotation phases with this provider's retries; the
 // resource and the actions share it.
 func (d *providerData) skeRotator(client *ske.Client, log func(ctx context.Context, msg string, fields map[string]any)) *ske.Rotator {
-	return &ske.Rotator{API: client, MaxRetries: d.retry.Max, Transient: rotation.IsTransient, Log: log,
+	return &ske.Rotator{API: client, Retry: d.retry, Log: log,
 		Warn: func(ctx context.Context, msg string, fields map[string]any) { tflog.Warn(ctx, msg, fields) }}
 }
 

@@ -12,7 +12,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/rotation"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
 )
 
 // The settings of an LKE rotation, shared by the kubecreds_lke_secret_rotation
@@ -47,7 +48,7 @@ func namespacesValidators() []validator.Set {
 
 // workloadKindsValidators check restart_workloads.kinds.
 func workloadKindsValidators() []validator.Set {
-	return []validator.Set{setvalidator.SizeAtLeast(1), setvalidator.ValueStringsAre(stringvalidator.OneOf(rotation.WorkloadKinds...))}
+	return []validator.Set{setvalidator.SizeAtLeast(1), setvalidator.ValueStringsAre(stringvalidator.OneOf(kube.WorkloadKinds...))}
 }
 
 // restartNamespacesRequired requires namespaces inside a restart_workloads

@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/clock"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/retry"
 )
 
 // API is what the rotation needs of the SKE API (*Client has it).
@@ -33,11 +36,12 @@ type Rotator struct {
 	// longer each, so that a phase is noticed soon after it ends without
 	// reading a 45-minute phase hundreds of times.
 	Poll time.Duration
-	// Transient says whether an error is worth asking again for (nil:
-	// none is); MaxRetries bounds how often in a row (waiting 1 s, doubling
-	// up to 10 s, or as long as a Retry-After asks).
-	Transient  func(err error) bool
-	MaxRetries int
+	// Retry is how reads, starts and completes failing with a transient
+	// error (the client's APIError and TokenError say which are) are asked
+	// again: the one policy of the retry package.
+	Retry retry.Policy
+	// Clock is the time the waits run on (default the real one).
+	Clock clock.Clock
 	// Log reports progress (may be nil); Warn what the user should see
 	// (nil: Log).
 	Log, Warn func(ctx context.Context, msg string, fields map[string]any)
@@ -127,8 +131,8 @@ func (r *Rotator) Prepare(ctx context.Context, ref ClusterRef) (*Prepared, error
 	if err != nil {
 		return nil, err
 	}
-	out.Started, out.Elsewhere = acted != adoptedRefused, acted == adoptedRefused
-	if acted == adoptedRefused {
+	out.Started, out.Elsewhere = acted != retry.Adopted, acted == retry.Adopted
+	if acted == retry.Adopted {
 		r.log(ctx, "the SKE API refused the start because a credentials rotation was started meanwhile: adopting that one", map[string]any{"cluster": ref.String()})
 	} else {
 		r.log(ctx, "SKE credentials rotation started; waiting until it is prepared (the nodes are rolled)", map[string]any{"cluster": ref.String()})
@@ -195,8 +199,8 @@ func (r *Rotator) Complete(ctx context.Context, ref ClusterRef) (*Completed, err
 	if err != nil {
 		return nil, err
 	}
-	out.Completed, out.Elsewhere = acted != adoptedRefused, acted == adoptedRefused
-	if acted == adoptedRefused {
+	out.Completed, out.Elsewhere = acted != retry.Adopted, acted == retry.Adopted
+	if acted == retry.Adopted {
 		r.log(ctx, "the SKE API refused the complete because the rotation was completed meanwhile: adopting that", map[string]any{"cluster": ref.String()})
 	} else {
 		r.log(ctx, "SKE credentials rotation completing; waiting until the old credentials are gone", map[string]any{"cluster": ref.String()})
@@ -207,53 +211,43 @@ func (r *Rotator) Complete(ctx context.Context, ref ClusterRef) (*Completed, err
 	return out, err
 }
 
-// What act found: the request was accepted (possibly after a lost answer
-// that had acted), or refused because the cluster already showed the
-// change (someone else's request).
-type actOutcome int
-
-const (
-	accepted actOutcome = iota
-	adoptedRefused
-)
-
-// act sends start or complete once. After a failure that may have come
-// after the API acted (no answer, a timeout, 5xx), the cluster is watched
-// for ActedWindow for a sign of it (SKE may show a new phase only once its
-// reconciliation picks the request up), and the request is sent again only
-// if none shows. A request the API refuses (400, 409: "already in
-// progress", "not prepared") is checked the same way before it counts as
-// failed: the change it asked for may have been asked by someone else (or
-// by this call's lost first attempt) just before.
-func (r *Rotator) act(ctx context.Context, ref ClusterRef, what string, send func(context.Context, ClusterRef) error, tookEffect func(*Cluster) bool) (actOutcome, error) {
-	lost := false
+// act sends start or complete once, with retry.ActOnce. After a failure
+// that may have come after the API acted (no answer, a timeout, 5xx), the
+// cluster is watched for ActedWindow for a sign of it (SKE may show a new
+// phase only once its reconciliation picks the request up), and the request
+// is sent again only if none shows. A request the API refuses (400, 409:
+// "already in progress", "not prepared") is checked the same way before it
+// counts as failed: the change it asked for may have been asked by someone
+// else (or by this call's lost first attempt) just before. Sending again
+// when the cluster cannot be read is safe: SKE refuses a second start or
+// complete rather than performing it twice.
+func (r *Rotator) act(ctx context.Context, ref ClusterRef, what string, send func(context.Context, ClusterRef) error, tookEffect func(*Cluster) bool) (retry.Outcome, error) {
 	poll, window := r.actedPolls()
-	for attempt := 0; ; attempt++ {
-		err := send(ctx, ref)
-		if err == nil {
-			return accepted, nil
-		}
-		if refused(err) {
-			if r.actedAfterAll(ctx, ref, what, tookEffect, int(window/poll)) {
-				if lost {
-					return accepted, nil
-				}
-				return adoptedRefused, nil
+	res, err := retry.ActOnce(ctx, retry.Act{
+		Send: func(ctx context.Context) error { return send(ctx, ref) },
+		TookEffect: func(ctx context.Context) (bool, error) {
+			c, err := r.get(ctx, ref)
+			if err != nil {
+				return false, err
 			}
-			return accepted, fmt.Errorf("%s the credentials rotation of %s: %w", what, ref, err)
-		}
-		retry, after := r.retry(err, attempt)
-		if !retry || ctx.Err() != nil {
-			return accepted, fmt.Errorf("%s the credentials rotation of %s: %w", what, ref, err)
-		}
-		lost = true
-		if r.actedAfterAll(ctx, ref, what, tookEffect, int(window/poll)) {
-			return accepted, nil
-		}
-		if sleep(ctx, max(after-window, 0)) != nil {
-			return accepted, fmt.Errorf("%s the credentials rotation of %s: %w", what, ref, err)
-		}
+			if tookEffect(c) {
+				r.log(ctx, "the cluster shows the "+what+" already: not sending it again", map[string]any{"cluster": ref.String()})
+				return true, nil
+			}
+			return false, nil
+		},
+		Watch:            func(error) time.Duration { return window },
+		Refused:          refused,
+		RefusedWatch:     window,
+		Poll:             poll,
+		ResendWhenUnsure: true,
+		Policy:           r.Retry,
+		Clock:            r.clock(),
+	})
+	if err != nil {
+		return res.Outcome, fmt.Errorf("%s the credentials rotation of %s: %w", what, ref, err)
 	}
+	return res.Outcome, nil
 }
 
 // refused tells whether the SKE API answered that the request does not fit
@@ -277,20 +271,11 @@ func (r *Rotator) actedPolls() (poll, window time.Duration) {
 	return poll, max(window, poll)
 }
 
-// actedAfterAll reads the cluster up to reads times, ActedPoll apart, and
-// reports whether one shows that the request took effect.
-func (r *Rotator) actedAfterAll(ctx context.Context, ref ClusterRef, what string, tookEffect func(*Cluster) bool, reads int) bool {
-	poll, _ := r.actedPolls()
-	for i := range max(reads, 1) {
-		if i > 0 && sleep(ctx, poll) != nil {
-			return false
-		}
-		if c, err := r.get(ctx, ref); err == nil && tookEffect(c) {
-			r.log(ctx, "the cluster shows the "+what+" already: not sending it again", map[string]any{"cluster": ref.String()})
-			return true
-		}
+func (r *Rotator) clock() clock.Clock {
+	if r.Clock == nil {
+		return clock.RealClock{}
 	}
-	return false
+	return r.Clock
 }
 
 // known reads the cluster until its rotation phase is one the API
@@ -315,7 +300,7 @@ func (r *Rotator) known(ctx context.Context, ref ClusterRef) (*Cluster, error) {
 			warned = p
 			r.warn(ctx, "the SKE API reports credentials rotation phase "+p+", which kubecreds does not know: waiting for a known one", map[string]any{"cluster": ref.String(), "status": c.Status.Problems()})
 		}
-		if err := sleep(ctx, pause); err != nil {
+		if err := retry.Sleep(ctx, r.clock(), pause); err != nil {
 			return nil, fmt.Errorf("waiting for cluster %s to leave the unknown credentials rotation phase %s: %w", ref, p, err)
 		}
 		c = nil
@@ -350,7 +335,7 @@ func (r *Rotator) waitFor(ctx context.Context, ref ClusterRef, want, during stri
 	if grace <= 0 {
 		grace = 2 * time.Minute
 	}
-	start := time.Now()
+	start := r.clock().Now()
 	var last *Cluster
 	shown, unknown := "", ""
 	backoff := wait.Backoff{Duration: r.initialPoll(), Factor: 1.5, Jitter: 0.1, Steps: 1 << 30, Cap: r.pollCap()}
@@ -373,7 +358,7 @@ func (r *Rotator) waitFor(ctx context.Context, ref ClusterRef, want, during stri
 			return true, nil
 		case p == during:
 			return false, nil
-		case stale != nil && stale(c) && time.Since(start) < grace:
+		case stale != nil && stale(c) && r.clock().Since(start) < grace:
 			return false, nil
 		case p != "" && !KnownPhase(p):
 			if unknown != p {
@@ -400,37 +385,11 @@ func (r *Rotator) get(ctx context.Context, ref ClusterRef) (*Cluster, error) {
 		if err == nil {
 			return c, nil
 		}
-		retry, after := r.retry(err, attempt)
-		if !retry || ctx.Err() != nil || StatusCode(err) == http.StatusNotFound {
+		if attempt >= r.Retry.Retries() || !r.Retry.Transient(err) || ctx.Err() != nil || StatusCode(err) == http.StatusNotFound {
 			return nil, fmt.Errorf("get cluster %s: %w", ref, err)
 		}
-		if sleep(ctx, after) != nil {
+		if retry.Sleep(ctx, r.clock(), r.Retry.Delay(attempt, err)) != nil {
 			return nil, fmt.Errorf("get cluster %s: %w", ref, err)
 		}
-	}
-}
-
-// retry says whether to ask again after the attempt-th failure in a row
-// (from 0), and how long to wait first.
-func (r *Rotator) retry(err error, attempt int) (bool, time.Duration) {
-	if r.Transient == nil || attempt >= r.MaxRetries || !r.Transient(err) {
-		return false, 0
-	}
-	d := min(time.Second<<min(attempt, 4), 10*time.Second)
-	var ra interface{ RetryAfter() time.Duration }
-	if errors.As(err, &ra) && ra.RetryAfter() > d {
-		d = ra.RetryAfter()
-	}
-	return true, d
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

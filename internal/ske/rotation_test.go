@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stackitcloud/stackit-sdk-go/core/oapierror"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/retry"
 )
 
 // fakeSKE is a cluster whose phase follows a script: each read takes the
@@ -73,11 +75,8 @@ func (f *fakeSKE) CompleteCredentialsRotation(context.Context, ClusterRef) error
 }
 
 func rotator(f *fakeSKE) *Rotator {
-	return &Rotator{API: f, Poll: time.Millisecond, Grace: time.Second, MaxRetries: 3, ActedPoll: time.Millisecond, ActedWindow: 3 * time.Millisecond,
-		Transient: func(err error) bool {
-			var e *APIError
-			return errors.As(err, &e) && e.Transient()
-		}}
+	return &Rotator{API: f, Poll: time.Millisecond, Grace: time.Second, Retry: retry.Policy{Max: 3, Initial: time.Millisecond},
+		ActedPoll: time.Millisecond, ActedWindow: 3 * time.Millisecond}
 }
 
 var ref = ClusterRef{ProjectID: "p", Region: "eu01", Name: "c"}

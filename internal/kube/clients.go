@@ -1,4 +1,9 @@
-package rotation
+// Package kube holds what a rotation does on any Kubernetes cluster, whoever
+// runs it: the clients, the service-account token secrets (list, delete),
+// the pods that use them, a rollout restart, and the Secrets that
+// kubecreds' short-lived tokens are bound to (list, revoke, canary). It
+// knows no cloud and no Terraform.
+package kube
 
 import (
 	"context"
@@ -16,43 +21,44 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/retry"
 )
 
-// KubeClients reach one cluster with one set of credentials.
-type KubeClients struct {
+// Clients reach one cluster with one set of credentials.
+type Clients struct {
 	Core kubernetes.Interface
 	Meta metadata.Interface
 	// REST is the core/v1 API for requests the typed clients cannot make
 	// (a DeleteCollection answered with metadata). Nil in unit tests.
 	REST rest.Interface
 	// Retry is how requests failing with transient errors are retried.
-	Retry Retry
+	Retry retry.Policy
 }
 
 // ConnectWith returns a Connect function that builds clients from a
 // kubeconfig, labelled with userAgent. Rate limits are raised: deleting
 // thousands of secrets one request at a time must not wait on client-go's
 // default 5 requests a second.
-// timeout bounds each request (0: none); retry is how transient failures
+// timeout bounds each request (0: none); policy is how transient failures
 // are retried.
-func ConnectWith(userAgent string, timeout time.Duration, retry Retry) func([]byte) (*KubeClients, error) {
-	return func(raw []byte) (*KubeClients, error) {
+func Connect(userAgent string, timeout time.Duration, policy retry.Policy) func([]byte) (*Clients, error) {
+	return func(raw []byte) (*Clients, error) {
 		cfg, err := kubeconfig.RESTConfigFromKubeconfig(raw)
 		if err != nil {
 			return nil, err
 		}
 		cfg.Timeout = timeout
-		k, err := NewKubeClients(cfg, userAgent)
+		k, err := NewClients(cfg, userAgent)
 		if err != nil {
 			return nil, err
 		}
-		k.Retry = retry
+		k.Retry = policy
 		return k, nil
 	}
 }
 
-// NewKubeClients builds the clients for a client configuration.
-func NewKubeClients(cfg *rest.Config, userAgent string) (*KubeClients, error) {
+// NewClients builds the clients for a client configuration.
+func NewClients(cfg *rest.Config, userAgent string) (*Clients, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = userAgent
 	cfg.QPS, cfg.Burst = 500, 1000
@@ -64,12 +70,12 @@ func NewKubeClients(cfg *rest.Config, userAgent string) (*KubeClients, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &KubeClients{Core: core, Meta: meta, REST: core.CoreV1().RESTClient()}, nil
+	return &Clients{Core: core, Meta: meta, REST: core.CoreV1().RESTClient()}, nil
 }
 
-// authenticates reports whether the API server accepts the credentials
+// Authenticates reports whether the API server accepts the credentials
 // (false on 401), asking who we are.
-func (k *KubeClients) authenticates(ctx context.Context) (bool, error) {
+func (k *Clients) Authenticates(ctx context.Context) (bool, error) {
 	err := k.Retry.Do(ctx, func() error {
 		_, err := k.Core.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 		return err
@@ -84,8 +90,8 @@ func (k *KubeClients) authenticates(ctx context.Context) (bool, error) {
 	}
 }
 
-// tokenOf is the bearer token of a kubeconfig's current context ("" if none).
-func tokenOf(raw []byte) string {
+// TokenOf is the bearer token of a kubeconfig's current context ("" if none).
+func TokenOf(raw []byte) string {
 	cfg, err := clientcmd.Load(raw)
 	if err != nil || cfg.Contexts[cfg.CurrentContext] == nil {
 		return ""
@@ -96,10 +102,10 @@ func tokenOf(raw []byte) string {
 	return ""
 }
 
-// tokenSecretName reads, without verifying, the secret a legacy
+// TokenSecretName reads, without verifying, the secret a legacy
 // service-account token was issued for (its
 // kubernetes.io/serviceaccount/secret.name claim).
-func tokenSecretName(token string) (namespace, name string) {
+func TokenSecretName(token string) (namespace, name string) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		return "", ""

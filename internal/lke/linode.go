@@ -1,4 +1,4 @@
-package rotation
+package lke
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/retry"
 )
 
 // LinodeAPI is the part of the Linode API the runbook uses; *linodego.Client
@@ -28,6 +29,18 @@ type LinodeAPI interface {
 }
 
 var _ LinodeAPI = (*linodego.Client)(nil)
+
+// KubeconfigPollFor is how a kubeconfig is polled under the retry policy p:
+// with max_retries = 0 (retry.NoRetry), the first failure other than "not
+// yet available" ends a fetch; otherwise the defaults apply. (The
+// rotation's wait for the new kubeconfig rides failures out whatever this
+// says.)
+func KubeconfigPollFor(p retry.Policy) KubeconfigPoll {
+	if p.Max < 0 {
+		return KubeconfigPoll{FailFor: time.Nanosecond}
+	}
+	return KubeconfigPoll{}
+}
 
 // KubeconfigPoll says how FetchKubeconfig waits while the Linode API answers
 // 503 "not yet available", and how long it rides out other failures. The

@@ -1,4 +1,4 @@
-package rotation
+package lke
 
 import (
 	"encoding/base64"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/linode/linodego"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
 )
 
 // linodeAnswering is a linodego client, with CheckLinodeAnswer installed as
@@ -139,7 +141,7 @@ func TestFetchKubeconfigRidesOutFailuresForItsBudgetInTime(t *testing.T) {
 	c.SetRetryCount(0)
 	c.OnAfterResponse(CheckLinodeAnswer)
 	kc, err := FetchKubeconfig(t.Context(), &c, 1, KubeconfigPoll{FailFor: 10 * time.Second, FailWait: time.Millisecond, FailWaitMax: 5 * time.Millisecond})
-	if err != nil || tokenOf(kc) != "new" {
+	if err != nil || kube.TokenOf(kc) != "new" {
 		t.Fatalf("after 8 gateway pages: %v; want the kubeconfig", err)
 	}
 }

@@ -1,8 +1,7 @@
-package rotation
+package lke
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -10,57 +9,44 @@ import (
 	"github.com/linode/linodego"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/retry"
 )
 
 // actOnce sends a request that must not take effect twice (regenerate,
-// recycle), without automatic retries. An answer that says the API did
-// nothing is handled as such: a 429 is waited out and the request sent
-// again, any other 4xx is returned. A failure that may have come after the
-// API acted (no answer: a timeout or a dropped connection; or a 5xx) is
-// ambiguous: tookEffect is then asked, for up to Options.ActSettle, and the
-// request is sent again only if the API shows no sign of having acted.
+// recycle) with retry.ActOnce: a 429 is waited out and the request sent
+// again, any other 4xx is returned; after a failure that may have come
+// after the API acted (no answer, or a 5xx), tookEffect is asked for up to
+// settleAfter(err), and the request is sent again only if the API shows no
+// sign of having acted. When that cannot be told, it is not sent again.
 func (r *run) actOnce(ctx context.Context, what string, send func(context.Context) error, tookEffect func(context.Context) (bool, error)) (map[string]any, error) {
-	b := r.opts.Retry.backoff()
-	fields := map[string]any{"sent": 0}
-	for {
-		err := send(ctx)
-		fields["sent"] = fields["sent"].(int) + 1
-		if err == nil || !IsTransient(err) || ctx.Err() != nil {
-			return fields, err
-		}
-		if lerr, ok := LinodeError(err); !ok || lerr.Code != http.StatusTooManyRequests {
-			acted, checkErr := r.waitForEffect(ctx, r.settleAfter(err), tookEffect)
-			if acted {
-				fields["answer_lost"] = true
-				r.note(ctx, what+": the answer was lost, but the API had acted", map[string]any{"cluster_id": r.opts.ClusterID, "error": err.Error()})
-				return fields, nil
-			}
-			if checkErr != nil {
-				// Unknown whether it acted: sending again could act twice.
-				return fields, fmt.Errorf("%w (and whether it took effect cannot be told: %v; run apply again, which checks first)", err, checkErr)
-			}
-		}
-		if b.Steps <= 1 {
-			return fields, err
-		}
-		d := b.Step()
-		if after := RetryAfter(err); after > d {
-			d = after
-		}
-		if sleep(ctx, d) != nil {
-			return fields, err
-		}
+	res, err := retry.ActOnce(ctx, retry.Act{
+		Send:       send,
+		TookEffect: tookEffect,
+		Watch:      r.settleAfter,
+		Policy:     r.opts.Retry,
+		// The waits pass in real time even where a test moves r.Clock's
+		// time by hand.
+	})
+	fields := map[string]any{"sent": res.Sent}
+	if err == nil && res.Outcome == retry.AnswerLost {
+		fields["answer_lost"] = true
+		r.note(ctx, what+": the answer was lost, but the API had acted", map[string]any{"cluster_id": r.opts.ClusterID, "error": res.Lost.Error()})
 	}
+	return fields, err
 }
 
 // settleAfter is how long to watch for the effect of a request that failed
-// with err. No answer at all, or a gateway's page (the gateway gave up
-// waiting for the API, which may still act), is the classic lost answer:
-// the whole ActSettle. The Linode API's own 5xx answer (its error list) says
-// it handled the request and failed; a short watch covers the rare case
-// where it acted anyway.
+// with err. A 429 says the API did nothing: no watch. No answer at all, or
+// a gateway's page (the gateway gave up waiting for the API, which may
+// still act), is the classic lost answer: the whole ActSettle. The Linode
+// API's own 5xx answer (its error list) says it handled the request and
+// failed; a short watch covers the rare case where it acted anyway.
 func (r *run) settleAfter(err error) time.Duration {
+	if lerr, ok := LinodeError(err); ok && lerr.Code == http.StatusTooManyRequests {
+		return 0
+	}
 	if IsLinodeAnswer(err) {
 		return min(r.opts.ActSettle, answeredSettle)
 	}
@@ -70,35 +56,11 @@ func (r *run) settleAfter(err error) time.Duration {
 // answeredSettle bounds the watch after the Linode API's own 5xx.
 const answeredSettle = 10 * time.Second
 
-// waitForEffect polls tookEffect until it says yes or settle passes. An
-// error is kept, not fatal, while polling; it is returned when no answer
-// came.
-func (r *run) waitForEffect(ctx context.Context, settle time.Duration, tookEffect func(context.Context) (bool, error)) (bool, error) {
-	var lastErr error
-	answered := false
-	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, settle, true, func(ctx context.Context) (bool, error) {
-		acted, err := tookEffect(ctx)
-		if err != nil {
-			lastErr = err
-			return false, nil
-		}
-		answered = true
-		return acted, nil
-	})
-	if err == nil {
-		return true, nil
-	}
-	if !answered && lastErr != nil {
-		return false, lastErr
-	}
-	return false, nil
-}
-
 // lkeTokenUIDs are the UIDs of the token secrets of LKE's own service
 // accounts in kube-system: a regeneration replaces them, so a new UID is a
 // sign that it happened.
-func lkeTokenUIDs(ctx context.Context, k *KubeClients) (map[string]bool, error) {
-	secrets, err := ListServiceAccountTokens(ctx, k, []string{"kube-system"})
+func lkeTokenUIDs(ctx context.Context, k *kube.Clients) (map[string]bool, error) {
+	secrets, err := kube.ListServiceAccountTokens(ctx, k, []string{"kube-system"})
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +84,7 @@ func (r *run) regenerationTookEffect(ctx context.Context) (bool, error) {
 	case err == nil && r.opts.RegenerateKubeconfig:
 		// Only a kubeconfig that can be used counts: {} or a gateway's
 		// page is no sign of anything.
-		if raw, derr := decodeKubeconfig(kc, r.opts.ClusterID); derr == nil && tokenOf(raw) != tokenOf(r.oldKubeconfig) {
+		if raw, derr := decodeKubeconfig(kc, r.opts.ClusterID); derr == nil && kube.TokenOf(raw) != kube.TokenOf(r.oldKubeconfig) {
 			return true, nil
 		}
 	}

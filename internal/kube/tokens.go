@@ -1,4 +1,4 @@
-package rotation
+package kube
 
 import (
 	"context"
@@ -7,12 +7,11 @@ import (
 	"sort"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // TokenSecret is a kubernetes.io/service-account-token secret: what the
@@ -41,7 +40,7 @@ var secretsResource = corev1.SchemeGroupVersion.WithResource("secrets")
 // ListServiceAccountTokens lists the token secrets in each namespace, sorted
 // by namespace and name. It reads metadata only, so the tokens themselves
 // never reach this process.
-func ListServiceAccountTokens(ctx context.Context, k *KubeClients, namespaces []string) ([]TokenSecret, error) {
+func ListServiceAccountTokens(ctx context.Context, k *Clients, namespaces []string) ([]TokenSecret, error) {
 	perNamespace := make([][]TokenSecret, len(namespaces))
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)

@@ -1,4 +1,4 @@
-package rotation
+package kube
 
 import (
 	"context"
@@ -32,34 +32,34 @@ var workloadResources = map[string]schema.GroupVersionResource{
 // template; using it makes our restarts look like kubectl's.
 const restartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
 
-// restartWorkloads does `kubectl rollout restart` for the chosen kinds in the
-// chosen namespaces: their pods are recreated, and so pick up the current
-// projected service-account tokens. Paused deployments are skipped, as
-// kubectl refuses them ("can't restart paused deployment (run rollout resume
-// first)").
-func (r *run) restartWorkloads(ctx context.Context) (map[string]any, error) {
-	at := r.Clock.Now().Format(time.RFC3339)
-	patch := []byte(fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, restartedAtAnnotation, at))
-	var restarted, paused []string
-	for _, ns := range r.opts.RestartWorkloads.Namespaces {
-		for _, kind := range r.opts.RestartWorkloads.Kinds {
+// RestartWorkloads does `kubectl rollout restart` for the given kinds in
+// the given namespaces, stamping at as the restart time: their pods are
+// recreated, and so pick up the current projected service-account tokens.
+// Paused deployments are skipped, as kubectl refuses them ("can't restart
+// paused deployment (run rollout resume first)"). It returns the restarted
+// workloads (kind/namespace/name) and the skipped ones (namespace/name),
+// sorted.
+func RestartWorkloads(ctx context.Context, k *Clients, at time.Time, namespaces, kinds []string) (restarted, paused []string, err error) {
+	patch := []byte(fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, restartedAtAnnotation, at.Format(time.RFC3339)))
+	for _, ns := range namespaces {
+		for _, kind := range kinds {
 			gvr, ok := workloadResources[kind]
 			if !ok {
-				return nil, fmt.Errorf("unknown workload kind %q (allowed: %v)", kind, WorkloadKinds)
+				return nil, nil, fmt.Errorf("unknown workload kind %q (allowed: %v)", kind, WorkloadKinds)
 			}
-			names, skipped, err := r.listRestartable(ctx, kind, ns)
+			names, skipped, err := listRestartable(ctx, k, kind, ns)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			paused = append(paused, skipped...)
-			client := r.new.Meta.Resource(gvr).Namespace(ns)
+			client := k.Meta.Resource(gvr).Namespace(ns)
 			for _, name := range names {
-				err := r.new.Retry.Do(ctx, func() error {
+				err := k.Retry.Do(ctx, func() error {
 					_, err := client.Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
 					return err
 				})
 				if err != nil {
-					return nil, fmt.Errorf("restart %s %s/%s: %w", kind, ns, name, err)
+					return nil, nil, fmt.Errorf("restart %s %s/%s: %w", kind, ns, name, err)
 				}
 				restarted = append(restarted, kind+"/"+ns+"/"+name)
 			}
@@ -67,16 +67,13 @@ func (r *run) restartWorkloads(ctx context.Context) (map[string]any, error) {
 	}
 	slices.Sort(restarted)
 	slices.Sort(paused)
-	r.result.RestartedWorkload = restarted
-	r.result.SkippedPaused = paused
-	r.done = append(r.done, fmt.Sprintf("%d workloads restarted", len(restarted)))
-	return map[string]any{"restarted": len(restarted), "skipped_paused": len(paused)}, nil
+	return restarted, paused, nil
 }
 
 // listRestartable lists the workloads of one kind in a namespace that a
 // rollout restart applies to, and (deployments only) the paused ones it
 // must skip, as namespace/name.
-func (r *run) listRestartable(ctx context.Context, kind, ns string) (names, paused []string, err error) {
+func listRestartable(ctx context.Context, k *Clients, kind, ns string) (names, paused []string, err error) {
 	opts := metav1.ListOptions{Limit: 500}
 	for {
 		var (
@@ -84,11 +81,11 @@ func (r *run) listRestartable(ctx context.Context, kind, ns string) (names, paus
 			pausedHere []string
 			next       string
 		)
-		err := r.new.Retry.Do(ctx, func() error {
+		err := k.Retry.Do(ctx, func() error {
 			items, pausedHere, next = nil, nil, ""
 			if kind == KindDeployment {
 				// Whether it is paused is in the spec, which metadata does not carry.
-				list, err := r.new.Core.AppsV1().Deployments(ns).List(ctx, opts)
+				list, err := k.Core.AppsV1().Deployments(ns).List(ctx, opts)
 				if err != nil {
 					return err
 				}
@@ -103,7 +100,7 @@ func (r *run) listRestartable(ctx context.Context, kind, ns string) (names, paus
 				next = list.Continue
 				return nil
 			}
-			list, err := r.new.Meta.Resource(workloadResources[kind]).Namespace(ns).List(ctx, opts)
+			list, err := k.Meta.Resource(workloadResources[kind]).Namespace(ns).List(ctx, opts)
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package rotation
+package lke
 
 import (
 	"context"
@@ -8,7 +8,9 @@ import (
 	"github.com/linode/linodego"
 	"k8s.io/utils/clock"
 
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/retry"
 )
 
 // Options choose what one rotation does.
@@ -47,7 +49,7 @@ type Options struct {
 	TokenWait time.Duration
 	// Retry is how Kubernetes requests (and polls of the Linode API) failing
 	// with transient errors are retried; the Linode client retries its own.
-	Retry Retry
+	Retry retry.Policy
 }
 
 // RestartOptions choose the workloads a rollout restart touches.
@@ -75,7 +77,7 @@ type Result struct {
 	// deleted (namespace/name), which revokes those tokens.
 	RevokedShortLived []string
 	// PodsUsingDeleted are the pods that used a deleted token secret.
-	PodsUsingDeleted []PodMount
+	PodsUsingDeleted []kube.PodMount
 	// PodScanError says why the pods could not be checked ("" when they were).
 	PodScanError      string
 	RestartedWorkload []string // kind/namespace/name
@@ -99,14 +101,14 @@ type Logger interface {
 type Runner struct {
 	Linode  LinodeAPI
 	Poll    LinodeAPI
-	Connect func(kubeconfig []byte) (*KubeClients, error)
+	Connect func(kubeconfig []byte) (*kube.Clients, error)
 	Clock   clock.PassiveClock
 	Log     Logger
 	// Scopes are the token's OAuth scopes as the Linode API reports them;
 	// nil when unknown.
 	Scopes *LinodeScopes
 	// Retry applies where Options.Retry is not set.
-	Retry Retry
+	Retry retry.Policy
 }
 
 // Rotate runs the LKE secret-rotation runbook for one cluster. It reads top to
@@ -114,7 +116,7 @@ type Runner struct {
 // secrets (the current kubeconfig's token is rejected), it resumes at the
 // regeneration.
 func (r *Runner) Rotate(ctx context.Context, opts Options) (*Result, error) {
-	if opts.Retry == (Retry{}) {
+	if opts.Retry == (retry.Policy{}) {
 		opts.Retry = r.Retry
 	}
 	opts = opts.withDefaults()
@@ -209,9 +211,9 @@ func (o Options) withDefaults() Options {
 		o.ActSettle = 60 * time.Second
 	}
 	if o.KubeconfigPoll.FailFor == 0 {
-		o.KubeconfigPoll.FailFor = o.Retry.KubeconfigPoll().FailFor
+		o.KubeconfigPoll.FailFor = KubeconfigPollFor(o.Retry).FailFor
 	}
-	o.Retry = o.Retry.withDefaults()
+	o.Retry = Policy(o.Retry)
 	return o
 }
 
@@ -222,17 +224,17 @@ type run struct {
 	result *Result
 
 	oldKubeconfig []byte
-	old           *KubeClients
-	oldSecretName string        // the token secret behind the current kubeconfig, deleted last
-	toDelete      []TokenSecret // listed, deleted in one batch
-	ownSecret     []TokenSecret // the one behind the current kubeconfig, deleted after the batch
-	kept          []TokenSecret // spared: nothing would replace them
+	old           *kube.Clients
+	oldSecretName string             // the token secret behind the current kubeconfig, deleted last
+	toDelete      []kube.TokenSecret // listed, deleted in one batch
+	ownSecret     []kube.TokenSecret // the one behind the current kubeconfig, deleted after the batch
+	kept          []kube.TokenSecret // spared: nothing would replace them
 
 	newKubeconfig []byte
-	new           *KubeClients
+	new           *kube.Clients
 
 	lkeTokensBefore map[string]bool         // UIDs of LKE's own token secrets before regenerating
-	pendingMounts   []PodMount              // pods using secrets listed for deletion
+	pendingMounts   []kube.PodMount         // pods using secrets listed for deletion
 	canary          *kubeconfig.IssuedToken // a short-lived token issued to prove revocation
 
 	done []string // what has been changed so far, for error messages
@@ -304,7 +306,7 @@ func (r *run) fetchCurrentKubeconfig(ctx context.Context) (map[string]any, error
 // current kubeconfig whose token is rejected means an earlier run already
 // deleted the secrets.
 func (r *run) checkCurrentAccess(ctx context.Context) (map[string]any, error) {
-	ok, err := r.old.authenticates(ctx)
+	ok, err := r.old.Authenticates(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -362,7 +364,7 @@ func (r *run) waitForKubeconfig(ctx context.Context) (map[string]any, error) {
 			return nil, err
 		}
 		polls++
-		if !r.opts.RegenerateKubeconfig || tokenOf(kc) != tokenOf(r.oldKubeconfig) {
+		if !r.opts.RegenerateKubeconfig || kube.TokenOf(kc) != kube.TokenOf(r.oldKubeconfig) {
 			r.newKubeconfig = kc
 			break
 		}
@@ -370,7 +372,7 @@ func (r *run) waitForKubeconfig(ctx context.Context) (map[string]any, error) {
 		// starts answering 503; or LKE rebuilt it from the admin secret
 		// that still exists, and makes a new token only once it is gone.
 		if len(r.ownSecret) > 0 && r.Clock.Since(start) >= r.opts.TokenWait {
-			deleted, err := deleteEach(ctx, r.old, r.ownSecret)
+			deleted, err := kube.DeleteEach(ctx, r.old, r.ownSecret, 1)
 			r.recordDeleted(deleted)
 			if err != nil {
 				return nil, fmt.Errorf("the served kubeconfig still had the old token after %s, and deleting its secret failed: %w", r.opts.TokenWait, err)

@@ -1,4 +1,4 @@
-package rotation
+package lke
 
 import (
 	"context"
@@ -54,7 +54,7 @@ func (r *run) recycleNodes(ctx context.Context) (map[string]any, error) {
 		nodes, err := r.new.Core.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			// The control plane may be briefly busy while nodes churn.
-			if failures++; IsTransient(err) && failures <= r.opts.Retry.Max {
+			if failures++; IsTransient(err) && failures <= r.opts.Retry.Retries() {
 				return false, nil
 			}
 			return false, fmt.Errorf("list nodes: %w", err)

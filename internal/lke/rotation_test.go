@@ -1,4 +1,4 @@
-package rotation
+package lke
 
 import (
 	"context"
@@ -16,42 +16,27 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	metadatafake "k8s.io/client-go/metadata/fake"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
 )
 
 func TestKeepSecretOnlyWhatNothingWouldReplace(t *testing.T) {
 	cases := []struct {
-		s          TokenSecret
+		s          kube.TokenSecret
 		kubeconfig bool
 		service    bool
 		keep       bool
 	}{
-		{TokenSecret{Namespace: "kube-system", ServiceAccount: "lke-admin"}, true, true, false},
-		{TokenSecret{Namespace: "kube-system", ServiceAccount: "lke-admin"}, false, true, true},
-		{TokenSecret{Namespace: "kube-system", ServiceAccount: "ccm-user"}, true, false, true},
-		{TokenSecret{Namespace: "kube-system", ServiceAccount: "ccm-user"}, false, true, false},
-		{TokenSecret{Namespace: "kube-system", ServiceAccount: "my-ci"}, true, false, false},
-		{TokenSecret{Namespace: "ci", ServiceAccount: "lke-admin"}, false, false, false}, // only kube-system's are LKE's
+		{kube.TokenSecret{Namespace: "kube-system", ServiceAccount: "lke-admin"}, true, true, false},
+		{kube.TokenSecret{Namespace: "kube-system", ServiceAccount: "lke-admin"}, false, true, true},
+		{kube.TokenSecret{Namespace: "kube-system", ServiceAccount: "ccm-user"}, true, false, true},
+		{kube.TokenSecret{Namespace: "kube-system", ServiceAccount: "ccm-user"}, false, true, false},
+		{kube.TokenSecret{Namespace: "kube-system", ServiceAccount: "my-ci"}, true, false, false},
+		{kube.TokenSecret{Namespace: "ci", ServiceAccount: "lke-admin"}, false, false, false}, // only kube-system's are LKE's
 	}
 	for _, c := range cases {
 		if got := keepSecret(c.s, c.kubeconfig, c.service); got != c.keep {
 			t.Errorf("keepSecret(%s/%s, kubeconfig=%v, servicetoken=%v) = %v", c.s.Namespace, c.s.ServiceAccount, c.kubeconfig, c.service, got)
-		}
-	}
-}
-
-func fakeJWT(claims string) string {
-	enc := base64.RawURLEncoding.EncodeToString
-	return enc([]byte(`{"alg":"RS256"}`)) + "." + enc([]byte(claims)) + ".signature"
-}
-
-func TestTokenSecretNameReadsTheLegacyClaim(t *testing.T) {
-	ns, name := tokenSecretName(fakeJWT(`{"kubernetes.io/serviceaccount/namespace":"kube-system","kubernetes.io/serviceaccount/secret.name":"lke-admin-token-abcde"}`))
-	if ns != "kube-system" || name != "lke-admin-token-abcde" {
-		t.Errorf("got %s/%s", ns, name)
-	}
-	for _, bad := range []string{"", "not-a-jwt", "a.!!!.c", fakeJWT(`[]`)} {
-		if ns, name := tokenSecretName(bad); ns != "" || name != "" {
-			t.Errorf("tokenSecretName(%q) = %s/%s, want nothing", bad, ns, name)
 		}
 	}
 }
@@ -79,7 +64,7 @@ contexts: [{name: x, context: {cluster: c, user: u}}]
 current-context: x
 `)
 	r := &run{opts: Options{Namespaces: []string{"kube-system"}, RegenerateKubeconfig: true, RegenerateServiceToken: true}.withDefaults(),
-		old: &KubeClients{Meta: meta, Core: fake.NewClientset()}, oldKubeconfig: kubeconfig, result: &Result{}}
+		old: &kube.Clients{Meta: meta, Core: fake.NewClientset()}, oldKubeconfig: kubeconfig, result: &Result{}}
 	if _, err := r.listServiceAccountTokens(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -167,4 +152,9 @@ func TestKubeconfigPollingSettlesToTheSlowPaceAfterTheFastPeriod(t *testing.T) {
 	if def := (KubeconfigPoll{}); def.fastFor() != 10*time.Second || def.slow() != time.Second {
 		t.Fatalf("defaults: fast for %v, then every %v; want 10s, then 1s (at most one request a second per cluster)", def.fastFor(), def.slow())
 	}
+}
+
+func fakeJWT(claims string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"RS256"}`)) + "." + enc([]byte(claims)) + ".signature"
 }

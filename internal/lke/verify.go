@@ -1,4 +1,4 @@
-package rotation
+package lke
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/retry"
 )
 
 // verifyNewKubeconfig lists the nodes with the new kubeconfig, as the
@@ -21,7 +23,7 @@ func (r *run) verifyNewKubeconfig(ctx context.Context) (map[string]any, error) {
 		nodes, err = r.new.Core.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if apierrors.IsUnauthorized(err) {
 			// A token LKE has just made may take a moment to be known.
-			return Retryable(err)
+			return retry.Retryable(err)
 		}
 		return err
 	})
@@ -44,7 +46,7 @@ func (r *run) verifyOldCredentialsRejected(ctx context.Context) (map[string]any,
 	var lastErr error
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, r.opts.OldTokenTimeout, true, func(ctx context.Context) (bool, error) {
 		if !adminGone {
-			ok, err := r.old.authenticates(ctx) // retries transient errors itself
+			ok, err := r.old.Authenticates(ctx) // retries transient errors itself
 			if lastErr = err; err != nil {
 				return false, err
 			}

@@ -1,4 +1,4 @@
-package rotation
+package kube
 
 import (
 	"context"
@@ -7,17 +7,19 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/pager"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/retry"
 )
 
 // listAll lists every item page by page with client-go's pager, which
 // falls back to one full list when a continue token expires half-way
 // (a long list on a busy API server); each page's transient failures are
-// retried as retry says. each is called for every item.
-func listAll(ctx context.Context, retry Retry, opts metav1.ListOptions,
+// retried as policy says. each is called for every item.
+func listAll(ctx context.Context, policy retry.Policy, opts metav1.ListOptions,
 	list func(context.Context, metav1.ListOptions) (runtime.Object, error), each func(runtime.Object) error) error {
 	p := pager.New(func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 		var obj runtime.Object
-		err := retry.Do(ctx, func() (err error) {
+		err := policy.Do(ctx, func() (err error) {
 			obj, err = list(ctx, o)
 			return err
 		})

@@ -1,4 +1,4 @@
-package rotation
+package kube
 
 import (
 	"context"
@@ -33,7 +33,7 @@ const (
 
 // PodsMounting lists the pods in namespaces that use any of the named
 // secrets (namespace/name), sorted by namespace, pod and secret.
-func PodsMounting(ctx context.Context, k *KubeClients, namespaces []string, secrets map[string]bool) ([]PodMount, error) {
+func PodsMounting(ctx context.Context, k *Clients, namespaces []string, secrets map[string]bool) ([]PodMount, error) {
 	var out []PodMount
 	for _, ns := range namespaces {
 		err := listAll(ctx, k.Retry, metav1.ListOptions{},
@@ -107,40 +107,4 @@ func secretUses(p *corev1.Pod) []PodMount {
 		}
 	}
 	return out
-}
-
-// scanPods records the pods that use the secrets about to be deleted. A
-// failure to look is reported, never fatal: the rotation matters more.
-func (r *run) scanPods(ctx context.Context, k *KubeClients, toDelete []TokenSecret) {
-	if len(toDelete) == 0 {
-		return
-	}
-	names := map[string]bool{}
-	var namespaces []string
-	for _, s := range toDelete {
-		names[s.ID()] = true
-		if !slices.Contains(namespaces, s.Namespace) {
-			namespaces = append(namespaces, s.Namespace)
-		}
-	}
-	mounts, err := PodsMounting(ctx, k, namespaces, names)
-	if err != nil {
-		r.result.PodScanError = err.Error()
-		return
-	}
-	r.pendingMounts = append(r.pendingMounts, mounts...)
-}
-
-// keepMountsOfDeleted keeps the pod mounts whose secret was really deleted.
-func (r *run) keepMountsOfDeleted() {
-	deleted := map[string]bool{}
-	for _, id := range r.result.DeletedSecrets {
-		deleted[id] = true
-	}
-	r.result.PodsUsingDeleted = nil
-	for _, m := range r.pendingMounts {
-		if deleted[m.Namespace+"/"+m.Secret] {
-			r.result.PodsUsingDeleted = append(r.result.PodsUsingDeleted, m)
-		}
-	}
 }

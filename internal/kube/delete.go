@@ -1,99 +1,18 @@
-package rotation
+package kube
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
-
-	"golang.org/x/sync/errgroup"
 )
-
-// LKE's control-plane components authenticate with these service accounts'
-// tokens in kube-system; LKE recreates them only when the service token is
-// regenerated, so they are deleted only then.
-var controlPlaneServiceAccounts = []string{"ccm-user", "cluster-autoscaler-user", "kubernetes-dashboard-lke-user"}
-
-// adminServiceAccount backs the kubeconfig the Linode API serves; LKE
-// recreates its token only when the kubeconfig is regenerated.
-const adminServiceAccount = "lke-admin"
-
-// keepSecret says whether a token secret must survive this rotation because
-// nothing will replace it: deleting it would cut off LKE's own components
-// (or the served kubeconfig) for good.
-func keepSecret(s TokenSecret, regenerateKubeconfig, regenerateServiceToken bool) bool {
-	if s.Namespace != "kube-system" {
-		return false
-	}
-	if s.ServiceAccount == adminServiceAccount {
-		return !regenerateKubeconfig
-	}
-	if slices.Contains(controlPlaneServiceAccounts, s.ServiceAccount) {
-		return !regenerateServiceToken
-	}
-	return false
-}
-
-func (r *run) listServiceAccountTokens(ctx context.Context) (map[string]any, error) {
-	all, err := ListServiceAccountTokens(ctx, r.old, r.opts.Namespaces)
-	if err != nil {
-		return nil, err
-	}
-	// The secret behind our own token goes last: once it is deleted the API
-	// server stops accepting us (within its 10 s authentication cache).
-	ns, name := tokenSecretName(tokenOf(r.oldKubeconfig))
-	r.oldSecretName = ns + "/" + name
-	for _, s := range all {
-		switch {
-		case keepSecret(s, r.opts.RegenerateKubeconfig, r.opts.RegenerateServiceToken):
-			r.kept = append(r.kept, s)
-		case s.ID() == r.oldSecretName:
-			r.ownSecret = append(r.ownSecret, s)
-		default:
-			r.toDelete = append(r.toDelete, s)
-		}
-	}
-	r.scanPods(ctx, r.old, slices.Concat(r.toDelete, r.ownSecret))
-	return map[string]any{"found": len(all), "to_delete": len(r.toDelete) + len(r.ownSecret), "kept": len(r.kept), "namespaces": r.opts.Namespaces,
-		"pods_using_them": len(r.pendingMounts)}, nil
-}
-
-// deleteServiceAccountTokens deletes the listed secrets but the one behind
-// our own token: that one stays until the new kubeconfig is served, so that
-// at every moment the Linode API serves a kubeconfig that works (or answers
-// "not yet available" while LKE regenerates it).
-func (r *run) deleteServiceAccountTokens(ctx context.Context) (map[string]any, error) {
-	// Our own secret is spared by the batch as the kept ones are.
-	spare := slices.Concat(r.kept, r.ownSecret)
-	deleted, err := DeleteTokenSecrets(ctx, r.old, r.toDelete, spare, r.opts.DeleteConcurrency)
-	r.recordDeleted(deleted)
-	return map[string]any{"deleted": len(deleted), "deferred": len(r.ownSecret)}, err
-}
-
-// deleteOldAdminSecret deletes the secret behind the old kubeconfig's token,
-// once the new kubeconfig is served. LKE has usually deleted it itself while
-// regenerating; it counts as deleted either way.
-func (r *run) deleteOldAdminSecret(ctx context.Context) (map[string]any, error) {
-	deleted, err := deleteEach(ctx, r.new, r.ownSecret)
-	r.recordDeleted(deleted)
-	return map[string]any{"deleted": len(deleted)}, err
-}
-
-func (r *run) recordDeleted(names []string) {
-	if len(names) == 0 {
-		return
-	}
-	r.result.DeletedSecrets = append(r.result.DeletedSecrets, names...)
-	slices.Sort(r.result.DeletedSecrets)
-	r.done = append(r.done, fmt.Sprintf("%d secrets deleted", len(names)))
-}
 
 // DeleteTokenSecrets deletes the token secrets of the namespaces the
 // secrets to delete are in, sparing those in spare, and returns the
@@ -107,7 +26,7 @@ func (r *run) recordDeleted(names []string) {
 // deleted names are recorded without a token reaching this process. Where
 // DeleteCollection is not allowed (RBAC without the deletecollection verb),
 // the namespace's secrets are deleted one by one, each guarded by its UID.
-func DeleteTokenSecrets(ctx context.Context, k *KubeClients, toDelete, spare []TokenSecret, concurrency int) ([]string, error) {
+func DeleteTokenSecrets(ctx context.Context, k *Clients, toDelete, spare []TokenSecret, concurrency int) ([]string, error) {
 	if concurrency <= 0 {
 		concurrency = 16
 	}
@@ -127,7 +46,7 @@ func DeleteTokenSecrets(ctx context.Context, k *KubeClients, toDelete, spare []T
 		names, err := k.deleteCollection(ctx, ns, spared[ns])
 		switch {
 		case k.REST == nil || isCollectionUnsupported(err):
-			return deleteEachParallel(ctx, k, byNamespace[ns], concurrency)
+			return DeleteEach(ctx, k, byNamespace[ns], concurrency)
 		case err == nil:
 			// Every listed secret matched the selector, so those the answer
 			// does not name were gone already (or deleted by an attempt
@@ -148,7 +67,7 @@ func DeleteTokenSecrets(ctx context.Context, k *KubeClients, toDelete, spare []T
 
 // deleteCollection deletes the token secrets of one namespace except the
 // named ones, with one request, and returns namespace/name of those deleted.
-func (k *KubeClients) deleteCollection(ctx context.Context, namespace string, except []string) ([]string, error) {
+func (k *Clients) deleteCollection(ctx context.Context, namespace string, except []string) ([]string, error) {
 	if k.REST == nil {
 		return nil, nil
 	}
@@ -187,14 +106,10 @@ func isCollectionUnsupported(err error) bool {
 	return apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err)
 }
 
-func deleteEach(ctx context.Context, k *KubeClients, secrets []TokenSecret) ([]string, error) {
-	return deleteEachParallel(ctx, k, secrets, 1)
-}
-
-// deleteEachParallel deletes secrets one request each, with bounded
+// DeleteEach deletes secrets one request each, with bounded
 // parallelism, each guarded by its UID so that a secret recreated under the
 // same name meanwhile survives.
-func deleteEachParallel(ctx context.Context, k *KubeClients, secrets []TokenSecret, concurrency int) ([]string, error) {
+func DeleteEach(ctx context.Context, k *Clients, secrets []TokenSecret, concurrency int) ([]string, error) {
 	return inParallel(ctx, secrets, concurrency, func(s TokenSecret) ([]string, error) {
 		uid := types.UID(s.UID)
 		err := k.Retry.Do(ctx, func() error {

@@ -1,4 +1,4 @@
-package rotation
+package lke
 
 import (
 	"context"
@@ -23,6 +23,9 @@ import (
 	metadatafake "k8s.io/client-go/metadata/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/clock"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/retry"
 )
 
 // fakeLKE is one LKE cluster for Runner.Rotate, as a unit test can have
@@ -138,8 +141,8 @@ current-context: lke1-ctx
 
 // connect gives the clients a kubeconfig's token reaches the cluster with:
 // every request of a token whose secret is gone is answered 401.
-func (f *fakeLKE) connect(raw []byte) (*KubeClients, error) {
-	token := tokenOf(raw)
+func (f *fakeLKE) connect(raw []byte) (*kube.Clients, error) {
+	token := kube.TokenOf(raw)
 	unauthorized := func(k8stesting.Action) (bool, runtime.Object, error) {
 		if f.works(token) {
 			return false, nil, nil
@@ -155,7 +158,7 @@ func (f *fakeLKE) connect(raw []byte) (*KubeClients, error) {
 	meta := metadatafake.NewSimpleMetadataClient(f.scheme)
 	meta.PrependReactor("*", "*", k8stesting.ObjectReaction(f.meta.Tracker()))
 	meta.PrependReactor("*", "*", unauthorized)
-	return &KubeClients{Core: core, Meta: meta}, nil
+	return &kube.Clients{Core: core, Meta: meta}, nil
 }
 
 // The Linode API.
@@ -278,7 +281,7 @@ func fastOptions(o Options) Options {
 	o.ActSettle = 20 * time.Millisecond
 	o.TokenWait = 50 * time.Millisecond
 	o.NodePollMax = 5 * time.Millisecond
-	o.Retry = Retry{Max: 2, Initial: time.Millisecond}
+	o.Retry = retry.Policy{Max: 2, Initial: time.Millisecond}
 	return o
 }
 
@@ -484,3 +487,5 @@ func TestRotateStepFailureSaysWhatWasDoneAndTheNextRunFinishes(t *testing.T) {
 		t.Errorf("%d regenerations, served works %t", f.regenerates, f.works(f.served))
 	}
 }
+
+var secretsResource = corev1.SchemeGroupVersion.WithResource("secrets")

@@ -1,8 +1,10 @@
-package rotation
+package lke
 
 import (
 	"context"
 	"slices"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
 )
 
 // resumedDeletion decides, for a rotation that resumes, which token secrets
@@ -16,8 +18,8 @@ import (
 //     the newest secret of each (older ones are what it replaced).
 //
 // Secrets that nothing would replace stay, as in a fresh rotation.
-func resumedDeletion(all []TokenSecret, servedSecret string, regenerateKubeconfig, regenerateServiceToken bool) (toDelete, kept []TokenSecret) {
-	newest := map[string]TokenSecret{}
+func resumedDeletion(all []kube.TokenSecret, servedSecret string, regenerateKubeconfig, regenerateServiceToken bool) (toDelete, kept []kube.TokenSecret) {
+	newest := map[string]kube.TokenSecret{}
 	for _, s := range all {
 		if s.Namespace != "kube-system" || !isControlPlaneAccount(s.ServiceAccount) {
 			continue
@@ -44,14 +46,14 @@ func resumedDeletion(all []TokenSecret, servedSecret string, regenerateKubeconfi
 // finishResumedDeletion lists the token secrets of every configured
 // namespace with the new kubeconfig and deletes what the interrupted run left.
 func (r *run) finishResumedDeletion(ctx context.Context) (map[string]any, error) {
-	all, err := ListServiceAccountTokens(ctx, r.new, r.opts.Namespaces)
+	all, err := kube.ListServiceAccountTokens(ctx, r.new, r.opts.Namespaces)
 	if err != nil {
 		return nil, err
 	}
-	ns, name := tokenSecretName(tokenOf(r.newKubeconfig))
+	ns, name := kube.TokenSecretName(kube.TokenOf(r.newKubeconfig))
 	r.toDelete, r.kept = resumedDeletion(all, ns+"/"+name, r.opts.RegenerateKubeconfig, r.opts.RegenerateServiceToken)
 	r.scanPods(ctx, r.new, r.toDelete)
-	deleted, err := DeleteTokenSecrets(ctx, r.new, r.toDelete, r.kept, r.opts.DeleteConcurrency)
+	deleted, err := kube.DeleteTokenSecrets(ctx, r.new, r.toDelete, r.kept, r.opts.DeleteConcurrency)
 	r.recordDeleted(deleted)
 	r.result.ResumedLeftover = len(deleted)
 	return map[string]any{"found": len(all), "deleted": len(deleted), "kept": len(r.kept), "namespaces": r.opts.Namespaces}, err

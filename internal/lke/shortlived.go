@@ -1,0 +1,56 @@
+package lke
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
+)
+
+// issueCanary issues the canary token (kube.IssueCanary) before the
+// short-lived kubeconfigs are revoked.
+func (r *run) issueCanary(ctx context.Context) (map[string]any, error) {
+	tok, err := kube.IssueCanary(ctx, r.new, r.Clock)
+	if err != nil {
+		return nil, err
+	}
+	r.canary = tok
+	return map[string]any{"bound_secret": tok.Bound.Namespace + "/" + tok.Bound.Name}, nil
+}
+
+// revokeShortLivedKubeconfigs deletes, in every namespace, the Secrets that
+// kubecreds_short_lived_kubeconfig tokens are bound to: the API server
+// rejects a bound token once its Secret is gone. Their Secrets are Opaque,
+// so the token-secret deletion does not reach them, and regenerating through
+// the Linode API does not change the key that signs them. Those left by runs
+// that were killed, that opened with revoke_on_close = false, or whose Close
+// failed are revoked here too.
+func (r *run) revokeShortLivedKubeconfigs(ctx context.Context) (map[string]any, error) {
+	bound, err := kube.ListBoundSecrets(ctx, r.new)
+	if err != nil {
+		return nil, err
+	}
+	deleted, err := kube.DeleteEach(ctx, r.new, bound, r.opts.DeleteConcurrency)
+	var revoked []string
+	for _, id := range deleted {
+		if r.canary == nil || id != r.canary.Bound.Namespace+"/"+r.canary.Bound.Name {
+			revoked = append(revoked, id)
+		}
+	}
+	slices.Sort(revoked)
+	r.result.RevokedShortLived = revoked
+	if len(revoked) > 0 {
+		r.done = append(r.done, fmt.Sprintf("%d short-lived kubeconfigs revoked", len(revoked)))
+	}
+	return map[string]any{"revoked": len(revoked), "found": len(bound)}, err
+}
+
+// canaryRejected tells whether the API server rejects the canary token
+// (true when none was issued).
+func (r *run) canaryRejected(ctx context.Context) (bool, error) {
+	if r.canary == nil {
+		return true, nil
+	}
+	return kube.TokenRejected(ctx, r.new, r.canary.Token)
+}
