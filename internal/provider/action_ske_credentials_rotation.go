@@ -113,7 +113,7 @@ func (a *skeRotationPhaseAction) Invoke(ctx context.Context, req action.InvokeRe
 		progress.say("Starting the credentials rotation of SKE cluster %s", ref)
 		out, err := rot.Prepare(ctx, ref)
 		if err != nil {
-			resp.Diagnostics.AddError("Cannot start the credentials rotation of SKE cluster "+ref.String(), describeSKEPhaseError(err, ref, timeout, "invoke"))
+			resp.Diagnostics.AddError("Cannot start the credentials rotation of SKE cluster "+ref.String(), describeSKEPhaseError(ctx, err, ref, timeout, "invoke"))
 			return
 		}
 		switch {
@@ -140,7 +140,7 @@ func (a *skeRotationPhaseAction) Invoke(ctx context.Context, req action.InvokeRe
 	progress.say("Completing the credentials rotation of SKE cluster %s", ref)
 	out, err := rot.Complete(ctx, ref)
 	if err != nil {
-		resp.Diagnostics.AddError("Cannot complete the credentials rotation of SKE cluster "+ref.String(), describeSKEPhaseError(err, ref, timeout, "invoke"))
+		resp.Diagnostics.AddError("Cannot complete the credentials rotation of SKE cluster "+ref.String(), describeSKEPhaseError(ctx, err, ref, timeout, "invoke"))
 		return
 	}
 	switch {

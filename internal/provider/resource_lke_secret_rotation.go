@@ -276,7 +276,7 @@ func (r *lkeSecretRotationResource) ModifyPlan(ctx context.Context, req resource
 		if resp.Diagnostics.HasError() {
 			return
 		}
-		due, next, why := rotationDue(state.RotatedAt, every, r.data.clock.Now())
+		due, next, why := rotationDue(state.RotatedAt, every, r.data.clock.Now(), "rotates the cluster's credentials")
 		if due {
 			resp.RequiresReplace = append(resp.RequiresReplace, path.Root("rotated_at"))
 			plan.RotatedAt = timetypes.NewRFC3339Unknown()
@@ -289,8 +289,9 @@ func (r *lkeSecretRotationResource) ModifyPlan(ctx context.Context, req resource
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
-// rotationDue decides whether rotate_every has elapsed since rotatedAt.
-func rotationDue(rotatedAt timetypes.RFC3339, every time.Duration, now time.Time) (due bool, next time.Time, why string) {
+// rotationDue decides whether rotate_every has elapsed since rotatedAt;
+// replaceDoes says, for why, what replacing the resource does.
+func rotationDue(rotatedAt timetypes.RFC3339, every time.Duration, now time.Time, replaceDoes string) (due bool, next time.Time, why string) {
 	if rotatedAt.IsNull() || rotatedAt.IsUnknown() {
 		return true, time.Time{}, fmt.Sprintf("This cluster has not been rotated by kubecreds (the resource was imported) and rotate_every = %q, "+
 			"so it is rotated now.", formatDuration(every))
@@ -304,8 +305,8 @@ func rotationDue(rotatedAt timetypes.RFC3339, every time.Duration, now time.Time
 		return false, next, ""
 	}
 	return true, next, fmt.Sprintf("The last rotation was at %s and rotate_every = %q, so the next was due at %s: "+
-		"this plan replaces the resource, which rotates the cluster's credentials.",
-		last.Format(time.RFC3339), formatDuration(every), next.Format(time.RFC3339))
+		"this plan replaces the resource, which %s.",
+		last.Format(time.RFC3339), formatDuration(every), next.Format(time.RFC3339), replaceDoes)
 }
 
 func (r *lkeSecretRotationResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {

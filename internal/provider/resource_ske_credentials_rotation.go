@@ -243,12 +243,12 @@ func (r *skeRotationResource) ModifyPlan(ctx context.Context, req resource.Modif
 			resp.Diagnostics.Append(d...)
 			return
 		}
-		due, _, why := rotationDue(state.StartedAt, every, now)
+		due, _, why := rotationDue(state.StartedAt, every, now, "starts a new credentials rotation (to PREPARED)")
 		if due {
 			resp.RequiresReplace = append(resp.RequiresReplace, path.Root("started_at"))
 			plan.Phase, plan.StartedAt, plan.CompletedAt = types.StringValue(ske.PhasePrepared), timetypes.NewRFC3339Unknown(), timetypes.NewRFC3339Null()
 			resp.Diagnostics.AddAttributeWarning(path.Root("rotate_every"), "Credentials rotation due",
-				strings.Replace(why, "rotates the cluster's credentials", "starts a new credentials rotation (to PREPARED)", 1))
+				why)
 		}
 	}
 	if plan.CompleteAfter.IsNull() {
@@ -311,7 +311,7 @@ func (r *skeRotationResource) Create(ctx context.Context, req resource.CreateReq
 	ref := plan.ref()
 	out, err := rot.Prepare(ctx, ref)
 	if err != nil {
-		resp.Diagnostics.AddError("Cannot start the credentials rotation of SKE cluster "+ref.String(), describeSKEPhaseError(err, ref, timeout, "create"))
+		resp.Diagnostics.AddError("Cannot start the credentials rotation of SKE cluster "+ref.String(), describeSKEPhaseError(ctx, err, ref, timeout, "create"))
 		return
 	}
 	if !out.Started {
@@ -394,7 +394,7 @@ func (r *skeRotationResource) Update(ctx context.Context, req resource.UpdateReq
 	ref := plan.ref()
 	out, err := rot.Complete(ctx, ref)
 	if err != nil {
-		resp.Diagnostics.AddError("Cannot complete the credentials rotation of SKE cluster "+ref.String(), describeSKEPhaseError(err, ref, timeout, "update"))
+		resp.Diagnostics.AddError("Cannot complete the credentials rotation of SKE cluster "+ref.String(), describeSKEPhaseError(ctx, err, ref, timeout, "update"))
 		return
 	}
 	plan.fromCluster(out.Cluster)
@@ -435,12 +435,14 @@ func (r *skeRotationResource) ImportState(ctx context.Context, req resource.Impo
 
 // describeSKEPhaseError is describeSKEError for a phase that failed or ran
 // out of time: it says that applying again resumes.
-func describeSKEPhaseError(err error, ref ske.ClusterRef, timeout time.Duration, timeoutName string) string {
+func describeSKEPhaseError(ctx context.Context, err error, ref ske.ClusterRef, timeout time.Duration, timeoutName string) string {
 	msg := describeSKEError(err, ref)
 	switch {
 	case errors.Is(err, ske.ErrNotRotatable):
 		msg += "\n\nNothing was changed."
-	case strings.Contains(err.Error(), context.DeadlineExceeded.Error()):
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		// The phase's own timeout (ctx's) ran out, whatever the request
+		// under way made of it.
 		msg += fmt.Sprintf("\n\nThe timeout (%s) ran out; the phase goes on in SKE. Apply again to wait for it (it is not started again), "+
 			"or raise the timeout with timeouts { %s = \"...\" }.", timeout, timeoutName)
 	default:

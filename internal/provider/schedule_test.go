@@ -17,14 +17,14 @@ func TestRotationDue(t *testing.T) {
 	at := timetypes.NewRFC3339TimeValue(last)
 	every := 720 * time.Hour
 
-	if due, next, _ := rotationDue(at, every, last.Add(every-time.Second)); due || !next.Equal(last.Add(every)) {
+	if due, next, _ := rotationDue(at, every, last.Add(every-time.Second), "rotates"); due || !next.Equal(last.Add(every)) {
 		t.Errorf("a second before: due=%v next=%v", due, next)
 	}
-	due, _, why := rotationDue(at, every, last.Add(every))
+	due, _, why := rotationDue(at, every, last.Add(every), "rotates")
 	if !due || !strings.Contains(why, "2026-01-01T00:00:00Z") || !strings.Contains(why, `"720h"`) || !strings.Contains(why, "2026-01-31T00:00:00Z") {
 		t.Errorf("exactly when due: due=%v why=%q", due, why)
 	}
-	if due, _, why := rotationDue(timetypes.NewRFC3339Null(), every, last); !due || !strings.Contains(why, "imported") {
+	if due, _, why := rotationDue(timetypes.NewRFC3339Null(), every, last, "rotates"); !due || !strings.Contains(why, "imported") {
 		t.Errorf("never rotated (imported): due=%v why=%q", due, why)
 	}
 }
