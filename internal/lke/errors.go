@@ -26,6 +26,30 @@ const (
 	StepRecycleNodes      = "recycle nodes"
 )
 
+// Steps are every step of the runbook, in the order Rotate runs them: a
+// rotation with verify, restart and recycle runs them all but
+// StepFinishDeletion, which only a resumed rotation runs (in its place).
+// Tests check that Rotate runs no step missing here, and the provider's
+// fault and kill matrices that they cover each one.
+var Steps = []string{
+	StepGetCluster,
+	StepFetchKubeconfig,
+	StepCheckAccess,
+	StepListSecrets,
+	StepDeleteSecrets,
+	StepRegenerate,
+	StepWaitKubeconfig,
+	StepWaitControlPlane,
+	StepFinishDeletion,
+	StepDeleteOldSecret,
+	StepIssueCanary,
+	StepRevokeShortLived,
+	StepVerifyNew,
+	StepVerifyOldRejected,
+	StepRestartWorkloads,
+	StepRecycleNodes,
+}
+
 // ErrMissingScope means the Linode API token lacks a scope the rotation needs.
 var ErrMissingScope = errors.New("the Linode API token lacks the scope this needs")
 
