@@ -95,13 +95,13 @@ func rotationState(t *testing.T, dir string) map[string]any {
 	return nil
 }
 
-// TestAction_rotateNowBesideTheResource is the incident: a cluster managed
+// TestAccAction_rotateNowBesideTheResource is the incident: a cluster managed
 // by kubecreds_lke_secret_rotation is rotated now with
 // `terraform apply -invoke=action.kubecreds_lke_rotate_credentials.now`.
 // The old admin token then gets 401 and the new served kubeconfig works;
 // the next plan of the same configuration replaces nothing, and a refresh
 // records the new kubeconfig in kubeconfig_sha256 with kubeconfig_changed_at.
-func TestAction_rotateNowBesideTheResource(t *testing.T) {
+func TestAccAction_rotateNowBesideTheResource(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
 	dir := actionDir(t, actionProviders+fmt.Sprintf(`
@@ -171,10 +171,10 @@ action "kubecreds_lke_rotate_credentials" "now" {
 	}
 }
 
-// TestAction_firedByAnIncidentNumber: an action_trigger on a terraform_data
+// TestAccAction_firedByAnIncidentNumber: an action_trigger on a terraform_data
 // holding an incident number rotates when the number is set and when it
 // changes, and not on an apply that changes nothing.
-func TestAction_firedByAnIncidentNumber(t *testing.T) {
+func TestAccAction_firedByAnIncidentNumber(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
 	dir := actionDir(t, actionProviders+fmt.Sprintf(`
@@ -222,13 +222,13 @@ resource "terraform_data" "incident" {
 	}
 }
 
-// TestAction_killedDuringInvokeConvergesOnTheNextInvoke kills terraform
+// TestAccAction_killedDuringInvokeConvergesOnTheNextInvoke kills terraform
 // (SIGKILL to its process group) while the invoked action rotates: once
 // after it deleted the token secrets and before it regenerated, once after
 // the new kubeconfig was served and before it was proven. Each time the
 // next invoke finishes the job: the token from before the first invoke is
 // rejected and the served kubeconfig works.
-func TestAction_killedDuringInvokeConvergesOnTheNextInvoke(t *testing.T) {
+func TestAccAction_killedDuringInvokeConvergesOnTheNextInvoke(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
 	dir := actionDir(t, actionProviders+fmt.Sprintf(`
@@ -265,11 +265,11 @@ action "kubecreds_lke_rotate_credentials" "now" {
 	}
 }
 
-// TestAction_badInputIsRejectedBeforeAnyAPICall invokes the action with
+// TestAccAction_badInputIsRejectedBeforeAnyAPICall invokes the action with
 // each bad configuration and expects Terraform to refuse it naming the
 // attribute and what is allowed, with no request to the Linode API. Not
 // parallel, so that the emulator's request count covers these runs only.
-func TestAction_badInputIsRejectedBeforeAnyAPICall(t *testing.T) {
+func TestAccAction_badInputIsRejectedBeforeAnyAPICall(t *testing.T) {
 	bin := terraform14(t)
 	bad := []struct {
 		name, body, attr, allowed string
@@ -318,12 +318,12 @@ action "kubecreds_lke_rotate_credentials" "now" {
 	}
 }
 
-// TestAction_onlyWhereTerraformHasActions: Terraform 1.14 validates a
+// TestAccAction_onlyWhereTerraformHasActions: Terraform 1.14 validates a
 // configuration with the action; the terraform the rest of the suite runs
 // (1.11) and OpenTofu know no actions and refuse the block with their own
 // message, while the provider serves them everything else (the rest of the
 // suite) and does not crash.
-func TestAction_onlyWhereTerraformHasActions(t *testing.T) {
+func TestAccAction_onlyWhereTerraformHasActions(t *testing.T) {
 	t.Parallel()
 	dir := actionDir(t, actionProviders+`
 action "kubecreds_lke_rotate_credentials" "now" {
@@ -352,13 +352,13 @@ action "kubecreds_lke_rotate_credentials" "now" {
 	t.Logf("%s refuses the action block: %s", firstLine(version), regexp.MustCompile(`Error: [^\n]*`).FindString(out))
 }
 
-// TestAction_SKEPhasesInvokedFromTheCLI runs SKE's two phases as actions:
+// TestAccAction_SKEPhasesInvokedFromTheCLI runs SKE's two phases as actions:
 // a start killed while SKE prepares is finished by the next invoke without
 // a second start; start leaves the cluster PREPARED with the old kubeconfig still working;
 // starting again starts nothing and warns; complete leaves it COMPLETED,
 // the old kubeconfig rejected and one issued in between working;
 // completing again completes nothing and warns.
-func TestAction_SKEPhasesInvokedFromTheCLI(t *testing.T) {
+func TestAccAction_SKEPhasesInvokedFromTheCLI(t *testing.T) {
 	t.Parallel()
 	c := newSKECluster(t, "ci-actions")
 	oldKC, _, err := c.Kubeconfig(time.Hour)
@@ -442,9 +442,9 @@ action "kubecreds_ske_complete_credentials_rotation" "complete" {
 	}
 }
 
-// TestAction_SKEBadInputIsRejectedBeforeAnyAPICall: bad settings of the SKE
+// TestAccAction_SKEBadInputIsRejectedBeforeAnyAPICall: bad settings of the SKE
 // actions fail at validate, naming the attribute, with no request to SKE.
-func TestAction_SKEBadInputIsRejectedBeforeAnyAPICall(t *testing.T) {
+func TestAccAction_SKEBadInputIsRejectedBeforeAnyAPICall(t *testing.T) {
 	t.Parallel()
 	bin := terraform14(t)
 	_, api := sharedSKECluster(t)

@@ -104,11 +104,11 @@ var badInputs = []badInput{
 	{"data source invalid namespace", "data \"kubecreds_lke_service_account_tokens\" \"t\" {\ncluster_id = 1\nnamespaces = [\"UPPER\"]\n}\n", `namespaces`, `namespace name`},
 }
 
-// TestBadInputCatalogue runs each bad configuration through terraform
+// TestAccBadInputCatalogue runs each bad configuration through terraform
 // (validate, then plan) and expects it to fail naming the attribute and what
 // is allowed, before any request reaches the Linode API. It is not parallel:
 // the emulator's request count covers only these plans.
-func TestBadInputCatalogue(t *testing.T) {
+func TestAccBadInputCatalogue(t *testing.T) {
 	if len(badInputs) < 25 {
 		t.Fatalf("the catalogue holds %d configurations; it is meant to hold at least 25", len(badInputs))
 	}

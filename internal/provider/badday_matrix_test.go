@@ -173,14 +173,14 @@ var badDayOutcomes = struct {
 	rows map[string]string
 }{rows: map[string]string{}}
 
-// TestBadDaysMatrix runs a real rotation through each of LKE's bad days,
+// TestAccBadDaysMatrix runs a real rotation through each of LKE's bad days,
 // alone and in the combinations that matter. Each case: the apply succeeds
 // (or fails naming the step, and the next apply converges); a second apply
 // changes nothing; the served kubeconfig works and the old admin token is
 // rejected; LKE acted on exactly one regeneration (and one recycle when
 // asked), whatever answers were lost; and kube-system's token secrets are
 // all new.
-func TestBadDaysMatrix(t *testing.T) {
+func TestAccBadDaysMatrix(t *testing.T) {
 	t.Cleanup(func() {
 		badDayOutcomes.Lock()
 		defer badDayOutcomes.Unlock()

@@ -174,7 +174,7 @@ func hasActionBlock(t *testing.T, dir string) bool {
 	return false
 }
 
-func TestExamples_formattedAndValid(t *testing.T) {
+func TestAccExamples_formattedAndValid(t *testing.T) {
 	t.Parallel()
 	for _, dir := range exampleDirs(t) {
 		// Examples with an action need Terraform 1.14; the others run
@@ -193,7 +193,7 @@ func TestExamples_formattedAndValid(t *testing.T) {
 	}
 }
 
-func TestExamples_rotationAppliesAsWritten(t *testing.T) {
+func TestAccExamples_rotationAppliesAsWritten(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
 	work := copyExample(t, "examples/resources/kubecreds_lke_secret_rotation")
@@ -334,7 +334,7 @@ func scanForLeaks(t *testing.T, file string, values map[string]string, skipLines
 	return skipped
 }
 
-func TestExamples_shortLivedKubeconfigFeedsTheKubernetesProvider(t *testing.T) {
+func TestAccExamples_shortLivedKubeconfigFeedsTheKubernetesProvider(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
 	work := copyExample(t, "examples/ephemeral-resources/kubecreds_short_lived_kubeconfig")
@@ -452,7 +452,7 @@ func rpcDurations(t *testing.T, logFile, rpc string) []time.Duration {
 // The check the issue asks for, with no exception: a configuration that uses
 // the kubeconfig only from a local-exec (no other provider), through a saved
 // plan and its apply, at TRACE.
-func TestLeakScan_shortLivedKubeconfigUsedByLocalExec(t *testing.T) {
+func TestAccLeakScan_shortLivedKubeconfigUsedByLocalExec(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
 	work, capture, logs := t.TempDir(), t.TempDir(), t.TempDir()
@@ -539,7 +539,7 @@ resource "terraform_data" "kubectl" {
 }
 
 // The README's HCL is an example too.
-func TestExamples_readmeHCLIsFormattedAndValid(t *testing.T) {
+func TestAccExamples_readmeHCLIsFormattedAndValid(t *testing.T) {
 	t.Parallel()
 	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {

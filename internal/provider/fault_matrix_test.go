@@ -99,7 +99,7 @@ provider "kubecreds" {
 // shortened: the watch after a lost regenerate or recycle answer (60 s →
 // 5 s) and the kubeconfig poll's budget for failures (1 m → 15 s). The
 // matrix tests what the rotation does when they end, 121 times; how long
-// they are is the defaults' business (TestBadDaysMatrix runs them).
+// they are is the defaults' business (TestAccBadDaysMatrix runs them).
 var matrixProviders = map[string]func() (tfprotov6.ProviderServer, error){
 	"kubecreds": providerserver.NewProtocol6WithError(newTuned("test", clock.RealClock{}, matrixTimings)()),
 }
@@ -169,12 +169,12 @@ func printMatrix(t *testing.T) {
 	t.Log("\n" + b.String())
 }
 
-// TestFaultMatrix injects each fault at each step of a rotation. A transient
+// TestAccFaultMatrix injects each fault at each step of a rotation. A transient
 // fault (twice, then the request is served) is retried and the apply
 // succeeds; a persistent one ends the apply with an error naming the step,
 // and the next apply converges. After every apply the Linode API serves a
 // kubeconfig that works.
-func TestFaultMatrix(t *testing.T) {
+func TestAccFaultMatrix(t *testing.T) {
 	t.Cleanup(func() { printMatrix(t) })
 	for _, s := range faultedSteps {
 		for _, k := range faultKinds {

@@ -16,10 +16,10 @@ import (
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
 )
 
-// fleetSize is how many clusters TestFleetRotation rotates in one apply.
+// fleetSize is how many clusters TestAccFleetRotation rotates in one apply.
 const fleetSize = 10
 
-// TestFleetRotation rotates ten clusters in one `terraform apply
+// TestAccFleetRotation rotates ten clusters in one `terraform apply
 // -parallelism=10` under the Linode API's rate limits (1 600 requests a
 // minute per token, 200 for paginated collections) and, stricter, 400 a
 // minute for each operation on its own, as the API reference gives "all
@@ -30,7 +30,7 @@ const fleetSize = 10
 //
 // Not parallel with other tests: it needs ten clusters at once. It starts
 // those missing and stops them again at the end.
-func TestFleetRotation(t *testing.T) {
+func TestAccFleetRotation(t *testing.T) {
 	var (
 		added []int
 		mu    sync.Mutex

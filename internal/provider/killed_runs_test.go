@@ -61,13 +61,13 @@ var killed = struct {
 	passed []string
 }{}
 
-// TestKilledRuns kills terraform (SIGKILL to its process group: terraform
+// TestAccKilledRuns kills terraform (SIGKILL to its process group: terraform
 // and the provider) right after each step of a rotation. After each kill the
 // Linode API still serves a working kubeconfig, the state records no
 // rotation that did not finish (only after the last step may terraform have
 // recorded it, and then a plan is empty), and the next apply converges (and
 // a plan after it is empty).
-func TestKilledRuns(t *testing.T) {
+func TestAccKilledRuns(t *testing.T) {
 	t.Cleanup(func() {
 		t.Logf("killed runs: %d of %d kill points passed: %s", len(killed.passed), len(killPoints), strings.Join(killed.passed, "; "))
 	})
@@ -227,12 +227,12 @@ func runKilledWith(t *testing.T, terraform, dir string, args []string, at func(l
 	return out.String(), nil
 }
 
-// TestKilledShortLivedRuns kills terraform while a short-lived kubeconfig
+// TestAccKilledShortLivedRuns kills terraform while a short-lived kubeconfig
 // is in use (its bound Secret exists, the local-exec runs), twice: with a
 // 10-minute and a 1-hour ttl. A later open, eleven minutes on (on the
 // provider's clock), removes the first run's Secret, whose token has
 // expired, and leaves the second's, which may still be in use.
-func TestKilledShortLivedRuns(t *testing.T) {
+func TestAccKilledShortLivedRuns(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
 	config := `

@@ -4,6 +4,7 @@ package provider
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -31,6 +32,25 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
+	// The tiers, as terraform-plugin-testing has them: without TF_ACC only
+	// the tests not named TestAcc… run, and nothing they do not need starts
+	// (no local LKE/SKE, no terraform). TestTiersAreNamedSo checks that
+	// every test that needs them is named so.
+	flag.Parse()
+	if os.Getenv("TF_ACC") == "" {
+		skip := "^TestAcc"
+		if user := flag.Lookup("test.skip").Value.String(); user != "" {
+			// A top-level | is an alternation of whole -skip patterns,
+			// each split at / into its levels.
+			skip = user + "|" + skip
+		}
+		if err := flag.Set("test.skip", skip); err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "TF_ACC is not set: the acceptance tests (TestAcc…) were not run; make test runs them")
+		return portableRan(m.Run())
+	}
 	if err := prepareTerraform(); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
 		return 1
@@ -62,7 +82,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	os.Setenv("SSL_CERT_FILE", skeAPI.CAPath)
-	code := m.Run()
+	code := portableRan(m.Run())
 	if scan := finishLeakScan(leaks, testEnv); scan != 0 {
 		code = scan
 	}
@@ -72,14 +92,21 @@ func runTests(m *testing.M) int {
 	return code
 }
 
-// prepareTerraform points terraform-plugin-testing at the installed
-// terraform. These tests are the proof that the provider works, so they run
-// unless TF_ACC is explicitly set to something else; a missing terraform is
-// a failure, not a skip.
-func prepareTerraform() error {
-	if _, ok := os.LookupEnv("TF_ACC"); !ok {
-		os.Setenv("TF_ACC", "1")
+// portableRan fails a run for another CLI (KUBECREDS_PORTABLE=1) in which
+// TestAccPortable ran none of its tests: a -run that matches nothing passes.
+func portableRan(code int) int {
+	if os.Getenv(portableEnv) == "1" && portableRuns.Load() == 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: %s=1 but TestAccPortable ran none of its tests (TF_ACC unset, or -run matched nothing)\n", portableEnv)
+		return 1
 	}
+	return code
+}
+
+// prepareTerraform points terraform-plugin-testing at the installed
+// terraform. With TF_ACC set (make test sets it) the acceptance tests are
+// the proof that the provider works: a missing terraform is a failure, not
+// a skip.
+func prepareTerraform() error {
 	if os.Getenv("TF_ACC_TERRAFORM_VERSION") != "" {
 		return fmt.Errorf("TF_ACC_TERRAFORM_VERSION is set: it makes terraform-plugin-testing download terraform, which cannot work here; set TF_ACC_TERRAFORM_PATH instead")
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
 )
 
-// TestParallelClusters rotates five clusters in one `terraform apply
+// TestAccParallelClusters rotates five clusters in one `terraform apply
 // -parallelism=5` with the built provider. Each cluster holds a different
 // number of its own token secrets, so that any mix-up shows: every resource
 // must record exactly its cluster's secrets, every cluster must serve a new
@@ -26,7 +26,7 @@ import (
 //
 // Not parallel with other tests: it needs five clusters at once (it starts
 // the fifth; it stays for the tests that follow).
-func TestParallelClusters(t *testing.T) {
+func TestAccParallelClusters(t *testing.T) {
 	const n = 5
 	for len(testEnv.Clusters()) < n {
 		if _, err := testEnv.AddCluster(t.Context(), lkelocal.ClusterSpec{}); err != nil {

@@ -76,7 +76,7 @@ func adminKubeconfigWithTwoContexts(t *testing.T) string {
 	return p
 }
 
-func TestKubernetesSettings_configPathAndContextFromEnvironment(t *testing.T) {
+func TestAccKubernetesSettings_configPathAndContextFromEnvironment(t *testing.T) {
 	clearKubeEnv(t)
 	t.Setenv("KUBE_CONFIG_PATH", adminKubeconfigWithTwoContexts(t))
 	t.Setenv("KUBE_CTX", "working")
@@ -85,7 +85,7 @@ func TestKubernetesSettings_configPathAndContextFromEnvironment(t *testing.T) {
 	}
 }
 
-func TestKubernetesSettings_hostTokenAndCAFromEnvironment(t *testing.T) {
+func TestAccKubernetesSettings_hostTokenAndCAFromEnvironment(t *testing.T) {
 	clearKubeEnv(t)
 	c := testEnv.Clusters()[0]
 	served, err := clientcmd.Load(c.Kubeconfig())
@@ -100,7 +100,7 @@ func TestKubernetesSettings_hostTokenAndCAFromEnvironment(t *testing.T) {
 	}
 }
 
-func TestKubernetesSettings_blockWinsOverEnvironment(t *testing.T) {
+func TestAccKubernetesSettings_blockWinsOverEnvironment(t *testing.T) {
 	clearKubeEnv(t)
 	c := testEnv.Clusters()[0]
 	admin := c.AdminConfig()
@@ -118,7 +118,7 @@ func TestKubernetesSettings_blockWinsOverEnvironment(t *testing.T) {
 	}
 }
 
-func TestKubernetesSettings_insecureWarns(t *testing.T) {
+func TestAccKubernetesSettings_insecureWarns(t *testing.T) {
 	clearKubeEnv(t)
 	t.Setenv("KUBE_CONFIG_PATH", testEnv.Clusters()[0].AdminKubeconfigPath())
 	diags := reachesCluster(t, &kubernetesModel{Insecure: types.BoolValue(true)})
@@ -146,7 +146,7 @@ func TestKubernetesSettings_missingAndUnknownAreExplained(t *testing.T) {
 // local LKE's API server: merged kubeconfig files, an exec credential
 // plugin, a TLS server name and a proxy.
 
-func TestKubernetesSettings_configPathsFromEnvironmentAreMerged(t *testing.T) {
+func TestAccKubernetesSettings_configPathsFromEnvironmentAreMerged(t *testing.T) {
 	clearKubeEnv(t)
 	cfg, err := clientcmd.LoadFromFile(testEnv.Clusters()[0].AdminKubeconfigPath())
 	if err != nil {
@@ -170,7 +170,7 @@ func TestKubernetesSettings_configPathsFromEnvironmentAreMerged(t *testing.T) {
 	}
 }
 
-func TestKubernetesSettings_execPluginSuppliesTheCredentials(t *testing.T) {
+func TestAccKubernetesSettings_execPluginSuppliesTheCredentials(t *testing.T) {
 	clearKubeEnv(t)
 	admin := testEnv.Clusters()[0].AdminConfig()
 	cert, _ := os.ReadFile(admin.CertFile)
@@ -205,7 +205,7 @@ func TestKubernetesSettings_execPluginSuppliesTheCredentials(t *testing.T) {
 	}
 }
 
-func TestKubernetesSettings_tlsServerNameIsWhatTheCertificateIsCheckedAgainst(t *testing.T) {
+func TestAccKubernetesSettings_tlsServerNameIsWhatTheCertificateIsCheckedAgainst(t *testing.T) {
 	clearKubeEnv(t)
 	admin := testEnv.Clusters()[0].AdminConfig()
 	model := func(name string) *kubernetesModel {
@@ -234,7 +234,7 @@ func TestKubernetesSettings_tlsServerNameIsWhatTheCertificateIsCheckedAgainst(t 
 	}
 }
 
-func TestKubernetesSettings_proxyURLCarriesTheConnections(t *testing.T) {
+func TestAccKubernetesSettings_proxyURLCarriesTheConnections(t *testing.T) {
 	clearKubeEnv(t)
 	proxy, tunnels := connectProxy(t)
 	t.Setenv("KUBE_CONFIG_PATH", testEnv.Clusters()[0].AdminKubeconfigPath())

@@ -45,14 +45,14 @@ resource "terraform_data" "use" {
 }
 `
 
-// TestSecurityDefaults runs the built provider as a user would and checks
+// TestAccSecurityDefaults runs the built provider as a user would and checks
 // its defaults: it writes no file that others could read (any file that
 // appears under HOME or TMPDIR must be 0600; none does), every request it
 // sends names it and its version, TLS is verified (the emulator's
 // certificate is refused without LINODE_CA), and a Linode token appears
 // neither in errors nor in TRACE logs, even when the API rejects it.
-// (kubernetes.insecure = true warning is TestKubernetesSettings_insecureWarns.)
-func TestSecurityDefaults(t *testing.T) {
+// (kubernetes.insecure = true warning is TestAccKubernetesSettings_insecureWarns.)
+func TestAccSecurityDefaults(t *testing.T) {
 	c := takeCluster(t)
 	home, tmp, work := t.TempDir(), t.TempDir(), t.TempDir()
 	if err := os.WriteFile(filepath.Join(work, "main.tf"), []byte(securityConfig), 0o600); err != nil {

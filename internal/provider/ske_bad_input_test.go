@@ -65,12 +65,12 @@ var skeBadInputs = []badInput{
 	{"ephemeral project missing", skeEphemeralWith("region = \"eu01\"\ncluster_name = \"prod\""), `"project_id"`, `is required`},
 }
 
-// TestSKEBadInputCatalogue: each bad configuration of the SKE types fails at
+// TestAccSKEBadInputCatalogue: each bad configuration of the SKE types fails at
 // validate or plan, naming the attribute and what it allows, and none
 // reaches the SKE API.
 //
 // Not parallel: it counts every request the SKE API gets meanwhile.
-func TestSKEBadInputCatalogue(t *testing.T) {
+func TestAccSKEBadInputCatalogue(t *testing.T) {
 	if len(skeBadInputs) < 15 {
 		t.Fatalf("the catalogue holds %d configurations; it is meant to hold at least 15", len(skeBadInputs))
 	}

@@ -11,11 +11,11 @@ import (
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
 )
 
-// TestKilledSKERuns kills terraform (SIGKILL, the whole process group)
+// TestAccKilledSKERuns kills terraform (SIGKILL, the whole process group)
 // while each phase of an SKE credentials rotation runs, and checks that the
 // next apply finishes that phase without asking SKE again: the rotation is
 // started once and completed once.
-func TestKilledSKERuns(t *testing.T) {
+func TestAccKilledSKERuns(t *testing.T) {
 	t.Parallel()
 	c := newSKECluster(t, "killed")
 	c.SetPrepareDuration(5 * time.Second)

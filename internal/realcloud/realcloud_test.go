@@ -47,7 +47,7 @@ func clusterID(t *testing.T) int {
 	return id
 }
 
-func TestRealCloud_tokensRotationAndShortLivedKubeconfig(t *testing.T) {
+func TestAccRealCloud_tokensRotationAndShortLivedKubeconfig(t *testing.T) {
 	id := clusterID(t)
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: providers,

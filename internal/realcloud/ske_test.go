@@ -34,9 +34,9 @@ func skeCluster(t *testing.T) (project, region, name string) {
 	return project, region, name
 }
 
-// TestRealCloud_skeTwoPhaseRotation starts a rotation (waiting for
+// TestAccRealCloud_skeTwoPhaseRotation starts a rotation (waiting for
 // PREPARED), gets a kubeconfig in between, and completes it.
-func TestRealCloud_skeTwoPhaseRotation(t *testing.T) {
+func TestAccRealCloud_skeTwoPhaseRotation(t *testing.T) {
 	project, region, name := skeCluster(t)
 	config := func(complete bool) string {
 		return fmt.Sprintf(`
