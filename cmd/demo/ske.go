@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 // runSKE shows SKE's two-phase credentials rotation on the local SKE: the
@@ -31,7 +31,7 @@ func runSKE(ctx context.Context) error {
 	defer os.RemoveAll(work)
 
 	step("starting the local SKE (real kube-apiserver whose CA and signing key rotate + SKE API emulator)")
-	env, err := lkelocal.Start(ctx, lkelocal.Options{Clusters: 1, SKEPrepareDuration: 3 * time.Second})
+	env, err := fakelke.Start(ctx, fakelke.Options{Clusters: 1, SKEPrepareDuration: 3 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func runSKE(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cluster, err := env.AddSKECluster(ctx, lkelocal.SKEClusterSpec{ProjectID: "8b8d1a3e-5d3c-4d5c-9b8e-2f2a6c1d0e42", Region: "eu01", Name: "demo"})
+	cluster, err := env.AddSKECluster(ctx, fakelke.SKEClusterSpec{ProjectID: "8b8d1a3e-5d3c-4d5c-9b8e-2f2a6c1d0e42", Region: "eu01", Name: "demo"})
 	if err != nil {
 		return err
 	}

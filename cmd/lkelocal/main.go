@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 func main() {
@@ -26,9 +26,9 @@ func main() {
 	reuse := flag.Bool("reuse-admin-secret", false, "regenerating the kubeconfig reuses the existing lke-admin token secret; a new token appears only once it is deleted")
 	outage := flag.Duration("service-token-outage", 5*time.Second, "how long a standard cluster's API endpoint answers 503 after its service token is regenerated (negative: none)")
 	stale := flag.Duration("stale-window", 0, "how long GET /kubeconfig still serves the previous kubeconfig after a regeneration (default none, as the recordings show)")
-	rateLimit := flag.Int("rate-limit", lkelocal.DefaultRatePerMinute, "Linode API requests a minute per token (paginated collection GETs excepted; negative: no limit)")
-	collectionRateLimit := flag.Int("collection-rate-limit", lkelocal.DefaultCollectionRatePerMinute, "paginated collection GETs a minute per token (negative: no limit)")
-	maxTokenExpiration := flag.Duration("max-token-expiration", lkelocal.DefaultMaxTokenExpiration, "the API servers' --service-account-max-token-expiration (negative: none)")
+	rateLimit := flag.Int("rate-limit", fakelke.DefaultRatePerMinute, "Linode API requests a minute per token (paginated collection GETs excepted; negative: no limit)")
+	collectionRateLimit := flag.Int("collection-rate-limit", fakelke.DefaultCollectionRatePerMinute, "paginated collection GETs a minute per token (negative: no limit)")
+	maxTokenExpiration := flag.Duration("max-token-expiration", fakelke.DefaultMaxTokenExpiration, "the API servers' --service-account-max-token-expiration (negative: none)")
 	noCSRSigning := flag.Bool("no-csr-signing", false, "run the clusters without the controller that signs CertificateSigningRequests")
 	extraTokens := flag.Int("extra-kube-system-tokens", 0, "more auto-generated token secrets in kube-system beyond the four of the LKE guide")
 	highAvailability := flag.Bool("high-availability", false, "high-availability control planes: no outage when the service token is regenerated")
@@ -46,10 +46,10 @@ func main() {
 
 	start := time.Now()
 	fmt.Fprintf(os.Stderr, "starting local LKE with %d cluster(s)...\n", *clusters)
-	env, err := lkelocal.Start(ctx, lkelocal.Options{
+	env, err := fakelke.Start(ctx, fakelke.Options{
 		Clusters: *clusters, KubeconfigDelay: *kubeconfigDelay, RecycleDelay: *recycleDelay, ReuseAdminSecret: *reuse,
 		ServiceTokenOutage: *outage, StaleWindow: *stale, Token: *token,
-		RateLimits:         lkelocal.RateLimits{PerMinute: *rateLimit, CollectionPerMinute: *collectionRateLimit},
+		RateLimits:         fakelke.RateLimits{PerMinute: *rateLimit, CollectionPerMinute: *collectionRateLimit},
 		MaxTokenExpiration: *maxTokenExpiration, NoCSRSigning: *noCSRSigning, ExtraSystemTokens: *extraTokens,
 		HighAvailability: *highAvailability, Maintenance: *maintenance, Faults: faults.byEndpoint(),
 	})
@@ -77,8 +77,8 @@ func main() {
 	fmt.Printf("export LINODE_TOKEN=%s\n", env.Emulator.Token)
 	fmt.Printf("export LINODE_CA=%s\n\n", env.Emulator.CAPath)
 	if *scopedTokens {
-		fmt.Printf("token with lke:read_only only: %s\n", env.Emulator.ScopedToken(lkelocal.ScopeLKEReadOnly))
-		fmt.Printf("token with lke:read_write:     %s\n\n", env.Emulator.ScopedToken(lkelocal.ScopeLKEReadWrite))
+		fmt.Printf("token with lke:read_only only: %s\n", env.Emulator.ScopedToken(fakelke.ScopeLKEReadOnly))
+		fmt.Printf("token with lke:read_write:     %s\n\n", env.Emulator.ScopedToken(fakelke.ScopeLKEReadWrite))
 	}
 	for _, c := range env.Clusters() {
 		fmt.Printf("cluster %d: API server %s\n", c.ID, c.Host())
@@ -101,17 +101,17 @@ func main() {
 // faultFlags are the -fault flags: endpoint=kind.
 type faultFlags []struct {
 	endpoint string
-	fault    lkelocal.Fault
+	fault    fakelke.Fault
 }
 
 var faultEndpoints = map[string]string{
-	"kubeconfig": lkelocal.EndpointGetKubeconfig, "regenerate": lkelocal.EndpointRegenerate,
-	"cluster": lkelocal.EndpointGetCluster, "pools": lkelocal.EndpointListPools,
-	"recycle": lkelocal.EndpointRecycleCluster, "servicetoken": lkelocal.EndpointDeleteServiceTok,
-	"delete-kubeconfig": lkelocal.EndpointDeleteKubeconfig,
+	"kubeconfig": fakelke.EndpointGetKubeconfig, "regenerate": fakelke.EndpointRegenerate,
+	"cluster": fakelke.EndpointGetCluster, "pools": fakelke.EndpointListPools,
+	"recycle": fakelke.EndpointRecycleCluster, "servicetoken": fakelke.EndpointDeleteServiceTok,
+	"delete-kubeconfig": fakelke.EndpointDeleteKubeconfig,
 }
 
-var faultKinds = map[string]lkelocal.Fault{
+var faultKinds = map[string]fakelke.Fault{
 	"html-502": {Status: 502, HTML: true}, "html-503": {Status: 503, HTML: true}, "html-504": {Status: 504, HTML: true},
 	"500": {Status: 500}, "429": {Status: 429, RetryAfter: 2 * time.Second}, "maintenance": {Maintenance: true},
 	"drop": {Drop: true}, "hang": {Hang: true}, "acted-drop": {Acted: true, Drop: true}, "acted-hang": {Acted: true, Hang: true},
@@ -129,8 +129,8 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-func (f faultFlags) byEndpoint() map[string][]lkelocal.Fault {
-	out := map[string][]lkelocal.Fault{}
+func (f faultFlags) byEndpoint() map[string][]fakelke.Fault {
+	out := map[string][]fakelke.Fault{}
 	for _, x := range f {
 		out[x.endpoint] = append(out[x.endpoint], x.fault)
 	}
@@ -148,7 +148,7 @@ func (f *faultFlags) Set(v string) error {
 	}
 	*f = append(*f, struct {
 		endpoint string
-		fault    lkelocal.Fault
+		fault    fakelke.Fault
 	}{endpoint, fault})
 	return nil
 }

@@ -15,11 +15,11 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 // testEnv is the local LKE this package's acceptance tests run against.
-var testEnv *lkelocal.Environment
+var testEnv *fakelke.Environment
 
 // testProviders serves the provider in-process to the real terraform binary.
 var testProviders = map[string]func() (tfprotov6.ProviderServer, error){
@@ -42,7 +42,7 @@ func runTests(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	testEnv, err = lkelocal.Start(ctx, lkelocal.Options{Clusters: 6, RecycleDelay: time.Second})
+	testEnv, err = fakelke.Start(ctx, fakelke.Options{Clusters: 6, RecycleDelay: time.Second})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: cannot start the local LKE the acceptance tests need: %v\n", err)
 		return 1

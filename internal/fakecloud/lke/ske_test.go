@@ -1,6 +1,6 @@
 //go:build !unit
 
-package lkelocal_test
+package lke_test
 
 import (
 	"context"
@@ -20,11 +20,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/ske"
 )
 
-func skeClient(t *testing.T, api *lkelocal.SKEAPI) *ske.Client {
+func skeClient(t *testing.T, api *fakelke.SKEAPI) *ske.Client {
 	t.Helper()
 	caPEM, err := os.ReadFile(api.CAPath)
 	if err != nil {
@@ -42,9 +42,9 @@ func skeClient(t *testing.T, api *lkelocal.SKEAPI) *ske.Client {
 
 // newSKECluster starts an SKE cluster of the test's own, and the SKE API
 // with a client for it.
-func newSKECluster(t *testing.T, name string) (*lkelocal.SKECluster, *lkelocal.SKEAPI, *ske.Client, ske.ClusterRef) {
+func newSKECluster(t *testing.T, name string) (*fakelke.SKECluster, *fakelke.SKEAPI, *ske.Client, ske.ClusterRef) {
 	t.Helper()
-	c, err := env.AddSKECluster(t.Context(), lkelocal.SKEClusterSpec{ProjectID: "p-kubecreds", Region: "eu01", Name: name})
+	c, err := env.AddSKECluster(t.Context(), fakelke.SKEClusterSpec{ProjectID: "p-kubecreds", Region: "eu01", Name: name})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,8 +162,8 @@ func TestSKECredentialsRotationReallyRotates(t *testing.T) {
 		t.Errorf("the API acted on %d starts and %d completions; want 1 and 1", starts, completes)
 	}
 
-	c.SetAggregated(lkelocal.SKEStateHibernated)
-	defer c.SetAggregated(lkelocal.SKEStateHealthy)
+	c.SetAggregated(fakelke.SKEStateHibernated)
+	defer c.SetAggregated(fakelke.SKEStateHealthy)
 	if err := client.StartCredentialsRotation(ctx, ref); ske.StatusCode(err) != http.StatusBadRequest {
 		t.Fatalf("start on a hibernated cluster: %v; want 400", err)
 	}
@@ -190,7 +190,7 @@ func saToken(t *testing.T, admin kubernetes.Interface) string {
 	return tr.Status.Token
 }
 
-func tokenClientFor(t *testing.T, c *lkelocal.SKECluster, token string) kubernetes.Interface {
+func tokenClientFor(t *testing.T, c *fakelke.SKECluster, token string) kubernetes.Interface {
 	t.Helper()
 	cfg := c.AdminConfig()
 	cfg.BearerToken = token
@@ -212,7 +212,7 @@ func TestSKEKeyFlowGetsAccessTokensFromTheLocalTokenEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := env.AddSKECluster(ctx, lkelocal.SKEClusterSpec{ProjectID: "p-keyflow", Region: "eu01", Name: "keyflow"})
+	c, err := env.AddSKECluster(ctx, fakelke.SKEClusterSpec{ProjectID: "p-keyflow", Region: "eu01", Name: "keyflow"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestSKEBadDays(t *testing.T) {
 	ctx := t.Context()
 	c, api, client, ref := newSKECluster(t, "baddays")
 
-	api.InjectFaults(c, lkelocal.SKEGetCluster, lkelocal.Fault{Status: http.StatusBadGateway, HTML: true})
+	api.InjectFaults(c, fakelke.SKEGetCluster, fakelke.Fault{Status: http.StatusBadGateway, HTML: true})
 	_, err := client.GetCluster(ctx, ref)
 	var apiErr *ske.APIError
 	if !errors.As(err, &apiErr) || ske.StatusCode(err) != http.StatusBadGateway || !apiErr.Transient() || strings.Contains(err.Error(), "<html") {
@@ -266,7 +266,7 @@ func TestSKEBadDays(t *testing.T) {
 	}
 
 	c.SetStatusLag(2 * time.Second)
-	api.InjectFaults(c, lkelocal.SKEStartRotation, lkelocal.Fault{Acted: true, Drop: true})
+	api.InjectFaults(c, fakelke.SKEStartRotation, fakelke.Fault{Acted: true, Drop: true})
 	if err := client.StartCredentialsRotation(ctx, ref); err == nil {
 		t.Fatal("a start whose connection dropped answered success")
 	}
@@ -314,8 +314,8 @@ func TestSKEAnswersAsTheAPIAndGardenerDo(t *testing.T) {
 	if r := api.Requests()[before]; r.Status != http.StatusAccepted {
 		t.Errorf("start answered %d; the API answers 202", r.Status)
 	}
-	c.SetErrors(lkelocal.SKEError{Code: "SKE_UNREADY_NODES", Message: "Not all worker nodes are ready."},
-		lkelocal.SKEError{Code: "SKE_NODE_MISCONFIGURED_PDB", Message: "drain blocked"})
+	c.SetErrors(fakelke.SKEError{Code: "SKE_UNREADY_NODES", Message: "Not all worker nodes are ready."},
+		fakelke.SKEError{Code: "SKE_NODE_MISCONFIGURED_PDB", Message: "drain blocked"})
 	time.Sleep(2 * time.Second)
 	cl, err := client.GetCluster(t.Context(), ref)
 	if err != nil {

@@ -1,6 +1,6 @@
 //go:build !unit
 
-package lkelocal_test
+package lke_test
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 // newLinodeClient is a linodego client for the emulator as a user would
@@ -144,7 +144,7 @@ func TestKubeSystemHoldsLKEServiceAccountTokens(t *testing.T) {
 		}
 		bySA[s.Annotations[corev1.ServiceAccountNameKey]]++
 	}
-	for _, sa := range append([]string{lkelocal.AdminServiceAccount}, lkelocal.ControlPlaneServiceAccounts...) {
+	for _, sa := range append([]string{fakelke.AdminServiceAccount}, fakelke.ControlPlaneServiceAccounts...) {
 		if bySA[sa] != 1 {
 			t.Errorf("service account %s has %d token secrets, want 1", sa, bySA[sa])
 		}
@@ -229,12 +229,12 @@ func TestRegenerateServiceTokenReplacesControlPlaneTokens(t *testing.T) {
 	}
 	waitKubeconfigServed(ctx, t, lc, c.ID)
 	after := tokenSecretNames(ctx, t, admin)
-	for _, sa := range lkelocal.ControlPlaneServiceAccounts {
+	for _, sa := range fakelke.ControlPlaneServiceAccounts {
 		if before[sa] == after[sa] || after[sa] == "" {
 			t.Errorf("%s token secret: before %q, after %q; want a new one", sa, before[sa], after[sa])
 		}
 	}
-	if before[lkelocal.AdminServiceAccount] != after[lkelocal.AdminServiceAccount] {
+	if before[fakelke.AdminServiceAccount] != after[fakelke.AdminServiceAccount] {
 		t.Errorf("regenerating the service token replaced the lke-admin secret too")
 	}
 }
@@ -276,7 +276,7 @@ func TestGatewayHTMLPagesDecodeAsLinodegoErrorValues(t *testing.T) {
 	id := env.Clusters()[0].ID
 	lc := newLinodeClient(t, env.Emulator.Token)
 	for _, status := range []int{http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout} {
-		env.Emulator.InjectClusterFaults(id, lkelocal.EndpointGetCluster, lkelocal.Fault{Status: status, HTML: true})
+		env.Emulator.InjectClusterFaults(id, fakelke.EndpointGetCluster, fakelke.Fault{Status: status, HTML: true})
 		_, err := lc.GetLKECluster(ctx, id)
 		var value linodego.Error
 		var pointer *linodego.Error
@@ -297,7 +297,7 @@ func TestScopedTokensAreRefusedWhatTheirScopesDoNotAllow(t *testing.T) {
 		var lerr *linodego.Error
 		return errors.As(err, &lerr) && lerr.Code == http.StatusUnauthorized && lerr.Message == "Your OAuth token is not authorized to use this endpoint."
 	}
-	readOnly := newLinodeClient(t, env.Emulator.ScopedToken(lkelocal.ScopeLKEReadOnly))
+	readOnly := newLinodeClient(t, env.Emulator.ScopedToken(fakelke.ScopeLKEReadOnly))
 	if _, err := readOnly.GetLKECluster(ctx, id); err != nil {
 		t.Errorf("lke:read_only: reading the cluster: %v", err)
 	}
@@ -322,7 +322,7 @@ func TestAnswersCarryTheOAuthScopeHeaders(t *testing.T) {
 		token, path, scopes, accepted string
 	}{
 		{env.Emulator.Token, fmt.Sprintf("/v4/lke/clusters/%d", id), "*", "lke:read_only"},
-		{env.Emulator.ScopedToken(lkelocal.ScopeLKEReadOnly), fmt.Sprintf("/v4/lke/clusters/%d/kubeconfig", id), "lke:read_only", "lke:read_write"},
+		{env.Emulator.ScopedToken(fakelke.ScopeLKEReadOnly), fmt.Sprintf("/v4/lke/clusters/%d/kubeconfig", id), "lke:read_only", "lke:read_write"},
 	} {
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, env.Emulator.URL+c.path, nil)
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -344,11 +344,11 @@ func TestFaultSequencesAreReplayedInOrder(t *testing.T) {
 	ctx := t.Context()
 	id := env.Clusters()[0].ID
 	env.Emulator.ResetRequests()
-	env.Emulator.InjectFaults(lkelocal.EndpointGetCluster,
-		lkelocal.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second},
-		lkelocal.Fault{Status: http.StatusInternalServerError},
-		lkelocal.Fault{Drop: true},
-		lkelocal.Fault{Status: http.StatusBadGateway},
+	env.Emulator.InjectFaults(fakelke.EndpointGetCluster,
+		fakelke.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second},
+		fakelke.Fault{Status: http.StatusInternalServerError},
+		fakelke.Fault{Drop: true},
+		fakelke.Fault{Status: http.StatusBadGateway},
 	)
 	lc := newLinodeClient(t, env.Emulator.Token)
 	want := []int{429, 500, 0, 502, 200}
@@ -368,8 +368,8 @@ func TestFaultSequencesAreReplayedInOrder(t *testing.T) {
 		t.Fatalf("emulator logged %d requests, want %d", len(log), len(want))
 	}
 	for i, r := range log {
-		if r.Endpoint != lkelocal.EndpointGetCluster || r.Status != want[i] {
-			t.Errorf("request %d logged as %s %d, want %s %d", i, r.Endpoint, r.Status, lkelocal.EndpointGetCluster, want[i])
+		if r.Endpoint != fakelke.EndpointGetCluster || r.Status != want[i] {
+			t.Errorf("request %d logged as %s %d, want %s %d", i, r.Endpoint, r.Status, fakelke.EndpointGetCluster, want[i])
 		}
 	}
 }
@@ -378,7 +378,7 @@ func TestLinodegoRetriesHonourRetryAfter(t *testing.T) {
 	ctx := t.Context()
 	lc := newLinodeClient(t, env.Emulator.Token)
 	lc.SetRetryCount(3)
-	env.Emulator.InjectFaults(lkelocal.EndpointGetCluster, lkelocal.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second})
+	env.Emulator.InjectFaults(fakelke.EndpointGetCluster, fakelke.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second})
 	start := time.Now()
 	if _, err := lc.GetLKECluster(ctx, env.Clusters()[0].ID); err != nil {
 		t.Fatalf("linodego should retry a 429: %v", err)
@@ -391,7 +391,7 @@ func TestLinodegoRetriesHonourRetryAfter(t *testing.T) {
 func TestHangingRequestTimesOutAndTheNextSucceeds(t *testing.T) {
 	ctx := t.Context()
 	id := env.Clusters()[0].ID
-	env.Emulator.InjectFaults(lkelocal.EndpointListPools, lkelocal.Fault{Hang: true})
+	env.Emulator.InjectFaults(fakelke.EndpointListPools, fakelke.Fault{Hang: true})
 	lc := newLinodeClient(t, env.Emulator.Token)
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()

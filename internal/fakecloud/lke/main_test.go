@@ -1,6 +1,6 @@
 //go:build !unit
 
-package lkelocal_test
+package lke_test
 
 import (
 	"context"
@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 // env is the local LKE shared by this package's tests: starting a control
 // plane takes seconds, so tests share one and leave it as they found it.
-var env *lkelocal.Environment
+var env *fakelke.Environment
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -24,7 +24,7 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var err error
-	env, err = lkelocal.Start(ctx, lkelocal.Options{Clusters: 2})
+	env, err = fakelke.Start(ctx, fakelke.Options{Clusters: 2})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: cannot start the local LKE these tests need: %v\n", err)
 		return 1

@@ -1,9 +1,9 @@
-// Package lkelocal runs a local stand-in for Linode Kubernetes Engine: real
+// Package lke runs a local stand-in for Linode Kubernetes Engine: real
 // kube-apiserver and kube-controller-manager processes (built from the Go
 // module proxy, see tools/controlplane) sharing one etcd, and an emulator of
 // the Linode API's LKE endpoints in front of them. Tests, benchmarks and the
 // demo use it; it has nothing to do with Terraform.
-package lkelocal
+package lke
 
 import (
 	"context"
