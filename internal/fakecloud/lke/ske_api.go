@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud"
 )
 
 // SKEAPI emulates the part of STACKIT's SKE API kubecreds uses, over HTTPS
@@ -33,7 +35,7 @@ type SKEAPI struct {
 	// faults are played before the real handler, as on the Linode
 	// emulator: SKE sits behind a gateway too, rate-limits, and can act on
 	// a start or complete whose answer never arrives.
-	faults  faultTable
+	faults  fakecloud.FaultTable
 	closing chan struct{}
 
 	logMu        sync.Mutex
@@ -64,11 +66,11 @@ func (env *Environment) SKE() (*SKEAPI, error) {
 	}
 	// A CA of its own (not the Linode emulator's), so that trusting one
 	// API never means trusting the other.
-	ca, err := newAuthority(env.Dir, "ske-api-ca")
+	ca, err := fakecloud.NewAuthority(env.Dir, "ske-api-ca")
 	if err != nil {
 		return nil, err
 	}
-	certPath, keyPath, err := ca.issue(env.Dir, "ske-api", leaf{commonName: "ske-api-emulator", hosts: []string{"127.0.0.1", "localhost"}})
+	certPath, keyPath, err := ca.Issue(env.Dir, "ske-api", fakecloud.Leaf{CommonName: "ske-api-emulator", Hosts: []string{"127.0.0.1", "localhost"}})
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +78,7 @@ func (env *Environment) SKE() (*SKEAPI, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &SKEAPI{URL: "https://" + l.Addr().String(), Token: randomHex(32), CAPath: ca.certPath, env: env, closing: make(chan struct{})}
+	a := &SKEAPI{URL: "https://" + l.Addr().String(), Token: fakecloud.RandomHex(32), CAPath: ca.CertPath, env: env, closing: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+skeClusterPath, a.handle(SKEGetCluster, a.getCluster))
 	mux.HandleFunc("POST "+skeClusterPath+"/kubeconfig", a.handle(SKECreateKubeconfig, a.createKubeconfig))
@@ -98,10 +100,10 @@ func (env *Environment) SKE() (*SKEAPI, error) {
 // may mark the log entry (a fault played).
 func (a *SKEAPI) logged(endpoint string, h func(http.ResponseWriter, *http.Request, *RequestRecord)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &fakecloud.StatusRecorder{ResponseWriter: w}
 		entry := RequestRecord{At: time.Now(), Method: r.Method, Path: r.URL.Path, Endpoint: endpoint, UserAgent: r.UserAgent()}
 		defer func() {
-			entry.Status = rec.status
+			entry.Status = rec.Status
 			a.logMu.Lock()
 			a.log = append(a.log, entry)
 			a.logMu.Unlock()
@@ -123,12 +125,12 @@ func (a *SKEAPI) handle(endpoint string, h func(http.ResponseWriter, *http.Reque
 			writeSKEError(w, http.StatusNotFound, "cluster "+r.PathValue("cluster")+" not found")
 			return
 		}
-		if f, ok := a.faults.pop(skeFaultKey(c, endpoint)); ok {
+		if f, ok := a.faults.Pop(skeFaultKey(c, endpoint)); ok {
 			entry.Fault = true
 			if f.Acted {
-				h(&discardResponse{header: http.Header{}}, r, c)
+				h(fakecloud.DiscardResponse(), r, c)
 			}
-			if applyFault(w, r, f, a.closing, writeSKEError) {
+			if fakecloud.ApplyFault(w, r, f, a.closing, writeSKEError, writeMaintenance) {
 				return
 			}
 		}
@@ -148,14 +150,12 @@ func (a *SKEAPI) authorized(r *http.Request) bool {
 // request to it takes the next one; when the queue is empty requests are
 // served normally again. (Maintenance is a Linode answer; use Status 503.)
 func (a *SKEAPI) InjectFaults(c *SKECluster, endpoint string, faults ...Fault) {
-	a.faults.push(skeFaultKey(c, endpoint), faults)
+	a.faults.Push(skeFaultKey(c, endpoint), faults)
 }
 
 // PendingFaults counts the faults still queued for an endpoint of a cluster.
 func (a *SKEAPI) PendingFaults(c *SKECluster, endpoint string) int {
-	a.faults.mu.Lock()
-	defer a.faults.mu.Unlock()
-	return len(a.faults.queues[skeFaultKey(c, endpoint)])
+	return a.faults.Pending(skeFaultKey(c, endpoint))
 }
 
 func skeFaultKey(c *SKECluster, endpoint string) string {

@@ -22,6 +22,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud"
 )
 
 // SKE credentials rotation phases and cluster states, as the SKE API names them.
@@ -47,7 +49,7 @@ const (
 // drops the old one (complete).
 type skeGeneration struct {
 	n            int
-	ca           *authority
+	ca           *fakecloud.Authority
 	saKey, saPub string
 	encKey       []byte // AES-256, for etcd encryption
 }
@@ -81,8 +83,8 @@ type SKECluster struct {
 	lastCompletion  *time.Time
 	prepareDuration time.Duration // start: how long until PREPARED (the node roll)
 	completeDelay   time.Duration // complete: how long until COMPLETED
-	apiserver       *process
-	controller      *process
+	apiserver       *fakecloud.Process
+	controller      *fakecloud.Process
 	restarts        int
 	starts          int // rotations started (acted on)
 	completes       int // rotations completed (acted on)
@@ -270,11 +272,11 @@ func (env *Environment) AddSKECluster(ctx context.Context, spec SKEClusterSpec) 
 	env.skeSeq++
 	n := env.skeSeq
 	env.mu.Unlock()
-	cctx, cancel := context.WithCancel(env.ctx)
+	cctx, cancel := context.WithCancel(env.base.Context())
 	c := &SKECluster{
 		ProjectID: spec.ProjectID, Region: spec.Region, Name: spec.Name,
 		env: env, dir: filepath.Join(env.Dir, "ske"+strconv.Itoa(n)+"-"+spec.Name), etcdPref: "/ske" + strconv.Itoa(n),
-		ctx: cctx, cancel: cancel, harnessToken: randomHex(32),
+		ctx: cctx, cancel: cancel, harnessToken: fakecloud.RandomHex(32),
 		phase: SKEPhaseNever, aggregated: SKEStateHealthy,
 		prepareDuration: env.opts.SKEPrepareDuration, completeDelay: env.opts.SKECompleteDelay,
 	}
@@ -286,7 +288,7 @@ func (env *Environment) AddSKECluster(ctx context.Context, spec SKEClusterSpec) 
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return nil, err
 	}
-	if c.port, err = freePort(); err != nil {
+	if c.port, err = fakecloud.FreePort(); err != nil {
 		return nil, err
 	}
 	g, err := c.newGeneration()
@@ -333,11 +335,11 @@ func (c *SKECluster) newGeneration() (*skeGeneration, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	ca, err := newAuthority(dir, "ske-ca-"+strconv.Itoa(n))
+	ca, err := fakecloud.NewAuthority(dir, "ske-ca-"+strconv.Itoa(n))
 	if err != nil {
 		return nil, err
 	}
-	saKey, saPub, err := newServiceAccountKey(dir)
+	saKey, saPub, err := fakecloud.NewServiceAccountKey(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +348,7 @@ func (c *SKECluster) newGeneration() (*skeGeneration, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	c.allCAs = append(c.allCAs, ca.certPEM())
+	c.allCAs = append(c.allCAs, ca.CertPEM())
 	c.mu.Unlock()
 	return &skeGeneration{n: n, ca: ca, saKey: saKey, saPub: saPub, encKey: enc}, nil
 }
@@ -373,17 +375,17 @@ func (c *SKECluster) restart(ctx context.Context) error {
 	}
 	var bundle bytes.Buffer
 	for _, g := range gens {
-		bundle.Write(g.ca.certPEM())
+		bundle.Write(g.ca.CertPEM())
 	}
 	clientCA := filepath.Join(dir, "client-ca.crt")
 	if err := os.WriteFile(clientCA, bundle.Bytes(), 0o600); err != nil {
 		return err
 	}
-	servingCert, servingKey, err := oldest.ca.issue(dir, "apiserver", leaf{commonName: "kube-apiserver", hosts: []string{"127.0.0.1", "localhost", "kubernetes.default.svc"}})
+	servingCert, servingKey, err := oldest.ca.Issue(dir, "apiserver", fakecloud.Leaf{CommonName: "kube-apiserver", Hosts: []string{"127.0.0.1", "localhost", "kubernetes.default.svc"}})
 	if err != nil {
 		return err
 	}
-	kcmCert, kcmKey, err := newest.ca.issue(dir, "controller-manager", leaf{commonName: "system:kube-controller-manager", organization: []string{"system:masters"}})
+	kcmCert, kcmKey, err := newest.ca.Issue(dir, "controller-manager", fakecloud.Leaf{CommonName: "system:kube-controller-manager", Organization: []string{"system:masters"}})
 	if err != nil {
 		return err
 	}
@@ -397,7 +399,7 @@ func (c *SKECluster) restart(ctx context.Context) error {
 	}
 	c.stopProcesses()
 	args := []string{
-		"--etcd-servers=" + c.env.etcd.url,
+		"--etcd-servers=" + c.env.base.EtcdURL(),
 		"--etcd-prefix=" + c.etcdPref,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -418,7 +420,7 @@ func (c *SKECluster) restart(ctx context.Context) error {
 	for i := len(gens) - 1; i >= 0; i-- {
 		args = append(args, "--service-account-key-file="+gens[i].saPub)
 	}
-	apiserver, err := startProcess(dir, "kube-apiserver", c.env.bin, append([]string{"kube-apiserver"}, args...)...)
+	apiserver, err := fakecloud.StartProcess(dir, "kube-apiserver", c.env.base.Binary, append([]string{"kube-apiserver"}, args...)...)
 	if err != nil {
 		return err
 	}
@@ -429,18 +431,18 @@ func (c *SKECluster) restart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = waitHealthy(ctx, apiserver, 90*time.Second, func(ctx context.Context) (bool, error) {
+	err = fakecloud.WaitHealthy(ctx, apiserver, 90*time.Second, func(ctx context.Context) (bool, error) {
 		body, err := admin.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err == nil && strings.TrimSpace(string(body)) == "ok", nil
 	})
 	if err != nil {
-		return fmt.Errorf("kube-apiserver of SKE cluster %s did not become ready: %w\n%s", c.Name, err, apiserver.tail(4096))
+		return fmt.Errorf("kube-apiserver of SKE cluster %s did not become ready: %w\n%s", c.Name, err, apiserver.Tail(4096))
 	}
 	kcmKubeconfig := filepath.Join(dir, "controller-manager.kubeconfig")
-	if err := writeClientCertKubeconfig(kcmKubeconfig, "local", c.Host(), bundle.Bytes(), kcmCert, kcmKey); err != nil {
+	if err := fakecloud.WriteClientCertKubeconfig(kcmKubeconfig, "local", c.Host(), bundle.Bytes(), kcmCert, kcmKey); err != nil {
 		return err
 	}
-	controller, err := startProcess(dir, "kube-controller-manager", c.env.bin, "kube-controller-manager",
+	controller, err := fakecloud.StartProcess(dir, "kube-controller-manager", c.env.base.Binary, "kube-controller-manager",
 		"--kubeconfig="+kcmKubeconfig,
 		"--authentication-skip-lookup=true",
 		"--secure-port=0",
@@ -489,7 +491,7 @@ func (c *SKECluster) rollNodes(ctx context.Context, cs kubernetes.Interface) err
 		return err
 	}
 	for i := range 2 {
-		name := fmt.Sprintf("shoot--%s--%s-worker-%s-%d", c.ProjectID, c.Name, randomHex(3), i)
+		name := fmt.Sprintf("shoot--%s--%s-worker-%s-%d", c.ProjectID, c.Name, fakecloud.RandomHex(3), i)
 		if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 			return err
 		}
@@ -525,7 +527,7 @@ func (c *SKECluster) Kubeconfig(expiration time.Duration) ([]byte, time.Time, er
 	}
 	defer os.RemoveAll(dir)
 	expires := time.Now().Add(expiration).UTC().Truncate(time.Second)
-	certPath, keyPath, err := newest.ca.issueUntil(dir, "admin", leaf{commonName: "ske-admin-" + randomHex(4), organization: []string{"system:masters"}}, expires)
+	certPath, keyPath, err := newest.ca.IssueUntil(dir, "admin", fakecloud.Leaf{CommonName: "ske-admin-" + fakecloud.RandomHex(4), Organization: []string{"system:masters"}}, expires)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -539,7 +541,7 @@ func (c *SKECluster) Kubeconfig(expiration time.Duration) ([]byte, time.Time, er
 	}
 	var bundle bytes.Buffer
 	for _, g := range gens {
-		bundle.Write(g.ca.certPEM())
+		bundle.Write(g.ca.CertPEM())
 	}
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters[c.Name] = &clientcmdapi.Cluster{Server: c.Host(), CertificateAuthorityData: bundle.Bytes()}
@@ -720,10 +722,10 @@ func (c *SKECluster) stopProcesses() {
 	c.apiserver, c.controller = nil, nil
 	c.mu.Unlock()
 	if controller != nil {
-		controller.stop()
+		controller.Stop()
 	}
 	if apiserver != nil {
-		apiserver.stop()
+		apiserver.Stop()
 	}
 }
 
@@ -741,5 +743,5 @@ func (c *SKECluster) LogTail() string {
 	if p == nil {
 		return ""
 	}
-	return fmt.Sprintf("--- kube-apiserver (SKE cluster %s) log tail ---\n%s\n", c.Name, p.tail(4096))
+	return fmt.Sprintf("--- kube-apiserver (SKE cluster %s) log tail ---\n%s\n", c.Name, p.Tail(4096))
 }

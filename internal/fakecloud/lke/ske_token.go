@@ -15,6 +15,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud"
 )
 
 // skeIdentity is the local stand-in for STACKIT's token endpoint
@@ -45,7 +47,7 @@ type skeIdentity struct {
 
 	// faults are per account (by key id or email), so that tests of
 	// other accounts run undisturbed.
-	faults faultTable
+	faults fakecloud.FaultTable
 }
 
 // SKEServiceAccount is one service account of the local STACKIT.
@@ -163,15 +165,12 @@ func (sa *SKEServiceAccount) FederatedToken(ttl time.Duration) (string, error) {
 // InjectTokenFaults queues faults for this account's token requests (key
 // flow and federation): each following one takes the next.
 func (sa *SKEServiceAccount) InjectTokenFaults(faults ...Fault) {
-	sa.api.identity.faults.push(sa.keyID, faults)
+	sa.api.identity.faults.Push(sa.keyID, faults)
 }
 
 // ClearTokenFaults drops this account's queued token faults.
 func (sa *SKEServiceAccount) ClearTokenFaults() {
-	f := &sa.api.identity.faults
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.queues, sa.keyID)
+	sa.api.identity.faults.Drop(sa.keyID)
 }
 
 // TokensIssued counts the access tokens issued to this account.
@@ -218,7 +217,7 @@ func (a *SKEAPI) token(w http.ResponseWriter, r *http.Request) {
 	if sa != nil {
 		// Faults of the account's own requests: a gateway's 404 page, an
 		// OAuth error, an outage.
-		if f, ok := id.faults.pop(sa.keyID); ok && applyFault(w, r, f, a.closing, writeOAuthFault) {
+		if f, ok := id.faults.Pop(sa.keyID); ok && fakecloud.ApplyFault(w, r, f, a.closing, writeOAuthFault, writeMaintenance) {
 			return
 		}
 	}
