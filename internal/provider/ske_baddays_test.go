@@ -17,7 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
-	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
+	fakeske "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/ske"
 )
 
 // skeBadDays are the SKE bad-days matrix's rows: each a day the SKE API
@@ -95,7 +95,7 @@ func skeBadDayRough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	badReads := []fakelke.Fault{
+	badReads := []fakeske.Fault{
 		{Status: http.StatusTooManyRequests, RetryAfter: time.Second},
 		{Status: http.StatusBadGateway, HTML: true},
 		{Drop: true},
@@ -115,8 +115,8 @@ func skeBadDayRough(t *testing.T) {
 		Steps: []resource.TestStep{
 			{
 				PreConfig: func() {
-					api.InjectFaults(c, fakelke.SKEGetCluster, badReads...)
-					api.InjectFaults(c, fakelke.SKEStartRotation, fakelke.Fault{Acted: true, Drop: true})
+					api.InjectFaults(c, fakeske.EndpointGetCluster, badReads...)
+					api.InjectFaults(c, fakeske.EndpointStartRotation, fakeske.Fault{Acted: true, Drop: true})
 				},
 				Config: prelude + skeRotationConfig(c, `  complete_after = "168h"`+"\n"),
 				ConfigStateChecks: []statecheck.StateCheck{
@@ -129,13 +129,13 @@ func skeBadDayRough(t *testing.T) {
 					if err := skeKubeconfigWorks(t.Context(), oldKC); err != nil {
 						return fmt.Errorf("the kubeconfig from before stopped working while PREPARED: %v", err)
 					}
-					return allMet(fakelke.SKEGetCluster, fakelke.SKEStartRotation)
+					return allMet(fakeske.EndpointGetCluster, fakeske.EndpointStartRotation)
 				},
 			},
 			{
 				PreConfig: func() {
-					api.InjectFaults(c, fakelke.SKEGetCluster, badReads...)
-					api.InjectFaults(c, fakelke.SKECompleteRotation, fakelke.Fault{Acted: true, Hang: true})
+					api.InjectFaults(c, fakeske.EndpointGetCluster, badReads...)
+					api.InjectFaults(c, fakeske.EndpointCompleteRotation, fakeske.Fault{Acted: true, Hang: true})
 				},
 				Config: prelude + skeRotationConfig(c, `  complete_after = "168h"`+"\n"+`  complete       = true`+"\n"),
 				ConfigStateChecks: []statecheck.StateCheck{
@@ -148,7 +148,7 @@ func skeBadDayRough(t *testing.T) {
 					if err := skeKubeconfigWorks(t.Context(), oldKC); err == nil {
 						return fmt.Errorf("the kubeconfig from before the rotation still works after it completed")
 					}
-					return allMet(fakelke.SKEGetCluster, fakelke.SKECompleteRotation)
+					return allMet(fakeske.EndpointGetCluster, fakeske.EndpointCompleteRotation)
 				},
 			},
 			{
@@ -160,10 +160,10 @@ func skeBadDayRough(t *testing.T) {
 
 	// A kubeconfig asked for through a gateway's 503 page, a 429 and a
 	// dropped connection still comes, and works.
-	api.InjectFaults(c, fakelke.SKECreateKubeconfig,
-		fakelke.Fault{Status: http.StatusServiceUnavailable, HTML: true},
-		fakelke.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second},
-		fakelke.Fault{Drop: true})
+	api.InjectFaults(c, fakeske.EndpointCreateKubeconfig,
+		fakeske.Fault{Status: http.StatusServiceUnavailable, HTML: true},
+		fakeske.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second},
+		fakeske.Fault{Drop: true})
 	resource.Test(t, resource.TestCase{
 		TerraformVersionChecks:   ephemeralVersions,
 		ProtoV6ProviderFactories: providersWithEcho(testProviders["kubecreds"]),
@@ -173,7 +173,7 @@ func skeBadDayRough(t *testing.T) {
 				if err := skeKubeconfigWorks(t.Context(), []byte(echoed(s)["kubeconfig"])); err != nil {
 					return fmt.Errorf("the kubeconfig issued after the bad answers does not work: %v", err)
 				}
-				return allMet(fakelke.SKECreateKubeconfig)
+				return allMet(fakeske.EndpointCreateKubeconfig)
 			},
 		}},
 	})

@@ -413,7 +413,7 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 			return nil
 		}()
 		if err != nil && c.ctx.Err() == nil {
-			log.Printf("lkelocal: cluster %d: regenerate: %v", c.ID, err)
+			log.Printf("fakecloud: lke cluster %d: regenerate: %v", c.ID, err)
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -469,7 +469,7 @@ func (c *Cluster) replaceAdminTokenWhenGone(name string) {
 	}
 	token, err := c.replaceTokenSecret(c.ctx, AdminServiceAccount)
 	if err != nil {
-		log.Printf("lkelocal: cluster %d: replace the admin token: %v", c.ID, err)
+		log.Printf("fakecloud: lke cluster %d: replace the admin token: %v", c.ID, err)
 		return
 	}
 	kc, err := lkeKubeconfig(c.ID, c.proxy.url, c.cp.ca.CertPEM(), token)
@@ -587,7 +587,7 @@ func (c *Cluster) recycle(poolIDs ...int) bool {
 		for _, t := range queue {
 			if err := c.recycleNode(t.pool, t.node, delay); err != nil {
 				if c.ctx.Err() == nil {
-					log.Printf("lkelocal: cluster %d: recycle: %v", c.ID, err)
+					log.Printf("fakecloud: lke cluster %d: recycle: %v", c.ID, err)
 				}
 				return
 			}

@@ -65,11 +65,6 @@ type Options struct {
 	Maintenance time.Duration
 	// Faults are queued at the start, per endpoint (Emulator.InjectFaults).
 	Faults map[string][]Fault
-	// SKEPrepareDuration is how long a started SKE credentials rotation
-	// takes to be PREPARED (the node roll); SKECompleteDelay how long a
-	// completion takes after the control plane is restarted.
-	SKEPrepareDuration time.Duration
-	SKECompleteDelay   time.Duration
 	// Dir holds certificates, etcd data and logs; default a new temporary
 	// directory, removed by Close.
 	Dir string
@@ -90,9 +85,6 @@ type Environment struct {
 	base      *fakecloud.Base
 	mu        sync.Mutex
 	cluster   map[int]*Cluster
-	ske       []*SKECluster
-	skeSeq    int // numbers SKE clusters: their directory and etcd prefix
-	skeAPI    *SKEAPI
 	closeOnce sync.Once
 	nextID    int
 }
@@ -256,22 +248,12 @@ func (env *Environment) close() {
 		env.Emulator.close()
 		env.Emulator = nil
 	}
-	if env.skeAPI != nil {
-		close(env.skeAPI.closing)
-		_ = env.skeAPI.server.Close()
-	}
 	env.mu.Lock()
 	clusters := env.cluster
 	env.cluster = map[int]*Cluster{}
-	ske := env.ske
-	env.ske = nil
 	env.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, c := range clusters {
-		wg.Add(1)
-		go func() { defer wg.Done(); c.stop() }()
-	}
-	for _, c := range ske {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.stop() }()
 	}

@@ -1,6 +1,6 @@
 //go:build !unit
 
-package lke_test
+package ske_test
 
 import (
 	"context"
@@ -20,11 +20,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
+	fakeske "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/ske"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/ske"
 )
 
-func skeClient(t *testing.T, api *fakelke.SKEAPI) *ske.Client {
+func skeClient(t *testing.T, api *fakeske.API) *ske.Client {
 	t.Helper()
 	caPEM, err := os.ReadFile(api.CAPath)
 	if err != nil {
@@ -42,16 +42,13 @@ func skeClient(t *testing.T, api *fakelke.SKEAPI) *ske.Client {
 
 // newSKECluster starts an SKE cluster of the test's own, and the SKE API
 // with a client for it.
-func newSKECluster(t *testing.T, name string) (*fakelke.SKECluster, *fakelke.SKEAPI, *ske.Client, ske.ClusterRef) {
+func newSKECluster(t *testing.T, name string) (*fakeske.Cluster, *fakeske.API, *ske.Client, ske.ClusterRef) {
 	t.Helper()
-	c, err := env.AddSKECluster(t.Context(), fakelke.SKEClusterSpec{ProjectID: "p-kubecreds", Region: "eu01", Name: name})
+	c, err := env.AddCluster(t.Context(), fakeske.ClusterSpec{ProjectID: "p-kubecreds", Region: "eu01", Name: name})
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := env.SKE()
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := env.API
 	return c, api, skeClient(t, api), ske.ClusterRef{ProjectID: c.ProjectID, Region: c.Region, Name: c.Name}
 }
 
@@ -162,8 +159,8 @@ func TestSKECredentialsRotationReallyRotates(t *testing.T) {
 		t.Errorf("the API acted on %d starts and %d completions; want 1 and 1", starts, completes)
 	}
 
-	c.SetAggregated(fakelke.SKEStateHibernated)
-	defer c.SetAggregated(fakelke.SKEStateHealthy)
+	c.SetAggregated(fakeske.StateHibernated)
+	defer c.SetAggregated(fakeske.StateHealthy)
 	if err := client.StartCredentialsRotation(ctx, ref); ske.StatusCode(err) != http.StatusBadRequest {
 		t.Fatalf("start on a hibernated cluster: %v; want 400", err)
 	}
@@ -190,7 +187,7 @@ func saToken(t *testing.T, admin kubernetes.Interface) string {
 	return tr.Status.Token
 }
 
-func tokenClientFor(t *testing.T, c *fakelke.SKECluster, token string) kubernetes.Interface {
+func tokenClientFor(t *testing.T, c *fakeske.Cluster, token string) kubernetes.Interface {
 	t.Helper()
 	cfg := c.AdminConfig()
 	cfg.BearerToken = token
@@ -208,11 +205,8 @@ func tokenClientFor(t *testing.T, c *fakelke.SKECluster, token string) kubernete
 // it; a forged token is refused.
 func TestSKEKeyFlowGetsAccessTokensFromTheLocalTokenEndpoint(t *testing.T) {
 	ctx := t.Context()
-	api, err := env.SKE()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := env.AddSKECluster(ctx, fakelke.SKEClusterSpec{ProjectID: "p-keyflow", Region: "eu01", Name: "keyflow"})
+	api := env.API
+	c, err := env.AddCluster(ctx, fakeske.ClusterSpec{ProjectID: "p-keyflow", Region: "eu01", Name: "keyflow"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +252,7 @@ func TestSKEBadDays(t *testing.T) {
 	ctx := t.Context()
 	c, api, client, ref := newSKECluster(t, "baddays")
 
-	api.InjectFaults(c, fakelke.SKEGetCluster, fakelke.Fault{Status: http.StatusBadGateway, HTML: true})
+	api.InjectFaults(c, fakeske.EndpointGetCluster, fakeske.Fault{Status: http.StatusBadGateway, HTML: true})
 	_, err := client.GetCluster(ctx, ref)
 	var apiErr *ske.APIError
 	if !errors.As(err, &apiErr) || ske.StatusCode(err) != http.StatusBadGateway || !apiErr.Transient() || strings.Contains(err.Error(), "<html") {
@@ -266,7 +260,7 @@ func TestSKEBadDays(t *testing.T) {
 	}
 
 	c.SetStatusLag(2 * time.Second)
-	api.InjectFaults(c, fakelke.SKEStartRotation, fakelke.Fault{Acted: true, Drop: true})
+	api.InjectFaults(c, fakeske.EndpointStartRotation, fakeske.Fault{Acted: true, Drop: true})
 	if err := client.StartCredentialsRotation(ctx, ref); err == nil {
 		t.Fatal("a start whose connection dropped answered success")
 	}
@@ -314,8 +308,8 @@ func TestSKEAnswersAsTheAPIAndGardenerDo(t *testing.T) {
 	if r := api.Requests()[before]; r.Status != http.StatusAccepted {
 		t.Errorf("start answered %d; the API answers 202", r.Status)
 	}
-	c.SetErrors(fakelke.SKEError{Code: "SKE_UNREADY_NODES", Message: "Not all worker nodes are ready."},
-		fakelke.SKEError{Code: "SKE_NODE_MISCONFIGURED_PDB", Message: "drain blocked"})
+	c.SetErrors(fakeske.ClusterError{Code: "SKE_UNREADY_NODES", Message: "Not all worker nodes are ready."},
+		fakeske.ClusterError{Code: "SKE_NODE_MISCONFIGURED_PDB", Message: "drain blocked"})
 	time.Sleep(2 * time.Second)
 	cl, err := client.GetCluster(t.Context(), ref)
 	if err != nil {
