@@ -48,7 +48,7 @@ func rawRequest(t *testing.T, token, method, path, body string) (*http.Response,
 	return resp, b
 }
 
-func TestRegenerateAnswersTheEmptyObjectTheAPIReferenceDocuments(t *testing.T) {
+func TestAccRegenerateAnswersTheEmptyObjectTheAPIReferenceDocuments(t *testing.T) {
 	c := env.Clusters()[1]
 	resp, body := rawRequest(t, env.Emulator.Token, http.MethodPost, "/lke/clusters/"+itoa(c.ID)+"/regenerate", `{"kubeconfig":true}`)
 	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "{}" {
@@ -57,7 +57,7 @@ func TestRegenerateAnswersTheEmptyObjectTheAPIReferenceDocuments(t *testing.T) {
 	waitKubeconfigServed(t.Context(), t, newLinodeClient(t, env.Emulator.Token), c.ID)
 }
 
-func TestRateLimitsAnswer429WithTheRealHeaders(t *testing.T) {
+func TestAccRateLimitsAnswer429WithTheRealHeaders(t *testing.T) {
 	env.Emulator.SetRateLimits(fakelke.RateLimits{PerMinute: 4, CollectionPerMinute: 2})
 	t.Cleanup(func() { env.Emulator.SetRateLimits(fakelke.RateLimits{}) })
 	token := env.Emulator.ScopedToken(fakelke.ScopeLKEReadWrite)
@@ -104,7 +104,7 @@ func TestRateLimitsAnswer429WithTheRealHeaders(t *testing.T) {
 	}
 }
 
-func TestMaintenanceAnswers503WithTheMaintenanceHeader(t *testing.T) {
+func TestAccMaintenanceAnswers503WithTheMaintenanceHeader(t *testing.T) {
 	c := env.Clusters()[0]
 	env.Emulator.InjectClusterFaults(c.ID, fakelke.EndpointGetCluster, fakelke.Fault{Maintenance: true, RetryAfter: time.Second})
 	resp, body := rawRequest(t, env.Emulator.Token, http.MethodGet, "/lke/clusters/"+itoa(c.ID), "")
@@ -135,7 +135,7 @@ func TestMaintenanceAnswers503WithTheMaintenanceHeader(t *testing.T) {
 	}
 }
 
-func TestRecycleReplacesNodesOneAtATime(t *testing.T) {
+func TestAccRecycleReplacesNodesOneAtATime(t *testing.T) {
 	ctx := t.Context()
 	c := env.Clusters()[1]
 	c.SetRecycleDelay(800 * time.Millisecond)
@@ -209,7 +209,7 @@ func TestRecycleReplacesNodesOneAtATime(t *testing.T) {
 	}
 }
 
-func TestControlPlaneRestartCutsRequestsInFlight(t *testing.T) {
+func TestAccControlPlaneRestartCutsRequestsInFlight(t *testing.T) {
 	ctx := t.Context()
 	c := env.Clusters()[1]
 	lc := newLinodeClient(t, env.Emulator.Token)
@@ -244,7 +244,7 @@ func TestControlPlaneRestartCutsRequestsInFlight(t *testing.T) {
 	}
 }
 
-func TestTokenRequestsAreCappedAtTheMaxTokenExpiration(t *testing.T) {
+func TestAccTokenRequestsAreCappedAtTheMaxTokenExpiration(t *testing.T) {
 	ctx := t.Context()
 	admin, err := kubernetes.NewForConfig(env.Clusters()[0].AdminConfig())
 	if err != nil {
@@ -262,7 +262,7 @@ func TestTokenRequestsAreCappedAtTheMaxTokenExpiration(t *testing.T) {
 	}
 }
 
-func TestClusterWithoutCSRSigningNeverIssuesCertificates(t *testing.T) {
+func TestAccClusterWithoutCSRSigningNeverIssuesCertificates(t *testing.T) {
 	ctx := t.Context()
 	c, err := env.AddCluster(ctx, fakelke.ClusterSpec{NoCSRSigning: true, Pools: []int{1}})
 	if err != nil {
@@ -343,7 +343,7 @@ func testCSR(t *testing.T) []byte {
 // Each operation can have a limit of its own besides the general one; its
 // headers are reported when it is the tighter, and another operation is
 // not held by it.
-func TestPerOperationRateLimitAnswers429ForThatOperationOnly(t *testing.T) {
+func TestAccPerOperationRateLimitAnswers429ForThatOperationOnly(t *testing.T) {
 	token := env.Emulator.ScopedToken(fakelke.ScopeLKEReadWrite)
 	env.Emulator.SetTokenRateLimits(token, fakelke.RateLimits{PerOperation: 2})
 	c := env.Clusters()[0]
@@ -360,7 +360,7 @@ func TestPerOperationRateLimitAnswers429ForThatOperationOnly(t *testing.T) {
 
 // A fault with For answers every request for its span, then the queue moves
 // on; a body fault answers JSON without Linode's error list.
-func TestFaultsInTimeAndBodiesWithoutTheErrorList(t *testing.T) {
+func TestAccFaultsInTimeAndBodiesWithoutTheErrorList(t *testing.T) {
 	c := env.Clusters()[0]
 	t.Cleanup(func() { env.Emulator.ClearClusterFaults(c.ID) })
 	env.Emulator.InjectClusterFaults(c.ID, fakelke.EndpointGetCluster,

@@ -63,7 +63,7 @@ func servedKubeconfig(ctx context.Context, t *testing.T, lc *linodego.Client, id
 	return b
 }
 
-func TestListAndGetClusters(t *testing.T) {
+func TestAccListAndGetClusters(t *testing.T) {
 	ctx := t.Context()
 	lc := newLinodeClient(t, env.Emulator.Token)
 	clusters, err := lc.ListLKEClusters(ctx, nil)
@@ -87,7 +87,7 @@ func TestListAndGetClusters(t *testing.T) {
 	}
 }
 
-func TestServedKubeconfigReachesTheClusterAsLKEAdmin(t *testing.T) {
+func TestAccServedKubeconfigReachesTheClusterAsLKEAdmin(t *testing.T) {
 	ctx := t.Context()
 	c := env.Clusters()[0]
 	lc := newLinodeClient(t, env.Emulator.Token)
@@ -125,7 +125,7 @@ func TestServedKubeconfigReachesTheClusterAsLKEAdmin(t *testing.T) {
 	}
 }
 
-func TestKubeSystemHoldsLKEServiceAccountTokens(t *testing.T) {
+func TestAccKubeSystemHoldsLKEServiceAccountTokens(t *testing.T) {
 	ctx := t.Context()
 	admin, err := kubernetes.NewForConfig(env.Clusters()[0].AdminConfig())
 	if err != nil {
@@ -151,7 +151,7 @@ func TestKubeSystemHoldsLKEServiceAccountTokens(t *testing.T) {
 	}
 }
 
-func TestRegenerateReplacesTheAdminToken(t *testing.T) {
+func TestAccRegenerateReplacesTheAdminToken(t *testing.T) {
 	ctx := t.Context()
 	c := env.Clusters()[1]
 	lc := newLinodeClient(t, env.Emulator.Token)
@@ -215,7 +215,7 @@ func TestRegenerateReplacesTheAdminToken(t *testing.T) {
 	t.Logf("old token rejected %s after the new kubeconfig was served", time.Since(rejectedAfter).Round(100*time.Millisecond))
 }
 
-func TestRegenerateServiceTokenReplacesControlPlaneTokens(t *testing.T) {
+func TestAccRegenerateServiceTokenReplacesControlPlaneTokens(t *testing.T) {
 	ctx := t.Context()
 	c := env.Clusters()[1]
 	admin, err := kubernetes.NewForConfig(c.AdminConfig())
@@ -239,7 +239,7 @@ func TestRegenerateServiceTokenReplacesControlPlaneTokens(t *testing.T) {
 	}
 }
 
-func TestRegenerateWithNothingToDoIsRejected(t *testing.T) {
+func TestAccRegenerateWithNothingToDoIsRejected(t *testing.T) {
 	lc := newLinodeClient(t, env.Emulator.Token)
 	_, err := lc.RegenerateLKECluster(t.Context(), env.Clusters()[0].ID, linodego.LKEClusterRegenerateOptions{})
 	var lerr *linodego.Error
@@ -251,7 +251,7 @@ func TestRegenerateWithNothingToDoIsRejected(t *testing.T) {
 	}
 }
 
-func TestWrongTokenAndUnknownClusterDecodeAsLinodeErrors(t *testing.T) {
+func TestAccWrongTokenAndUnknownClusterDecodeAsLinodeErrors(t *testing.T) {
 	ctx := t.Context()
 	_, err := newLinodeClient(t, "not-the-token").GetLKECluster(ctx, env.Clusters()[0].ID)
 	var lerr *linodego.Error
@@ -271,7 +271,7 @@ func TestWrongTokenAndUnknownClusterDecodeAsLinodeErrors(t *testing.T) {
 // A gateway's HTML error pages reach linodego as they do from the real
 // API's gateway: a linodego.Error value (not a pointer), which
 // linodego.ErrHasStatus does not see.
-func TestGatewayHTMLPagesDecodeAsLinodegoErrorValues(t *testing.T) {
+func TestAccGatewayHTMLPagesDecodeAsLinodegoErrorValues(t *testing.T) {
 	ctx := t.Context()
 	id := env.Clusters()[0].ID
 	lc := newLinodeClient(t, env.Emulator.Token)
@@ -290,7 +290,7 @@ func TestGatewayHTMLPagesDecodeAsLinodegoErrorValues(t *testing.T) {
 }
 
 // Tokens limited to OAuth scopes are refused as the Linode API refuses them.
-func TestScopedTokensAreRefusedWhatTheirScopesDoNotAllow(t *testing.T) {
+func TestAccScopedTokensAreRefusedWhatTheirScopesDoNotAllow(t *testing.T) {
 	ctx := t.Context()
 	id := env.Clusters()[0].ID
 	notAuthorized := func(err error) bool {
@@ -316,7 +316,7 @@ func TestScopedTokensAreRefusedWhatTheirScopesDoNotAllow(t *testing.T) {
 
 // Every answer carries the token's scopes and the endpoint's, as the API's
 // response headers do (X-OAuth-Scopes "*" for a token with every scope).
-func TestAnswersCarryTheOAuthScopeHeaders(t *testing.T) {
+func TestAccAnswersCarryTheOAuthScopeHeaders(t *testing.T) {
 	id := env.Clusters()[0].ID
 	for _, c := range []struct {
 		token, path, scopes, accepted string
@@ -340,7 +340,7 @@ func TestAnswersCarryTheOAuthScopeHeaders(t *testing.T) {
 	}
 }
 
-func TestFaultSequencesAreReplayedInOrder(t *testing.T) {
+func TestAccFaultSequencesAreReplayedInOrder(t *testing.T) {
 	ctx := t.Context()
 	id := env.Clusters()[0].ID
 	env.Emulator.ResetRequests()
@@ -374,7 +374,7 @@ func TestFaultSequencesAreReplayedInOrder(t *testing.T) {
 	}
 }
 
-func TestLinodegoRetriesHonourRetryAfter(t *testing.T) {
+func TestAccLinodegoRetriesHonourRetryAfter(t *testing.T) {
 	ctx := t.Context()
 	lc := newLinodeClient(t, env.Emulator.Token)
 	lc.SetRetryCount(3)
@@ -388,7 +388,7 @@ func TestLinodegoRetriesHonourRetryAfter(t *testing.T) {
 	}
 }
 
-func TestHangingRequestTimesOutAndTheNextSucceeds(t *testing.T) {
+func TestAccHangingRequestTimesOutAndTheNextSucceeds(t *testing.T) {
 	ctx := t.Context()
 	id := env.Clusters()[0].ID
 	env.Emulator.InjectFaults(fakelke.EndpointListPools, fakelke.Fault{Hang: true})
@@ -403,7 +403,7 @@ func TestHangingRequestTimesOutAndTheNextSucceeds(t *testing.T) {
 	}
 }
 
-func TestRecycleReplacesNodesWithNewReadyOnes(t *testing.T) {
+func TestAccRecycleReplacesNodesWithNewReadyOnes(t *testing.T) {
 	ctx := t.Context()
 	c := env.Clusters()[0]
 	c.SetRecycleDelay(500 * time.Millisecond)
@@ -451,7 +451,7 @@ func TestRecycleReplacesNodesWithNewReadyOnes(t *testing.T) {
 	}
 }
 
-func TestClustersDoNotAcceptEachOthersTokens(t *testing.T) {
+func TestAccClustersDoNotAcceptEachOthersTokens(t *testing.T) {
 	ctx := t.Context()
 	clusters := env.Clusters()
 	lc := newLinodeClient(t, env.Emulator.Token)
@@ -471,7 +471,7 @@ func TestClustersDoNotAcceptEachOthersTokens(t *testing.T) {
 	}
 }
 
-func TestAPIEndpointsNameTheAPIServer(t *testing.T) {
+func TestAccAPIEndpointsNameTheAPIServer(t *testing.T) {
 	lc := newLinodeClient(t, env.Emulator.Token)
 	c := env.Clusters()[0]
 	eps, err := lc.ListLKEClusterAPIEndpoints(t.Context(), c.ID, nil)

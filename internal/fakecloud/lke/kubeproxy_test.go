@@ -17,7 +17,7 @@ import (
 // The served kubeconfig names the proxy in front of kube-apiserver; faults
 // queued for a Kubernetes endpoint of the cluster are played there, in order,
 // and requests pass through once the queue is empty.
-func TestKubeProxyPlaysFaultsOnTheWayToTheAPIServer(t *testing.T) {
+func TestAccKubeProxyPlaysFaultsOnTheWayToTheAPIServer(t *testing.T) {
 	ctx := t.Context()
 	c := env.Clusters()[0]
 	kc := servedKubeconfig(ctx, t, newLinodeClient(t, env.Emulator.Token), c.ID)
@@ -50,7 +50,7 @@ func TestKubeProxyPlaysFaultsOnTheWayToTheAPIServer(t *testing.T) {
 
 // A client certificate presented to the proxy is checked against the
 // cluster's CA and reaches kube-apiserver as who it names.
-func TestKubeProxyForwardsClientCertificateIdentities(t *testing.T) {
+func TestAccKubeProxyForwardsClientCertificateIdentities(t *testing.T) {
 	ctx := t.Context()
 	c := env.Clusters()[0]
 	cfg := c.AdminConfig()

@@ -4,6 +4,7 @@ package lke_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"testing"
@@ -21,12 +22,24 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	flag.Parse()
+	// As terraform-plugin-testing does: the TestAcc tests need a control
+	// plane and run only with TF_ACC set; without it nothing is started.
+	if os.Getenv("TF_ACC") == "" {
+		skip := "^TestAcc"
+		if s := flag.Lookup("test.skip").Value.String(); s != "" {
+			skip = s + "|" + skip
+		}
+		_ = flag.Set("test.skip", skip)
+		fmt.Println("fakelke: acceptance tests (TestAcc…, against a local LKE) not run: TF_ACC is unset; make test, or TF_ACC=1 go test, runs them")
+		return m.Run()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var err error
 	env, err = fakelke.Start(ctx, fakelke.Options{Clusters: 2})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: cannot start the local LKE these tests need: %v\n", err)
+		fmt.Fprintf(os.Stderr, "FAIL: TF_ACC is set but the local LKE these tests need cannot start: %v\n", err)
 		return 1
 	}
 	defer env.Close()

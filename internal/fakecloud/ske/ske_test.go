@@ -75,13 +75,13 @@ func waitPhase(t *testing.T, c *ske.Client, ref ske.ClusterRef, want string) {
 	}
 }
 
-// TestSKECredentialsRotationReallyRotates drives the local SKE through a
+// TestAccSKECredentialsRotationReallyRotates drives the local SKE through a
 // credentials rotation with the SKE API client: kubeconfigs and
 // service-account tokens from before the start keep working while the
 // rotation is PREPARED, and stop working once it is COMPLETED (the CA and
 // the signing key are gone), while those issued after the start keep
 // working; Secrets stay readable (re-encrypted with the new key).
-func TestSKECredentialsRotationReallyRotates(t *testing.T) {
+func TestAccSKECredentialsRotationReallyRotates(t *testing.T) {
 	ctx := t.Context()
 	c, _, client, ref := newSKECluster(t, "rotate")
 
@@ -199,11 +199,11 @@ func tokenClientFor(t *testing.T, c *fakeske.Cluster, token string) kubernetes.I
 	return cs
 }
 
-// TestSKEKeyFlowGetsAccessTokensFromTheLocalTokenEndpoint: stackit-sdk-go's
+// TestAccSKEKeyFlowGetsAccessTokensFromTheLocalTokenEndpoint: stackit-sdk-go's
 // key flow, given the local service account's key, signs an assertion, gets
 // an access token from the local token endpoint, and the SKE API accepts
 // it; a forged token is refused.
-func TestSKEKeyFlowGetsAccessTokensFromTheLocalTokenEndpoint(t *testing.T) {
+func TestAccSKEKeyFlowGetsAccessTokensFromTheLocalTokenEndpoint(t *testing.T) {
 	ctx := t.Context()
 	api := env.API
 	c, err := env.AddCluster(ctx, fakeske.ClusterSpec{ProjectID: "p-keyflow", Region: "eu01", Name: "keyflow"})
@@ -243,12 +243,12 @@ func TestSKEKeyFlowGetsAccessTokensFromTheLocalTokenEndpoint(t *testing.T) {
 	}
 }
 
-// TestSKEBadDays: the local SKE's faults and status lag answer as
+// TestAccSKEBadDays: the local SKE's faults and status lag answer as
 // documented: a gateway's HTML page reaches the client as a transient 502
 // without its body, a start it acted on can lose its answer, reads keep
 // showing the status from before for the lag while a second start is
 // refused (the API knows better than its reads).
-func TestSKEBadDays(t *testing.T) {
+func TestAccSKEBadDays(t *testing.T) {
 	ctx := t.Context()
 	c, api, client, ref := newSKECluster(t, "baddays")
 
@@ -283,11 +283,11 @@ func TestSKEBadDays(t *testing.T) {
 	}
 }
 
-// TestSKEAnswersAsTheAPIAndGardenerDo: start is accepted with 202; a
+// TestAccSKEAnswersAsTheAPIAndGardenerDo: start is accepted with 202; a
 // cluster lists in its project; a hibernated cluster refuses start and
 // complete with Gardener's message; errors and hibernation hold a roll,
 // and status.errors shows them.
-func TestSKEAnswersAsTheAPIAndGardenerDo(t *testing.T) {
+func TestAccSKEAnswersAsTheAPIAndGardenerDo(t *testing.T) {
 	c, api, client, ref := newSKECluster(t, "gardener-1")
 	c.SetPrepareDuration(500 * time.Millisecond)
 	names, err := client.ListClusters(t.Context(), ske.ClusterRef{ProjectID: ref.ProjectID, Region: ref.Region})
