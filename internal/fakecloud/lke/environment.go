@@ -1,8 +1,10 @@
 // Package lke runs a local stand-in for Linode Kubernetes Engine: real
 // kube-apiserver and kube-controller-manager processes (built from the Go
-// module proxy, see tools/controlplane) sharing one etcd, and an emulator of
-// the Linode API's LKE endpoints in front of them. Tests, benchmarks and the
-// demo use it; it has nothing to do with Terraform.
+// module proxy, see tools/controlplane; started with fakecloud) sharing one
+// etcd, and an emulator of the Linode API's LKE endpoints in front of them.
+// It starts no SKE. Tests, benchmarks and the demo use it; it has nothing to
+// do with Terraform. Importers alias it (fakelke): internal/lke is the
+// provider's LKE client.
 package lke
 
 import (
