@@ -24,8 +24,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
 )
 
 const tokenType = "kubernetes.io/service-account-token"
@@ -117,7 +117,7 @@ until fetch "$new" 2>/dev/null && [ -s "$new" ] && [ "$(token "$new")" != "$oldt
 kubectl --kubeconfig "$new" get nodes >/dev/null
 `
 
-func (b *bench) manualRotation(ctx context.Context, c *lkelocal.Cluster) error {
+func (b *bench) manualRotation(ctx context.Context, c *fakelke.Cluster) error {
 	cmd := exec.CommandContext(ctx, "bash", "-c", manualRunbook)
 	cmd.Env = append(os.Environ(), "CLUSTER_ID="+strconv.Itoa(c.ID))
 	for k, v := range b.env.LinodeEnv() {
@@ -131,13 +131,13 @@ func (b *bench) manualRotation(ctx context.Context, c *lkelocal.Cluster) error {
 
 // detectionLag is how long after the emulator started serving the new
 // kubeconfig the first successful GET arrived.
-func (b *bench) detectionLag(c *lkelocal.Cluster) (float64, bool) {
+func (b *bench) detectionLag(c *fakelke.Cluster) (float64, bool) {
 	ready := c.KubeconfigReadySince()
 	if ready.IsZero() {
 		return 0, false
 	}
 	for _, r := range b.env.Emulator.Requests() {
-		if r.ClusterID == c.ID && r.Endpoint == lkelocal.EndpointGetKubeconfig && r.Status == 200 && !r.At.Before(ready) {
+		if r.ClusterID == c.ID && r.Endpoint == fakelke.EndpointGetKubeconfig && r.Status == 200 && !r.At.Before(ready) {
 			return r.At.Sub(ready).Seconds(), true
 		}
 	}
@@ -709,7 +709,7 @@ type deletionSetup struct {
 	clients *kube.Clients
 }
 
-func newDeletionSetup(ctx context.Context, c *lkelocal.Cluster) (*deletionSetup, error) {
+func newDeletionSetup(ctx context.Context, c *fakelke.Cluster) (*deletionSetup, error) {
 	admin := c.AdminConfig()
 	ca, err := clusterCA(admin)
 	if err != nil {

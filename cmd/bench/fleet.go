@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 // fleetMax is the largest fleet rotated in one apply: 20 control planes
@@ -94,7 +94,7 @@ func (b *bench) growFleet(ctx context.Context, n int) error {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			_, errs[i] = b.env.AddCluster(ctx, lkelocal.ClusterSpec{})
+			_, errs[i] = b.env.AddCluster(ctx, fakelke.ClusterSpec{})
 		}()
 	}
 	wg.Wait()

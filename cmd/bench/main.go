@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 // result is one measured variant of one case.
@@ -46,7 +46,7 @@ func (r result) median() float64 {
 }
 
 type bench struct {
-	env      *lkelocal.Environment
+	env      *fakelke.Environment
 	runs     int
 	work     string
 	tfrc     string
@@ -89,7 +89,7 @@ func run(ctx context.Context, runs int, out, only string, kubectlWaitMax int, se
 		return err
 	}
 	defer os.RemoveAll(work)
-	env, err := lkelocal.Start(ctx, lkelocal.Options{Clusters: 3, RecycleDelay: time.Second})
+	env, err := fakelke.Start(ctx, fakelke.Options{Clusters: 3, RecycleDelay: time.Second})
 	if err != nil {
 		return err
 	}

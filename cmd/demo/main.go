@@ -28,7 +28,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 func main() {
@@ -57,7 +57,7 @@ func run(ctx context.Context) error {
 	defer os.RemoveAll(work)
 
 	step("starting the local LKE (real kube-apiserver + Linode API emulator)")
-	env, err := lkelocal.Start(ctx, lkelocal.Options{Clusters: 1, KubeconfigDelay: 2 * time.Second})
+	env, err := fakelke.Start(ctx, fakelke.Options{Clusters: 1, KubeconfigDelay: 2 * time.Second})
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakeske "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/ske"
 )
 
 // runSKE shows SKE's two-phase credentials rotation on the local SKE: the
@@ -31,7 +31,7 @@ func runSKE(ctx context.Context) error {
 	defer os.RemoveAll(work)
 
 	step("starting the local SKE (real kube-apiserver whose CA and signing key rotate + SKE API emulator)")
-	env, err := lkelocal.Start(ctx, lkelocal.Options{Clusters: 1, SKEPrepareDuration: 3 * time.Second})
+	env, err := fakeske.Start(ctx, fakeske.Options{PrepareDuration: 3 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -39,11 +39,8 @@ func runSKE(ctx context.Context) error {
 		env.Close()
 		step("torn down: local SKE stopped, temporary files removed")
 	}()
-	api, err := env.SKE()
-	if err != nil {
-		return err
-	}
-	cluster, err := env.AddSKECluster(ctx, lkelocal.SKEClusterSpec{ProjectID: "8b8d1a3e-5d3c-4d5c-9b8e-2f2a6c1d0e42", Region: "eu01", Name: "demo"})
+	api := env.API
+	cluster, err := env.AddCluster(ctx, fakeske.ClusterSpec{ProjectID: "8b8d1a3e-5d3c-4d5c-9b8e-2f2a6c1d0e42", Region: "eu01", Name: "demo"})
 	if err != nil {
 		return err
 	}

@@ -16,8 +16,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/lke"
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
 )
 
 // badDay is one of LKE's bad days (issue: "LKE's bad days"), alone or with
@@ -28,30 +28,30 @@ type badDay struct {
 	name string
 	// setup brings the behaviour about before the first apply; the
 	// returned provider block, if any, goes into the configuration.
-	setup func(t *testing.T, c *lkelocal.Cluster) (provider string)
+	setup func(t *testing.T, c *fakelke.Cluster) (provider string)
 	body  string // added to the rotation's configuration
 	// failsAt, when set, is the step the first apply must fail naming
 	// (matched as a regexp); clear lets the next apply run.
 	failsAt string
-	clear   func(c *lkelocal.Cluster)
+	clear   func(c *fakelke.Cluster)
 	recycle bool
 	// limited: the case must meet the rate limit (else it proves nothing).
 	limited bool
 }
 
 // Fault queues of one cluster, ready to be injected.
-func injectCluster(c *lkelocal.Cluster, endpoint string, faults ...lkelocal.Fault) {
+func injectCluster(c *fakelke.Cluster, endpoint string, faults ...fakelke.Fault) {
 	testEnv.Emulator.InjectClusterFaults(c.ID, endpoint, faults...)
 }
 
-func standardCluster(c *lkelocal.Cluster) { c.SetHighAvailability(false) }
+func standardCluster(c *fakelke.Cluster) { c.SetHighAvailability(false) }
 
-func staleWindow(t *testing.T, c *lkelocal.Cluster) {
+func staleWindow(t *testing.T, c *fakelke.Cluster) {
 	c.SetStaleWindow(3 * time.Second)
 	t.Cleanup(func() { c.SetStaleWindow(0) })
 }
 
-func reuseAdminSecret(t *testing.T, c *lkelocal.Cluster) {
+func reuseAdminSecret(t *testing.T, c *fakelke.Cluster) {
 	c.SetReuseAdminSecret(true)
 	t.Cleanup(func() { c.SetReuseAdminSecret(false) })
 }
@@ -60,8 +60,8 @@ func reuseAdminSecret(t *testing.T, c *lkelocal.Cluster) {
 // by one rotation, which sends no request to learn its scope: 4 requests
 // per 10 s window, 2 collection GETs. It goes into the provider block.
 func rateLimitedToken(t *testing.T) string {
-	token := testEnv.Emulator.ScopedToken(lkelocal.ScopeLKEReadWrite)
-	testEnv.Emulator.SetTokenRateLimits(token, lkelocal.RateLimits{PerMinute: 4, CollectionPerMinute: 2, Window: 10 * time.Second})
+	token := testEnv.Emulator.ScopedToken(fakelke.ScopeLKEReadWrite)
+	testEnv.Emulator.SetTokenRateLimits(token, fakelke.RateLimits{PerMinute: 4, CollectionPerMinute: 2, Window: 10 * time.Second})
 	return fmt.Sprintf("provider \"kubecreds\" {\n  linode_token = %q\n}\n", token)
 }
 
@@ -70,100 +70,100 @@ const nodeByNodeRecycle = "  recycle_nodes = true\n"
 // afterTheFirstFetch queues faults for the wait for the new kubeconfig: two
 // requests pass first, the case's own look at the served kubeconfig before
 // the apply and the rotation's fetch of the current one.
-func afterTheFirstFetch(faults ...lkelocal.Fault) []lkelocal.Fault {
-	return append([]lkelocal.Fault{{}, {}}, faults...)
+func afterTheFirstFetch(faults ...fakelke.Fault) []fakelke.Fault {
+	return append([]fakelke.Fault{{}, {}}, faults...)
 }
 
 var badDays = []badDay{
 	// 1: the provider reads nothing from regenerate's answer ({}).
-	{name: "1 regenerate answers {}", setup: func(*testing.T, *lkelocal.Cluster) string { return "" }},
+	{name: "1 regenerate answers {}", setup: func(*testing.T, *fakelke.Cluster) string { return "" }},
 	// 2: a standard cluster's control plane restarts (503, requests in
 	// flight cut); an HA one does not.
-	{name: "2 control-plane restart (standard)", setup: func(t *testing.T, c *lkelocal.Cluster) string { standardCluster(c); return "" }},
-	{name: "2 no restart (high availability)", setup: func(t *testing.T, c *lkelocal.Cluster) string {
+	{name: "2 control-plane restart (standard)", setup: func(t *testing.T, c *fakelke.Cluster) string { standardCluster(c); return "" }},
+	{name: "2 no restart (high availability)", setup: func(t *testing.T, c *fakelke.Cluster) string {
 		c.SetHighAvailability(true)
 		t.Cleanup(func() { c.SetHighAvailability(false) })
 		return ""
 	}},
-	{name: "3 stale window", setup: func(t *testing.T, c *lkelocal.Cluster) string { staleWindow(t, c); return "" }},
-	{name: "4 kubeconfig rebuilt from the existing secret", setup: func(t *testing.T, c *lkelocal.Cluster) string { reuseAdminSecret(t, c); return "" }},
-	{name: "5 node-by-node recycle", setup: func(*testing.T, *lkelocal.Cluster) string { return "" }, body: nodeByNodeRecycle, recycle: true},
-	{name: "6 rate limits", setup: func(t *testing.T, _ *lkelocal.Cluster) string { return rateLimitedToken(t) }, limited: true},
+	{name: "3 stale window", setup: func(t *testing.T, c *fakelke.Cluster) string { staleWindow(t, c); return "" }},
+	{name: "4 kubeconfig rebuilt from the existing secret", setup: func(t *testing.T, c *fakelke.Cluster) string { reuseAdminSecret(t, c); return "" }},
+	{name: "5 node-by-node recycle", setup: func(*testing.T, *fakelke.Cluster) string { return "" }, body: nodeByNodeRecycle, recycle: true},
+	{name: "6 rate limits", setup: func(t *testing.T, _ *fakelke.Cluster) string { return rateLimitedToken(t) }, limited: true},
 	// 7: maintenance while the new kubeconfig is awaited is waited out;
 	// maintenance before anything changed fails at once, saying so.
-	{name: "7 maintenance while waiting", setup: func(t *testing.T, c *lkelocal.Cluster) string {
-		m := lkelocal.Fault{Maintenance: true, RetryAfter: time.Second}
-		injectCluster(c, lkelocal.EndpointGetKubeconfig, afterTheFirstFetch(m, m, m)...)
+	{name: "7 maintenance while waiting", setup: func(t *testing.T, c *fakelke.Cluster) string {
+		m := fakelke.Fault{Maintenance: true, RetryAfter: time.Second}
+		injectCluster(c, fakelke.EndpointGetKubeconfig, afterTheFirstFetch(m, m, m)...)
 		return ""
 	}},
-	{name: "7 maintenance before the rotation", setup: func(t *testing.T, c *lkelocal.Cluster) string {
-		injectCluster(c, lkelocal.EndpointGetCluster, lkelocal.Fault{Maintenance: true, RetryAfter: time.Second})
+	{name: "7 maintenance before the rotation", setup: func(t *testing.T, c *fakelke.Cluster) string {
+		injectCluster(c, fakelke.EndpointGetCluster, fakelke.Fault{Maintenance: true, RetryAfter: time.Second})
 		return ""
 	}, failsAt: regexp.QuoteMeta(lke.StepGetCluster) + `.*under\s+maintenance`},
 	// 8: the gateway's HTML pages on regenerate (the API did not act):
 	// asked again once it is clear nothing happened.
-	{name: "8 gateway HTML on regenerate", setup: func(t *testing.T, c *lkelocal.Cluster) string {
-		injectCluster(c, lkelocal.EndpointRegenerate,
-			lkelocal.Fault{Status: http.StatusBadGateway, HTML: true}, lkelocal.Fault{Status: http.StatusGatewayTimeout, HTML: true})
+	{name: "8 gateway HTML on regenerate", setup: func(t *testing.T, c *fakelke.Cluster) string {
+		injectCluster(c, fakelke.EndpointRegenerate,
+			fakelke.Fault{Status: http.StatusBadGateway, HTML: true}, fakelke.Fault{Status: http.StatusGatewayTimeout, HTML: true})
 		return ""
 	}},
-	{name: "9 token without lke:read_write", setup: func(t *testing.T, c *lkelocal.Cluster) string {
-		return fmt.Sprintf("provider \"kubecreds\" {\n  linode_token = %q\n}\n", testEnv.Emulator.ScopedToken(lkelocal.ScopeLKEReadOnly))
+	{name: "9 token without lke:read_write", setup: func(t *testing.T, c *fakelke.Cluster) string {
+		return fmt.Sprintf("provider \"kubecreds\" {\n  linode_token = %q\n}\n", testEnv.Emulator.ScopedToken(fakelke.ScopeLKEReadOnly))
 	}, failsAt: regexp.QuoteMeta(lke.StepGetCluster) + `.*OAuth\s+scopes.*lke:read_write.*this\s+run\s+changed\s+nothing`},
 	// 10: every cluster's kube-system holds the four token secrets of the
 	// LKE guide's listing; checked below in every case.
 	// 11: every cluster's API server caps tokens at 24h (the canary is
 	// unaffected); the ephemeral resource's tests cover the cap and the
 	// CSR-less cluster.
-	{name: "12 regenerate acted, answer lost", setup: func(t *testing.T, c *lkelocal.Cluster) string {
-		injectCluster(c, lkelocal.EndpointRegenerate, lkelocal.Fault{Acted: true, Drop: true})
+	{name: "12 regenerate acted, answer lost", setup: func(t *testing.T, c *fakelke.Cluster) string {
+		injectCluster(c, fakelke.EndpointRegenerate, fakelke.Fault{Acted: true, Drop: true})
 		return ""
 	}},
-	{name: "12 recycle acted, answer timed out", setup: func(t *testing.T, c *lkelocal.Cluster) string {
-		injectCluster(c, lkelocal.EndpointRecycleCluster, lkelocal.Fault{Acted: true, Hang: true})
+	{name: "12 recycle acted, answer timed out", setup: func(t *testing.T, c *fakelke.Cluster) string {
+		injectCluster(c, fakelke.EndpointRecycleCluster, fakelke.Fault{Acted: true, Hang: true})
 		return "provider \"kubecreds\" {\n  request_timeout = \"5s\"\n}\n"
 	}, body: nodeByNodeRecycle, recycle: true},
 	// 13 (issue 21.1): answers that linodego alone takes for success. A
 	// regenerate answered 500 {} did not happen; a kubeconfig answered
 	// 500 {"message": …} or 200 {} is none. Each is a failure to ride out.
-	{name: "13 errors that look like success", setup: func(t *testing.T, c *lkelocal.Cluster) string {
-		injectCluster(c, lkelocal.EndpointRegenerate, lkelocal.Fault{Status: http.StatusInternalServerError, Body: "{}"})
-		injectCluster(c, lkelocal.EndpointGetKubeconfig, afterTheFirstFetch(
-			lkelocal.Fault{Status: http.StatusInternalServerError, Body: `{"message": "Internal Server Error"}`},
-			lkelocal.Fault{Status: http.StatusOK, Body: "{}"})...)
+	{name: "13 errors that look like success", setup: func(t *testing.T, c *fakelke.Cluster) string {
+		injectCluster(c, fakelke.EndpointRegenerate, fakelke.Fault{Status: http.StatusInternalServerError, Body: "{}"})
+		injectCluster(c, fakelke.EndpointGetKubeconfig, afterTheFirstFetch(
+			fakelke.Fault{Status: http.StatusInternalServerError, Body: `{"message": "Internal Server Error"}`},
+			fakelke.Fault{Status: http.StatusOK, Body: "{}"})...)
 		return ""
 	}},
 	// 14 (issue 21.2): the CDN in front of the API fails for 20 s, in time
 	// rather than in requests, right after the secrets are deleted: HTML
 	// 502 pages, dropped connections, 504 pages asking for Retry-After.
-	{name: "14 CDN outage while waiting for the kubeconfig", setup: func(t *testing.T, c *lkelocal.Cluster) string {
-		injectCluster(c, lkelocal.EndpointGetKubeconfig, afterTheFirstFetch(
-			lkelocal.Fault{Status: http.StatusBadGateway, HTML: true, For: 8 * time.Second},
-			lkelocal.Fault{Drop: true, For: 4 * time.Second},
-			lkelocal.Fault{Status: http.StatusGatewayTimeout, HTML: true, RetryAfter: 2 * time.Second, For: 8 * time.Second})...)
+	{name: "14 CDN outage while waiting for the kubeconfig", setup: func(t *testing.T, c *fakelke.Cluster) string {
+		injectCluster(c, fakelke.EndpointGetKubeconfig, afterTheFirstFetch(
+			fakelke.Fault{Status: http.StatusBadGateway, HTML: true, For: 8 * time.Second},
+			fakelke.Fault{Drop: true, For: 4 * time.Second},
+			fakelke.Fault{Status: http.StatusGatewayTimeout, HTML: true, RetryAfter: 2 * time.Second, For: 8 * time.Second})...)
 		return ""
 	}},
 	// 15 (issue 21.5): a slower LKE shows a regeneration only after 30 s
 	// (the old kubeconfig served, no secret replaced), and the answer to
 	// the regenerate is lost: it must not be sent again.
-	{name: "15 late regeneration, answer lost", setup: func(t *testing.T, c *lkelocal.Cluster) string {
+	{name: "15 late regeneration, answer lost", setup: func(t *testing.T, c *fakelke.Cluster) string {
 		c.SetActDelay(30 * time.Second)
 		t.Cleanup(func() { c.SetActDelay(0) })
-		injectCluster(c, lkelocal.EndpointRegenerate, lkelocal.Fault{Acted: true, Drop: true})
+		injectCluster(c, fakelke.EndpointRegenerate, fakelke.Fault{Acted: true, Drop: true})
 		return ""
 	}},
 	// The combinations that matter.
-	{name: "2+3 restart during a stale window", setup: func(t *testing.T, c *lkelocal.Cluster) string {
+	{name: "2+3 restart during a stale window", setup: func(t *testing.T, c *fakelke.Cluster) string {
 		standardCluster(c)
 		staleWindow(t, c)
 		return ""
 	}},
-	{name: "4+6 rebuilt kubeconfig under rate limits", setup: func(t *testing.T, c *lkelocal.Cluster) string {
+	{name: "4+6 rebuilt kubeconfig under rate limits", setup: func(t *testing.T, c *fakelke.Cluster) string {
 		reuseAdminSecret(t, c)
 		return rateLimitedToken(t)
 	}, limited: true},
-	{name: "5+12 node-by-node recycle, answer lost", setup: func(t *testing.T, c *lkelocal.Cluster) string {
-		injectCluster(c, lkelocal.EndpointRecycleCluster, lkelocal.Fault{Acted: true, Drop: true})
+	{name: "5+12 node-by-node recycle, answer lost", setup: func(t *testing.T, c *fakelke.Cluster) string {
+		injectCluster(c, fakelke.EndpointRecycleCluster, fakelke.Fault{Acted: true, Drop: true})
 		return ""
 	}, body: nodeByNodeRecycle, recycle: true},
 }

@@ -29,8 +29,8 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
 )
 
 var ephemeralVersions = []tfversion.TerraformVersionCheck{tfversion.SkipBelow(tfversion.Version1_10_0)}
@@ -116,14 +116,14 @@ func jwtAudiences(t *testing.T, token string) []string {
 	return claims.Aud
 }
 
-func tokenWorks(t *testing.T, c *lkelocal.Cluster, token string) error {
+func tokenWorks(t *testing.T, c *fakelke.Cluster, token string) error {
 	t.Helper()
 	_, err := tokenClient(t, c, token).CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
 	return err
 }
 
 // tokenClient reaches the cluster's API server with a bearer token only.
-func tokenClient(t *testing.T, c *lkelocal.Cluster, token string) kubernetes.Interface {
+func tokenClient(t *testing.T, c *fakelke.Cluster, token string) kubernetes.Interface {
 	t.Helper()
 	cfg := c.AdminConfig()
 	cfg.TLSClientConfig.CertFile, cfg.TLSClientConfig.KeyFile, cfg.BearerToken = "", "", token
@@ -134,7 +134,7 @@ func tokenClient(t *testing.T, c *lkelocal.Cluster, token string) kubernetes.Int
 	return cs
 }
 
-func boundSecrets(t *testing.T, c *lkelocal.Cluster, ns string) []string {
+func boundSecrets(t *testing.T, c *fakelke.Cluster, ns string) []string {
 	t.Helper()
 	list, err := adminClient(t, c).CoreV1().Secrets(ns).List(t.Context(), metav1.ListOptions{LabelSelector: kubeconfig.BoundSecretLabel + "=true"})
 	if err != nil {
@@ -189,7 +189,7 @@ func TestAccShortLived_tokenWorksDuringTheRunAndIsRevokedAfter(t *testing.T) {
 	})
 }
 
-func waitRejectedToken(t *testing.T, c *lkelocal.Cluster, token string, within time.Duration) error {
+func waitRejectedToken(t *testing.T, c *fakelke.Cluster, token string, within time.Duration) error {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
@@ -406,7 +406,7 @@ func TestAccShortLived_invalidConfigurationsFailAtValidate(t *testing.T) {
 }
 
 // limitedKubeconfig is a kubeconfig for a service account bound to rules.
-func limitedKubeconfig(t *testing.T, c *lkelocal.Cluster, name string, rules []rbacv1.PolicyRule) string {
+func limitedKubeconfig(t *testing.T, c *fakelke.Cluster, name string, rules []rbacv1.PolicyRule) string {
 	t.Helper()
 	cs := adminClient(t, c)
 	ctx := t.Context()

@@ -25,8 +25,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/lke"
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
 )
 
 // A step of the rotation and the request through which a fault reaches it:
@@ -47,43 +47,43 @@ type faultedStep struct {
 }
 
 var faultedSteps = []faultedStep{
-	{step: lke.StepGetCluster, endpoint: lkelocal.EndpointGetCluster},
-	{step: lke.StepFetchKubeconfig, endpoint: lkelocal.EndpointGetKubeconfig},
-	{step: lke.StepCheckAccess, endpoint: lkelocal.KubeSelfSubjectReview},
-	{step: lke.StepListSecrets, endpoint: lkelocal.KubeListSecrets},
-	{step: lke.StepDeleteSecrets, endpoint: lkelocal.KubeDeleteSecrets},
+	{step: lke.StepGetCluster, endpoint: fakelke.EndpointGetCluster},
+	{step: lke.StepFetchKubeconfig, endpoint: fakelke.EndpointGetKubeconfig},
+	{step: lke.StepCheckAccess, endpoint: fakelke.KubeSelfSubjectReview},
+	{step: lke.StepListSecrets, endpoint: fakelke.KubeListSecrets},
+	{step: lke.StepDeleteSecrets, endpoint: fakelke.KubeDeleteSecrets},
 	// A regenerate (or recycle, below) that fails may have acted: each
 	// failure is watched for its effect (after no answer or a gateway's
 	// page: a minute, matrixTimings' 5 s here), so one fault is enough to
 	// show the request is sent again only after that.
-	{step: lke.StepRegenerate, endpoint: lkelocal.EndpointRegenerate, faults: 1},
-	{step: lke.StepWaitKubeconfig, endpoint: lkelocal.EndpointGetKubeconfig, pass: 1},
+	{step: lke.StepRegenerate, endpoint: fakelke.EndpointRegenerate, faults: 1},
+	{step: lke.StepWaitKubeconfig, endpoint: fakelke.EndpointGetKubeconfig, pass: 1},
 	// The batch is one DeleteCollection (kube-system only); then the old
 	// kubeconfig's own secret is deleted by name.
-	{step: lke.StepDeleteOldSecret, endpoint: lkelocal.KubeDeleteSecrets, pass: 1},
-	{step: lke.StepVerifyNew, endpoint: lkelocal.KubeListNodes, verify: true},
-	{step: lke.StepRestartWorkloads, endpoint: lkelocal.KubePatchWorkload, restart: true},
-	{step: lke.StepRecycleNodes, endpoint: lkelocal.EndpointRecycleCluster, recycle: true, faults: 1},
+	{step: lke.StepDeleteOldSecret, endpoint: fakelke.KubeDeleteSecrets, pass: 1},
+	{step: lke.StepVerifyNew, endpoint: fakelke.KubeListNodes, verify: true},
+	{step: lke.StepRestartWorkloads, endpoint: fakelke.KubePatchWorkload, restart: true},
+	{step: lke.StepRecycleNodes, endpoint: fakelke.EndpointRecycleCluster, recycle: true, faults: 1},
 }
 
 var faultKinds = []struct {
 	name  string
-	fault lkelocal.Fault
+	fault fakelke.Fault
 }{
-	{"429 Retry-After", lkelocal.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second}},
-	{"500", lkelocal.Fault{Status: http.StatusInternalServerError}},
-	{"502", lkelocal.Fault{Status: http.StatusBadGateway}},
+	{"429 Retry-After", fakelke.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second}},
+	{"500", fakelke.Fault{Status: http.StatusInternalServerError}},
+	{"502", fakelke.Fault{Status: http.StatusBadGateway}},
 	// The CDN's own pages, as it sends every 5xx: HTML, no Linode error
 	// list, and no Retry-After that linodego could read (it keeps no
 	// response for them: a 502 is special-cased to "Bad Gateway", the
 	// others are "Unexpected Content-Type").
-	{"500 HTML", lkelocal.Fault{Status: http.StatusInternalServerError, HTML: true}},
-	{"502 HTML", lkelocal.Fault{Status: http.StatusBadGateway, HTML: true}},
-	{"503 HTML", lkelocal.Fault{Status: http.StatusServiceUnavailable, HTML: true}},
-	{"504 HTML", lkelocal.Fault{Status: http.StatusGatewayTimeout, HTML: true}},
-	{"503", lkelocal.Fault{Status: http.StatusServiceUnavailable}},
-	{"hang", lkelocal.Fault{Hang: true}},
-	{"drop", lkelocal.Fault{Drop: true}},
+	{"500 HTML", fakelke.Fault{Status: http.StatusInternalServerError, HTML: true}},
+	{"502 HTML", fakelke.Fault{Status: http.StatusBadGateway, HTML: true}},
+	{"503 HTML", fakelke.Fault{Status: http.StatusServiceUnavailable, HTML: true}},
+	{"504 HTML", fakelke.Fault{Status: http.StatusGatewayTimeout, HTML: true}},
+	{"503", fakelke.Fault{Status: http.StatusServiceUnavailable}},
+	{"hang", fakelke.Fault{Hang: true}},
+	{"drop", fakelke.Fault{Drop: true}},
 }
 
 // faultProvider makes requests give up after 2 s and retries 3 times (1 s,
@@ -106,12 +106,12 @@ var matrixProviders = map[string]func() (tfprotov6.ProviderServer, error){
 
 var matrixTimings = timings{actSettle: 5 * time.Second, kubeconfigFailFor: 15 * time.Second}
 
-func faultConfig(c *lkelocal.Cluster, s faultedStep) string {
+func faultConfig(c *fakelke.Cluster, s faultedStep) string {
 	return faultConfigWithin(c, s, "3m")
 }
 
 // faultConfigWithin is faultConfig with another create timeout.
-func faultConfigWithin(c *lkelocal.Cluster, s faultedStep, create string) string {
+func faultConfigWithin(c *fakelke.Cluster, s faultedStep, create string) string {
 	body := fmt.Sprintf("  verify = %t\n", s.verify)
 	if s.restart {
 		body += "  restart_workloads {\n    namespaces = [\"fault-apps\"]\n    kinds      = [\"deployment\"]\n  }\n"
@@ -185,12 +185,12 @@ func TestAccFaultMatrix(t *testing.T) {
 		}
 		t.Run(s.step+"/persistent 500", func(t *testing.T) {
 			t.Parallel()
-			runPersistentFault(t, s, lkelocal.Fault{Status: http.StatusInternalServerError})
+			runPersistentFault(t, s, fakelke.Fault{Status: http.StatusInternalServerError})
 		})
 	}
 }
 
-func prepareFaultCase(t *testing.T, c *lkelocal.Cluster, s faultedStep) {
+func prepareFaultCase(t *testing.T, c *fakelke.Cluster, s faultedStep) {
 	t.Helper()
 	if s.restart {
 		ensureDeployment(t, c, "fault-apps", "web")
@@ -198,15 +198,15 @@ func prepareFaultCase(t *testing.T, c *lkelocal.Cluster, s faultedStep) {
 	t.Cleanup(func() { testEnv.Emulator.ClearClusterFaults(c.ID) })
 }
 
-func injectAfter(c *lkelocal.Cluster, s faultedStep, faults ...lkelocal.Fault) {
-	queue := make([]lkelocal.Fault, 0, s.pass+len(faults))
+func injectAfter(c *fakelke.Cluster, s faultedStep, faults ...fakelke.Fault) {
+	queue := make([]fakelke.Fault, 0, s.pass+len(faults))
 	for range s.pass {
-		queue = append(queue, lkelocal.Fault{}) // served normally
+		queue = append(queue, fakelke.Fault{}) // served normally
 	}
 	testEnv.Emulator.InjectClusterFaults(c.ID, s.endpoint, append(queue, faults...)...)
 }
 
-func runTransientFault(t *testing.T, s faultedStep, name string, f lkelocal.Fault) {
+func runTransientFault(t *testing.T, s faultedStep, name string, f fakelke.Fault) {
 	c := takeCluster(t)
 	prepareFaultCase(t, c, s)
 	outcome := "FAIL"
@@ -215,7 +215,7 @@ func runTransientFault(t *testing.T, s faultedStep, name string, f lkelocal.Faul
 		ProtoV6ProviderFactories: matrixProviders,
 		Steps: []resource.TestStep{{
 			PreConfig: func() {
-				faults := []lkelocal.Fault{f, f}
+				faults := []fakelke.Fault{f, f}
 				if s.faults > 0 {
 					faults = faults[:0]
 					for range s.faults {
@@ -242,12 +242,12 @@ func runTransientFault(t *testing.T, s faultedStep, name string, f lkelocal.Faul
 	}
 }
 
-func runPersistentFault(t *testing.T, s faultedStep, f lkelocal.Fault) {
+func runPersistentFault(t *testing.T, s faultedStep, f fakelke.Fault) {
 	c := takeCluster(t)
 	prepareFaultCase(t, c, s)
 	outcome := "FAIL"
 	defer func() { recordCase(s.step, "persistent 500", outcome) }()
-	persistent := make([]lkelocal.Fault, 40)
+	persistent := make([]fakelke.Fault, 40)
 	for i := range persistent {
 		persistent[i] = f
 	}
@@ -289,7 +289,7 @@ func runPersistentFault(t *testing.T, s faultedStep, f lkelocal.Fault) {
 // workingKubeconfigFromLinode asks the Linode API for the cluster's
 // kubeconfig (waiting while it answers "not yet available", as after a
 // regeneration) and checks that it reaches the cluster.
-func workingKubeconfigFromLinode(t *testing.T, c *lkelocal.Cluster) error {
+func workingKubeconfigFromLinode(t *testing.T, c *fakelke.Cluster) error {
 	t.Helper()
 	lc := testLinodeClient(t)
 	var lastErr error
@@ -313,7 +313,7 @@ func workingKubeconfigFromLinode(t *testing.T, c *lkelocal.Cluster) error {
 }
 
 // ensureDeployment creates a Deployment (and its namespace) if missing.
-func ensureDeployment(t *testing.T, c *lkelocal.Cluster, ns, name string) {
+func ensureDeployment(t *testing.T, c *fakelke.Cluster, ns, name string) {
 	t.Helper()
 	cs := adminClient(t, c)
 	ctx := t.Context()
@@ -345,7 +345,7 @@ func ensureDeployment(t *testing.T, c *lkelocal.Cluster, ns, name string) {
 func TestAccRotation_gatewayHTMLPagesWhileWaitingForTheKubeconfig(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
-	s := faultedStep{step: lke.StepWaitKubeconfig, endpoint: lkelocal.EndpointGetKubeconfig, pass: 1, verify: true}
+	s := faultedStep{step: lke.StepWaitKubeconfig, endpoint: fakelke.EndpointGetKubeconfig, pass: 1, verify: true}
 	prepareFaultCase(t, c, s)
 	oldKC := servedKubeconfig(t, c)
 	resource.Test(t, resource.TestCase{
@@ -353,9 +353,9 @@ func TestAccRotation_gatewayHTMLPagesWhileWaitingForTheKubeconfig(t *testing.T) 
 		Steps: []resource.TestStep{{
 			PreConfig: func() {
 				injectAfter(c, s,
-					lkelocal.Fault{Status: http.StatusBadGateway, HTML: true},
-					lkelocal.Fault{Status: http.StatusServiceUnavailable, HTML: true},
-					lkelocal.Fault{Status: http.StatusGatewayTimeout, HTML: true})
+					fakelke.Fault{Status: http.StatusBadGateway, HTML: true},
+					fakelke.Fault{Status: http.StatusServiceUnavailable, HTML: true},
+					fakelke.Fault{Status: http.StatusGatewayTimeout, HTML: true})
 			},
 			Config: faultConfig(c, s),
 			ConfigStateChecks: []statecheck.StateCheck{
@@ -381,11 +381,11 @@ func TestAccRotation_actsOnceWhenTheAnswerIsLost(t *testing.T) {
 	cases := []struct {
 		name string
 		s    faultedStep
-		f    lkelocal.Fault
+		f    fakelke.Fault
 	}{
-		{"regenerate, dropped", faultedStep{step: lke.StepRegenerate, endpoint: lkelocal.EndpointRegenerate}, lkelocal.Fault{Acted: true, Drop: true}},
-		{"regenerate, hung", faultedStep{step: lke.StepRegenerate, endpoint: lkelocal.EndpointRegenerate}, lkelocal.Fault{Acted: true, Hang: true}},
-		{"recycle, dropped", faultedStep{step: lke.StepRecycleNodes, endpoint: lkelocal.EndpointRecycleCluster, recycle: true}, lkelocal.Fault{Acted: true, Drop: true}},
+		{"regenerate, dropped", faultedStep{step: lke.StepRegenerate, endpoint: fakelke.EndpointRegenerate}, fakelke.Fault{Acted: true, Drop: true}},
+		{"regenerate, hung", faultedStep{step: lke.StepRegenerate, endpoint: fakelke.EndpointRegenerate}, fakelke.Fault{Acted: true, Hang: true}},
+		{"recycle, dropped", faultedStep{step: lke.StepRecycleNodes, endpoint: fakelke.EndpointRecycleCluster, recycle: true}, fakelke.Fault{Acted: true, Drop: true}},
 	}
 	for _, k := range cases {
 		t.Run(k.name, func(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 // fleetSize is how many clusters TestAccFleetRotation rotates in one apply.
@@ -41,7 +41,7 @@ func TestAccFleetRotation(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := testEnv.AddCluster(t.Context(), lkelocal.ClusterSpec{})
+			c, err := testEnv.AddCluster(t.Context(), fakelke.ClusterSpec{})
 			if err != nil {
 				errs <- err
 				return
@@ -82,8 +82,8 @@ func TestAccFleetRotation(t *testing.T) {
 	}
 
 	// A token of its own, so that the stricter limits meet no other test.
-	token := testEnv.Emulator.ScopedToken(lkelocal.ScopeLKEReadWrite)
-	testEnv.Emulator.SetTokenRateLimits(token, lkelocal.RateLimits{PerOperation: 400})
+	token := testEnv.Emulator.ScopedToken(fakelke.ScopeLKEReadWrite)
+	testEnv.Emulator.SetTokenRateLimits(token, fakelke.RateLimits{PerOperation: 400})
 	dir := t.TempDir()
 	writeConfig(t, dir, withKubecreds(fmt.Sprintf(`
 provider "kubecreds" {
@@ -111,7 +111,7 @@ resource "kubecreds_lke_secret_rotation" "fleet" {
 		byStatus[r.Status]++
 		switch {
 		case r.Status >= 200 && r.Status < 300, r.Status == http.StatusTooManyRequests:
-		case r.Status == http.StatusServiceUnavailable && r.Endpoint == lkelocal.EndpointGetKubeconfig:
+		case r.Status == http.StatusServiceUnavailable && r.Endpoint == fakelke.EndpointGetKubeconfig:
 			// "not yet available" while LKE makes the new kubeconfig
 		default:
 			failed = append(failed, fmt.Sprintf("%s %s: %d", r.Method, r.Path, r.Status))

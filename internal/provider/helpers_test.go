@@ -24,7 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 // clusterFor hands each parallel test its own emulated cluster, so rotations
@@ -34,7 +34,7 @@ var (
 	clusterUsed = map[int]bool{}
 )
 
-func takeCluster(t *testing.T) *lkelocal.Cluster {
+func takeCluster(t *testing.T) *fakelke.Cluster {
 	t.Helper()
 	for {
 		clusterMu.Lock()
@@ -58,7 +58,7 @@ func takeCluster(t *testing.T) *lkelocal.Cluster {
 
 // takePrivateCluster starts a cluster of its own for one test, shaped by
 // spec; takeCluster never hands it out. It is deleted when the test ends.
-func takePrivateCluster(t *testing.T, spec lkelocal.ClusterSpec) *lkelocal.Cluster {
+func takePrivateCluster(t *testing.T, spec fakelke.ClusterSpec) *fakelke.Cluster {
 	t.Helper()
 	// Held while the cluster starts, so that takeCluster cannot see it
 	// before it is marked as used.
@@ -82,7 +82,7 @@ func takePrivateCluster(t *testing.T, spec lkelocal.ClusterSpec) *lkelocal.Clust
 	return c
 }
 
-func adminClient(t *testing.T, c *lkelocal.Cluster) kubernetes.Interface {
+func adminClient(t *testing.T, c *fakelke.Cluster) kubernetes.Interface {
 	t.Helper()
 	cs, err := kubernetes.NewForConfig(c.AdminConfig())
 	if err != nil {
@@ -103,7 +103,7 @@ func testLinodeClient(t *testing.T) *linodego.Client {
 
 // servedKubeconfig is what GET /lke/clusters/{id}/kubeconfig answers now,
 // waiting through 503s.
-func servedKubeconfig(t *testing.T, c *lkelocal.Cluster) []byte {
+func servedKubeconfig(t *testing.T, c *fakelke.Cluster) []byte {
 	t.Helper()
 	lc := testLinodeClient(t)
 	var out []byte
@@ -158,7 +158,7 @@ func waitRejected(t *testing.T, kubeconfig []byte, within time.Duration) error {
 }
 
 // tokenSecrets lists namespace/name of the token secrets in namespaces, by service account.
-func tokenSecrets(t *testing.T, c *lkelocal.Cluster, namespaces ...string) map[string]string {
+func tokenSecrets(t *testing.T, c *fakelke.Cluster, namespaces ...string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, ns := range namespaces {
@@ -185,7 +185,7 @@ func sortedKeys(m map[string]string) []string {
 }
 
 // createTokenSecret makes a user-made legacy token secret, as teams do for CI.
-func createTokenSecret(t *testing.T, c *lkelocal.Cluster, ns, serviceAccount string) string {
+func createTokenSecret(t *testing.T, c *fakelke.Cluster, ns, serviceAccount string) string {
 	t.Helper()
 	cs := adminClient(t, c)
 	ctx := t.Context()

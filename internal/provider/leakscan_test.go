@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 // The suite-wide leak scan. While the package's tests run, every terraform
@@ -111,7 +111,7 @@ type leakReport struct {
 
 // scan searches everything captured for the credentials of env and the
 // Linode token.
-func (l *leakCapture) scan(env *lkelocal.Environment) (*leakReport, error) {
+func (l *leakCapture) scan(env *fakelke.Environment) (*leakReport, error) {
 	secrets := map[string]string{env.Emulator.Token: "the Linode API token"}
 	if skeAPI != nil {
 		secrets[skeAPI.Token] = "the STACKIT service-account token"
@@ -211,7 +211,7 @@ func unzipAll(raw []byte) []byte {
 
 // finishLeakScan scans and prints the outcome; it returns a non-zero exit
 // code on any hit.
-func finishLeakScan(l *leakCapture, env *lkelocal.Environment) int {
+func finishLeakScan(l *leakCapture, env *fakelke.Environment) int {
 	if l == nil {
 		return 0
 	}

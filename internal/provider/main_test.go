@@ -16,11 +16,50 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
+	fakeske "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/ske"
 )
 
-// testEnv is the local LKE this package's acceptance tests run against.
-var testEnv *lkelocal.Environment
+// testEnv is what this package's acceptance tests run against: the local
+// LKE (embedded: testEnv.Emulator, testEnv.Clusters(), …) and the local SKE
+// beside it (testEnv.SKE(), testEnv.AddSKECluster).
+var testEnv *testClouds
+
+type testClouds struct {
+	*fakelke.Environment
+	ske *fakeske.Environment
+}
+
+// SKE returns the local SKE API.
+func (c *testClouds) SKE() (*fakeske.API, error) { return c.ske.API, nil }
+
+// AddSKECluster starts an emulated SKE cluster.
+func (c *testClouds) AddSKECluster(ctx context.Context, spec fakeske.ClusterSpec) (*fakeske.Cluster, error) {
+	return c.ske.AddCluster(ctx, spec)
+}
+
+// Close stops both clouds.
+func (c *testClouds) Close() {
+	if c.ske != nil {
+		c.ske.Close()
+	}
+	if c.Environment != nil {
+		c.Environment.Close()
+	}
+}
+
+// CloseOnSignal stops both clouds when the process is interrupted.
+func (c *testClouds) CloseOnSignal() { fakecloud.CloseOnSignal("the local LKE and SKE", c.Close) }
+
+// LogTail returns the end of both clouds' process logs.
+func (c *testClouds) LogTail() string {
+	s := c.Environment.LogTail()
+	if c.ske != nil {
+		s += c.ske.LogTail()
+	}
+	return s
+}
 
 // testProviders serves the provider in-process to the real terraform binary.
 var testProviders = map[string]func() (tfprotov6.ProviderServer, error){
@@ -62,12 +101,12 @@ func runTests(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	testEnv, err = lkelocal.Start(ctx, lkelocal.Options{Clusters: 6, RecycleDelay: time.Second})
-	if err != nil {
+	testEnv = &testClouds{}
+	defer testEnv.Close()
+	if testEnv.Environment, err = fakelke.Start(ctx, fakelke.Options{Clusters: 6, RecycleDelay: time.Second}); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: cannot start the local LKE the acceptance tests need: %v\n", err)
 		return 1
 	}
-	defer testEnv.Close()
 	testEnv.CloseOnSignal()
 	for k, v := range testEnv.LinodeEnv() {
 		os.Setenv(k, v)
@@ -77,13 +116,14 @@ func runTests(m *testing.M) int {
 	// here the local SKE API's own CA, and only it (so that the Linode
 	// emulator's certificate stays untrusted without LINODE_CA). Go reads
 	// the roots once, at their first use: set before any test runs.
-	if skeAPI, err = testEnv.SKE(); err != nil {
+	if testEnv.ske, err = fakeske.Start(ctx, fakeske.Options{}); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: cannot start the local SKE API: %v\n", err)
 		return 1
 	}
+	skeAPI = testEnv.ske.API
 	os.Setenv("SSL_CERT_FILE", skeAPI.CAPath)
 	code := portableRan(m.Run())
-	if scan := finishLeakScan(leaks, testEnv); scan != 0 {
+	if scan := finishLeakScan(leaks, testEnv.Environment); scan != 0 {
 		code = scan
 	}
 	if code != 0 {

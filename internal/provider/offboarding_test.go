@@ -20,7 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 // shortLivedCaptureConfig opens a short-lived kubeconfig for the cluster and
@@ -71,7 +71,7 @@ func capturedToken(t *testing.T, file string) string {
 }
 
 // legacyToken waits for the token controller to fill a token secret and returns its token.
-func legacyToken(t *testing.T, c *lkelocal.Cluster, id string) string {
+func legacyToken(t *testing.T, c *fakelke.Cluster, id string) string {
 	t.Helper()
 	ns, name, _ := strings.Cut(id, "/")
 	var token string
@@ -91,7 +91,7 @@ func legacyToken(t *testing.T, c *lkelocal.Cluster, id string) string {
 
 // tokenAuthenticates asks the API server who the token is: nil when it is
 // accepted (whatever RBAC then allows it), an error when it is rejected.
-func tokenAuthenticates(t *testing.T, c *lkelocal.Cluster, token string) error {
+func tokenAuthenticates(t *testing.T, c *fakelke.Cluster, token string) error {
 	t.Helper()
 	_, err := tokenClient(t, c, token).AuthenticationV1().SelfSubjectReviews().Create(t.Context(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 	return err

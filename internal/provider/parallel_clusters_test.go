@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 // TestAccParallelClusters rotates five clusters in one `terraform apply
@@ -29,7 +29,7 @@ import (
 func TestAccParallelClusters(t *testing.T) {
 	const n = 5
 	for len(testEnv.Clusters()) < n {
-		if _, err := testEnv.AddCluster(t.Context(), lkelocal.ClusterSpec{}); err != nil {
+		if _, err := testEnv.AddCluster(t.Context(), fakelke.ClusterSpec{}); err != nil {
 			t.Fatalf("cannot start another cluster: %v", err)
 		}
 	}
@@ -112,7 +112,7 @@ output "rotations" {
 		if err := oldTokenRejected(t, oldKubeconfigs[c.ID]); err != nil {
 			t.Errorf("cluster %d: %v", c.ID, err)
 		}
-		if n := testEnv.Emulator.CountClusterRequests(c.ID, lkelocal.EndpointRegenerate); n < 1 {
+		if n := testEnv.Emulator.CountClusterRequests(c.ID, fakelke.EndpointRegenerate); n < 1 {
 			t.Errorf("cluster %d: regenerated %d times", c.ID, n)
 		}
 		// The deletion step's log line for this cluster reports this
@@ -134,7 +134,7 @@ output "rotations" {
 	for _, c := range clusters {
 		var first, last time.Time
 		for _, r := range testEnv.Emulator.Requests() {
-			if r.ClusterID == c.ID && r.Endpoint == lkelocal.EndpointGetKubeconfig && r.At.After(start) {
+			if r.ClusterID == c.ID && r.Endpoint == fakelke.EndpointGetKubeconfig && r.At.After(start) {
 				if first.IsZero() {
 					first = r.At
 				}

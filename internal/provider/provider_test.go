@@ -16,7 +16,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 func tokensConfig(providerBlock string, clusterID int) string {
@@ -173,8 +173,8 @@ func TestAccProvider_invalidSettings(t *testing.T) {
 
 // linodeRequestsSince are the Linode API requests the emulator received
 // about a cluster since a moment.
-func linodeRequestsSince(start time.Time, clusterID int) []lkelocal.RequestRecord {
-	var out []lkelocal.RequestRecord
+func linodeRequestsSince(start time.Time, clusterID int) []fakelke.RequestRecord {
+	var out []fakelke.RequestRecord
 	for _, r := range testEnv.Emulator.Requests() {
 		if !r.At.Before(start) && strings.Contains(r.Path, fmt.Sprintf("/lke/clusters/%d", clusterID)) {
 			out = append(out, r)

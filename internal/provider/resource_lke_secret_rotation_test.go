@@ -25,7 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 const rotationAddr = "kubecreds_lke_secret_rotation.r"
@@ -50,7 +50,7 @@ func attrs(s *terraform.State) map[string]string {
 
 // servedKubeconfigMatches checks that the kubeconfig the Linode API serves
 // works and is the one kubeconfig_sha256 names.
-func servedKubeconfigMatches(t *testing.T, c *lkelocal.Cluster) statecheck.StateCheck {
+func servedKubeconfigMatches(t *testing.T, c *fakelke.Cluster) statecheck.StateCheck {
 	return rotationCheck(func(a rotationValues) error {
 		kc := servedKubeconfig(t, c)
 		if err := kubeconfigWorks(t, kc); err != nil {
@@ -131,14 +131,14 @@ func TestAccRotation_createRotatesAndProvesIt(t *testing.T) {
 				// Settings that do not force replacement update in place,
 				// without rotating: no regenerate request reaches the Linode
 				// API, and the served kubeconfig is the one from before.
-				PreConfig: func() { regenerates = testEnv.Emulator.CountClusterRequests(c.ID, lkelocal.EndpointRegenerate) },
+				PreConfig: func() { regenerates = testEnv.Emulator.CountClusterRequests(c.ID, fakelke.EndpointRegenerate) },
 				Config: rotationConfig(c.ID, `  keepers = { reason = "first" }
   verify  = false`),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(rotationAddr, plancheck.ResourceActionUpdate),
 				}},
 				ConfigStateChecks: []statecheck.StateCheck{rotationCheck(func(a rotationValues) error {
-					if n := testEnv.Emulator.CountClusterRequests(c.ID, lkelocal.EndpointRegenerate) - regenerates; n != 0 {
+					if n := testEnv.Emulator.CountClusterRequests(c.ID, fakelke.EndpointRegenerate) - regenerates; n != 0 {
 						return fmt.Errorf("an in-place update sent %d regenerate requests", n)
 					}
 					if got := sha256Hex(servedKubeconfig(t, c)); got != firstSHA {
@@ -242,7 +242,7 @@ func TestAccRotation_importAdoptsWithoutRotating(t *testing.T) {
 			{
 				PreConfig: func() {
 					beforeSHA = sha256Hex(servedKubeconfig(t, c))
-					calls = testEnv.Emulator.CountClusterRequests(c.ID, lkelocal.EndpointRegenerate)
+					calls = testEnv.Emulator.CountClusterRequests(c.ID, fakelke.EndpointRegenerate)
 				},
 				Config:             rotationConfig(c.ID, ""),
 				ResourceName:       rotationAddr,
@@ -266,7 +266,7 @@ func TestAccRotation_importAdoptsWithoutRotating(t *testing.T) {
 					plancheck.ExpectEmptyPlan(),
 				}},
 				Check: func(*terraform.State) error {
-					if sha256Hex(servedKubeconfig(t, c)) != beforeSHA || testEnv.Emulator.CountClusterRequests(c.ID, lkelocal.EndpointRegenerate) != calls {
+					if sha256Hex(servedKubeconfig(t, c)) != beforeSHA || testEnv.Emulator.CountClusterRequests(c.ID, fakelke.EndpointRegenerate) != calls {
 						return fmt.Errorf("import rotated the cluster")
 					}
 					return nil
@@ -312,7 +312,7 @@ func TestAccRotation_importMatchesWhatCreateRecorded(t *testing.T) {
 
 func TestAccRotation_clusterDeletedOutOfBandLeavesTheState(t *testing.T) {
 	t.Parallel()
-	c, err := testEnv.AddCluster(t.Context(), lkelocal.ClusterSpec{Pools: []int{1}})
+	c, err := testEnv.AddCluster(t.Context(), fakelke.ClusterSpec{Pools: []int{1}})
 	if err != nil {
 		t.Fatalf("cannot start a cluster to delete: %v", err)
 	}
@@ -357,14 +357,14 @@ func TestAccRotation_a404ThatIsNotTheClustersKeepsTheState(t *testing.T) {
 			{Config: config},
 			{
 				PreConfig: func() {
-					testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.EndpointGetCluster, lkelocal.Fault{Status: http.StatusNotFound})
+					testEnv.Emulator.InjectClusterFaults(c.ID, fakelke.EndpointGetCluster, fakelke.Fault{Status: http.StatusNotFound})
 				},
 				RefreshState: true,
 				ExpectError:  regexp.MustCompile(`(?s)Cannot\s+read\s+LKE\s+cluster.*the\s+clusters\s+the\s+token\s+lists\s+include\s+it`),
 			},
 			{
 				PreConfig: func() {
-					testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.EndpointGetCluster, lkelocal.Fault{Status: http.StatusNotFound, HTML: true})
+					testEnv.Emulator.InjectClusterFaults(c.ID, fakelke.EndpointGetCluster, fakelke.Fault{Status: http.StatusNotFound, HTML: true})
 				},
 				RefreshState: true,
 				ExpectError:  regexp.MustCompile(`(?s)Cannot\s+read\s+LKE\s+cluster.*not\s+come\s+from\s+the\s+Linode\s+API`),
@@ -403,14 +403,14 @@ func TestAccRotation_refreshTakesNoEmptyKubeconfigForARotation(t *testing.T) {
 			{Config: config, Check: func(s *terraform.State) error { recorded = attrs(s)["kubeconfig_sha256"]; return nil }},
 			{
 				PreConfig: func() {
-					testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.EndpointGetKubeconfig, lkelocal.Fault{Status: http.StatusOK, Body: "{}"})
+					testEnv.Emulator.InjectClusterFaults(c.ID, fakelke.EndpointGetKubeconfig, fakelke.Fault{Status: http.StatusOK, Body: "{}"})
 				},
 				RefreshState: true,
 				Check:        unchanged,
 			},
 			{
 				PreConfig: func() {
-					testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.EndpointGetKubeconfig, lkelocal.Fault{Status: http.StatusInternalServerError, Body: "{}"})
+					testEnv.Emulator.InjectClusterFaults(c.ID, fakelke.EndpointGetKubeconfig, fakelke.Fault{Status: http.StatusInternalServerError, Body: "{}"})
 				},
 				RefreshState: true,
 				Check:        unchanged,
@@ -435,12 +435,12 @@ func TestAccRotation_kubeconfigOnly(t *testing.T) {
 			ConfigStateChecks: []statecheck.StateCheck{
 				rotationCheck(func(a rotationValues) error {
 					deleted := a.DeletedSecrets
-					if len(deleted) != 1 || before[deleted[0]] != lkelocal.AdminServiceAccount {
+					if len(deleted) != 1 || before[deleted[0]] != fakelke.AdminServiceAccount {
 						return fmt.Errorf("deleted_secrets = %v; want only the lke-admin secret", deleted)
 					}
 					after := tokenSecrets(t, c, "kube-system")
 					for id, sa := range before {
-						if sa != lkelocal.AdminServiceAccount && after[id] != sa {
+						if sa != fakelke.AdminServiceAccount && after[id] != sa {
 							return fmt.Errorf("control-plane token secret %s (%s) was replaced by a kubeconfig-only rotation", id, sa)
 						}
 					}
@@ -483,9 +483,9 @@ func TestAccRotation_serviceTokenOnly(t *testing.T) {
 				}
 				for id, sa := range before {
 					switch {
-					case sa == lkelocal.AdminServiceAccount && after[id] != sa:
+					case sa == fakelke.AdminServiceAccount && after[id] != sa:
 						return fmt.Errorf("lke-admin's secret %s was replaced", id)
-					case sa != lkelocal.AdminServiceAccount && (!slices.Contains(deleted, id) || bySA[sa] == "" || bySA[sa] == id):
+					case sa != fakelke.AdminServiceAccount && (!slices.Contains(deleted, id) || bySA[sa] == "" || bySA[sa] == id):
 						return fmt.Errorf("%s's token secret %s was not replaced (deleted_secrets %v, now %s)", sa, id, deleted, bySA[sa])
 					}
 				}
@@ -639,8 +639,8 @@ func TestAccRotation_waitsThroughKubeconfigNotYetAvailable(t *testing.T) {
 	c := takeCluster(t)
 	c.SetKubeconfigDelay(2 * time.Second)
 	// And a few 503s on the very first fetch, as if a regeneration were under way.
-	notReady := lkelocal.Fault{Status: http.StatusServiceUnavailable, Reason: "Cluster kubeconfig is not yet available. Please try again later."}
-	testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.EndpointGetKubeconfig, notReady, notReady, notReady)
+	notReady := fakelke.Fault{Status: http.StatusServiceUnavailable, Reason: "Cluster kubeconfig is not yet available. Please try again later."}
+	testEnv.Emulator.InjectClusterFaults(c.ID, fakelke.EndpointGetKubeconfig, notReady, notReady, notReady)
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testProviders,
 		Steps: []resource.TestStep{{
@@ -650,7 +650,7 @@ func TestAccRotation_waitsThroughKubeconfigNotYetAvailable(t *testing.T) {
 				rotationCheck(func(rotationValues) error {
 					answered503 := 0
 					for _, r := range testEnv.Emulator.Requests() {
-						if r.ClusterID == c.ID && r.Endpoint == lkelocal.EndpointGetKubeconfig && r.Status == http.StatusServiceUnavailable {
+						if r.ClusterID == c.ID && r.Endpoint == fakelke.EndpointGetKubeconfig && r.Status == http.StatusServiceUnavailable {
 							answered503++
 						}
 					}
@@ -671,9 +671,9 @@ func TestAccRotation_failedRegenerationLeavesAWayInAndTheNextApplyFinishes(t *te
 	t.Parallel()
 	c := takeCluster(t)
 	var oldKC []byte
-	failing := make([]lkelocal.Fault, 20)
+	failing := make([]fakelke.Fault, 20)
 	for i := range failing {
-		failing[i] = lkelocal.Fault{Status: http.StatusInternalServerError}
+		failing[i] = fakelke.Fault{Status: http.StatusInternalServerError}
 	}
 	config := `
 provider "kubecreds" {
@@ -686,7 +686,7 @@ provider "kubecreds" {
 			{
 				PreConfig: func() {
 					oldKC = servedKubeconfig(t, c)
-					testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.EndpointRegenerate, failing...)
+					testEnv.Emulator.InjectClusterFaults(c.ID, fakelke.EndpointRegenerate, failing...)
 				},
 				Config: config,
 				ExpectError: regexp.MustCompile(`(?s)regenerate kubeconfig and service token for cluster ` + strconv.Itoa(c.ID) +
@@ -719,7 +719,7 @@ provider "kubecreds" {
 // killServedKubeconfig does what an interrupted run (or a person following
 // the runbook by hand) leaves: the served kubeconfig's lke-admin secret
 // deleted, its token rejected.
-func killServedKubeconfig(t *testing.T, c *lkelocal.Cluster, served []byte) {
+func killServedKubeconfig(t *testing.T, c *fakelke.Cluster, served []byte) {
 	t.Helper()
 	for name, sa := range tokenSecrets(t, c, "kube-system") {
 		if sa == "lke-admin" {
@@ -863,7 +863,7 @@ func TestAccRotation_fallsBackToTheRunbookOrderWhenLKEReusesTheAdminSecret(t *te
 func TestAccRotation_tokenWithoutTheLKEWriteScopeIsExplained(t *testing.T) {
 	// Sequential: it changes the environment.
 	c := takeCluster(t)
-	t.Setenv("LINODE_TOKEN", testEnv.Emulator.ScopedToken(lkelocal.ScopeLKEReadOnly))
+	t.Setenv("LINODE_TOKEN", testEnv.Emulator.ScopedToken(fakelke.ScopeLKEReadOnly))
 	var oldKC []byte
 	regenerates := 0
 	secretsBefore := tokenSecrets(t, c, "kube-system")
@@ -872,14 +872,14 @@ func TestAccRotation_tokenWithoutTheLKEWriteScopeIsExplained(t *testing.T) {
 		Steps: []resource.TestStep{{
 			PreConfig: func() {
 				oldKC = servedKubeconfig(t, c)
-				regenerates = testEnv.Emulator.CountClusterRequests(c.ID, lkelocal.EndpointRegenerate)
+				regenerates = testEnv.Emulator.CountClusterRequests(c.ID, fakelke.EndpointRegenerate)
 			},
 			Config:      rotationConfig(c.ID, ""),
 			ExpectError: regexp.MustCompile(`(?s)get\s+cluster\s+for\s+cluster\s+\d+:\s+the\s+token's\s+OAuth\s+scopes\s+\("lke:read_only"\)\s+do\s+not\s+include\s+lke:read_write.*this\s+run\s+changed\s+nothing`),
 		}},
 	})
 	t.Setenv("LINODE_TOKEN", testEnv.Emulator.Token)
-	if n := testEnv.Emulator.CountClusterRequests(c.ID, lkelocal.EndpointRegenerate) - regenerates; n != 0 {
+	if n := testEnv.Emulator.CountClusterRequests(c.ID, fakelke.EndpointRegenerate) - regenerates; n != 0 {
 		t.Fatalf("%d regenerate requests were sent to learn the token's scope; want none", n)
 	}
 	// Nothing was deleted: the kubeconfig from before still works, and no

@@ -14,12 +14,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 // createTokenSecrets makes n legacy token secrets for one service account in
 // ns, in parallel, and returns their namespace/name.
-func createTokenSecrets(t *testing.T, c *lkelocal.Cluster, ns string, n int) []string {
+func createTokenSecrets(t *testing.T, c *fakelke.Cluster, ns string, n int) []string {
 	t.Helper()
 	createTokenSecret(t, c, ns, "bot") // the namespace and service account
 	cs := adminClient(t, c)

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 const securityConfig = `
@@ -87,7 +87,7 @@ func TestAccSecurityDefaults(t *testing.T) {
 
 	// User agent, on the Linode API and on the cluster's API endpoint.
 	const ua = "terraform-provider-kubecreds/dev (+https://registry.terraform.io/providers/kubecreds/kubecreds) Terraform/"
-	checkUA := func(api string, reqs []lkelocal.RequestRecord) {
+	checkUA := func(api string, reqs []fakelke.RequestRecord) {
 		n := 0
 		for _, r := range reqs {
 			if r.ClusterID != c.ID || r.At.Before(start) {

@@ -17,7 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakeske "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/ske"
 )
 
 // skeBadDays are the SKE bad-days matrix's rows: each a day the SKE API
@@ -95,7 +95,7 @@ func skeBadDayRough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	badReads := []lkelocal.Fault{
+	badReads := []fakeske.Fault{
 		{Status: http.StatusTooManyRequests, RetryAfter: time.Second},
 		{Status: http.StatusBadGateway, HTML: true},
 		{Drop: true},
@@ -115,8 +115,8 @@ func skeBadDayRough(t *testing.T) {
 		Steps: []resource.TestStep{
 			{
 				PreConfig: func() {
-					api.InjectFaults(c, lkelocal.SKEGetCluster, badReads...)
-					api.InjectFaults(c, lkelocal.SKEStartRotation, lkelocal.Fault{Acted: true, Drop: true})
+					api.InjectFaults(c, fakeske.EndpointGetCluster, badReads...)
+					api.InjectFaults(c, fakeske.EndpointStartRotation, fakeske.Fault{Acted: true, Drop: true})
 				},
 				Config: prelude + skeRotationConfig(c, `  complete_after = "168h"`+"\n"),
 				ConfigStateChecks: []statecheck.StateCheck{
@@ -129,13 +129,13 @@ func skeBadDayRough(t *testing.T) {
 					if err := skeKubeconfigWorks(t.Context(), oldKC); err != nil {
 						return fmt.Errorf("the kubeconfig from before stopped working while PREPARED: %v", err)
 					}
-					return allMet(lkelocal.SKEGetCluster, lkelocal.SKEStartRotation)
+					return allMet(fakeske.EndpointGetCluster, fakeske.EndpointStartRotation)
 				},
 			},
 			{
 				PreConfig: func() {
-					api.InjectFaults(c, lkelocal.SKEGetCluster, badReads...)
-					api.InjectFaults(c, lkelocal.SKECompleteRotation, lkelocal.Fault{Acted: true, Hang: true})
+					api.InjectFaults(c, fakeske.EndpointGetCluster, badReads...)
+					api.InjectFaults(c, fakeske.EndpointCompleteRotation, fakeske.Fault{Acted: true, Hang: true})
 				},
 				Config: prelude + skeRotationConfig(c, `  complete_after = "168h"`+"\n"+`  complete       = true`+"\n"),
 				ConfigStateChecks: []statecheck.StateCheck{
@@ -148,7 +148,7 @@ func skeBadDayRough(t *testing.T) {
 					if err := skeKubeconfigWorks(t.Context(), oldKC); err == nil {
 						return fmt.Errorf("the kubeconfig from before the rotation still works after it completed")
 					}
-					return allMet(lkelocal.SKEGetCluster, lkelocal.SKECompleteRotation)
+					return allMet(fakeske.EndpointGetCluster, fakeske.EndpointCompleteRotation)
 				},
 			},
 			{
@@ -160,10 +160,10 @@ func skeBadDayRough(t *testing.T) {
 
 	// A kubeconfig asked for through a gateway's 503 page, a 429 and a
 	// dropped connection still comes, and works.
-	api.InjectFaults(c, lkelocal.SKECreateKubeconfig,
-		lkelocal.Fault{Status: http.StatusServiceUnavailable, HTML: true},
-		lkelocal.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second},
-		lkelocal.Fault{Drop: true})
+	api.InjectFaults(c, fakeske.EndpointCreateKubeconfig,
+		fakeske.Fault{Status: http.StatusServiceUnavailable, HTML: true},
+		fakeske.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second},
+		fakeske.Fault{Drop: true})
 	resource.Test(t, resource.TestCase{
 		TerraformVersionChecks:   ephemeralVersions,
 		ProtoV6ProviderFactories: providersWithEcho(testProviders["kubecreds"]),
@@ -173,7 +173,7 @@ func skeBadDayRough(t *testing.T) {
 				if err := skeKubeconfigWorks(t.Context(), []byte(echoed(s)["kubeconfig"])); err != nil {
 					return fmt.Errorf("the kubeconfig issued after the bad answers does not work: %v", err)
 				}
-				return allMet(lkelocal.SKECreateKubeconfig)
+				return allMet(fakeske.EndpointCreateKubeconfig)
 			},
 		}},
 	})

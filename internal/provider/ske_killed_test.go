@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakeske "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/ske"
 )
 
 // TestAccKilledSKERuns kills terraform (SIGKILL, the whole process group)
@@ -35,7 +35,7 @@ func TestAccKilledSKERuns(t *testing.T) {
 	}, nil); err != nil {
 		t.Fatalf("killing during PREPARING: %v\n%s", err, out)
 	}
-	if phase, _ := c.Phase(); phase != lkelocal.SKEPhasePreparing {
+	if phase, _ := c.Phase(); phase != fakeske.PhasePreparing {
 		t.Fatalf("after the kill the cluster is %s; the kill was meant to come while PREPARING", phase)
 	}
 	out, err := terraformCmd(t, dir, nil, "apply", "-auto-approve", "-input=false", "-no-color")
@@ -45,7 +45,7 @@ func TestAccKilledSKERuns(t *testing.T) {
 	if !wrapped("Credentials rotation adopted").MatchString(out) {
 		t.Errorf("the apply after the kill does not say it adopted the rotation under way:\n%s", out)
 	}
-	if phase, _ := c.Phase(); phase != lkelocal.SKEPhasePrepared {
+	if phase, _ := c.Phase(); phase != fakeske.PhasePrepared {
 		t.Fatalf("after the next apply the cluster is %s; want PREPARED", phase)
 	}
 	if got := stateResources(t, dir); !slices.Contains(got, "kubecreds_ske_credentials_rotation.r") {
@@ -63,7 +63,7 @@ func TestAccKilledSKERuns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the apply after the second kill: %v\n%s", err, out)
 	}
-	if phase, _ := c.Phase(); phase != lkelocal.SKEPhaseCompleted {
+	if phase, _ := c.Phase(); phase != fakeske.PhaseCompleted {
 		t.Fatalf("after the next apply the cluster is %s; want COMPLETED", phase)
 	}
 	if starts, completes := c.Rotations(); starts != 1 || completes != 1 {

@@ -18,25 +18,25 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakeske "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/ske"
 )
 
 var (
 	skeOnce    sync.Once
-	skeShared  *lkelocal.SKECluster
-	skeAPI     *lkelocal.SKEAPI
+	skeShared  *fakeske.Cluster
+	skeAPI     *fakeske.API
 	skeInitErr error
 )
 
 // sharedSKECluster starts (once) an SKE cluster and the SKE API, and points
 // the provider at them through the STACKIT_* variables a user would set.
-func sharedSKECluster(t *testing.T) (*lkelocal.SKECluster, *lkelocal.SKEAPI) {
+func sharedSKECluster(t *testing.T) (*fakeske.Cluster, *fakeske.API) {
 	t.Helper()
 	skeOnce.Do(func() {
 		if skeAPI, skeInitErr = testEnv.SKE(); skeInitErr != nil {
 			return
 		}
-		skeShared, skeInitErr = testEnv.AddSKECluster(t.Context(), lkelocal.SKEClusterSpec{ProjectID: "8b8d1a3e-5d3c-4d5c-9b8e-2f2a6c1d0e42", Region: "eu01", Name: "cl-ab12cd34"})
+		skeShared, skeInitErr = testEnv.AddSKECluster(t.Context(), fakeske.ClusterSpec{ProjectID: "8b8d1a3e-5d3c-4d5c-9b8e-2f2a6c1d0e42", Region: "eu01", Name: "cl-ab12cd34"})
 		var key []byte
 		if key, skeInitErr = skeAPI.ServiceAccountKey(); skeInitErr != nil {
 			return
@@ -53,7 +53,7 @@ func sharedSKECluster(t *testing.T) (*lkelocal.SKECluster, *lkelocal.SKEAPI) {
 	return skeShared, skeAPI
 }
 
-func skeKubeconfigConfig(c *lkelocal.SKECluster, body string) string {
+func skeKubeconfigConfig(c *fakeske.Cluster, body string) string {
 	return skeKubeconfigConfigFor(c.ProjectID, c.Region, c.Name, body)
 }
 
@@ -118,7 +118,7 @@ func TestAccSKEKubeconfig_issuesAWorkingShortLivedKubeconfig(t *testing.T) {
 				}
 				n := 0
 				for _, r := range api.Requests()[before:] {
-					if r.Endpoint == lkelocal.SKECreateKubeconfig && r.Status == 200 {
+					if r.Endpoint == fakeske.EndpointCreateKubeconfig && r.Status == 200 {
 						n++
 					}
 				}

@@ -19,13 +19,13 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakeske "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/ske"
 )
 
 // skeAccountProvider is a provider block that authenticates as a service
 // account of the test's own, by the key flow, so that the test can fail
 // that account's token requests without disturbing the others.
-func skeAccountProvider(t *testing.T, api *lkelocal.SKEAPI) (*lkelocal.SKEServiceAccount, string) {
+func skeAccountProvider(t *testing.T, api *fakeske.API) (*fakeske.ServiceAccount, string) {
 	t.Helper()
 	sa, err := api.NewServiceAccount("kubecreds-test")
 	if err != nil {
@@ -73,7 +73,7 @@ func skeBadDayTokenEndpoint404(t *testing.T) {
 			},
 			{
 				PreConfig: func() {
-					sa.InjectTokenFaults(lkelocal.Fault{Status: http.StatusNotFound, HTML: true, For: 10 * time.Minute})
+					sa.InjectTokenFaults(fakeske.Fault{Status: http.StatusNotFound, HTML: true, For: 10 * time.Minute})
 				},
 				Config:      completed,
 				ExpectError: regexp.MustCompile(`token\s+endpoint\s+answered\s+404`),
@@ -110,8 +110,8 @@ func skeBadDayRollHeld(t *testing.T) {
 	c := newSKECluster(t, "stuck-roll")
 	c.SetPrepareDuration(3 * time.Second)
 	config := skeRotationConfig(c, "  complete_after = \"168h\"\n  timeouts {\n    create = \"12s\"\n  }\n")
-	pdb := lkelocal.SKEError{Code: "SKE_NODE_MISCONFIGURED_PDB", Message: "A PodDisruptionBudget allows no disruption: nodes cannot be drained."}
-	unready := lkelocal.SKEError{Code: "SKE_UNREADY_NODES", Message: "Not all worker nodes are ready. Please open a support ticket if this error persists."}
+	pdb := fakeske.ClusterError{Code: "SKE_NODE_MISCONFIGURED_PDB", Message: "A PodDisruptionBudget allows no disruption: nodes cannot be drained."}
+	unready := fakeske.ClusterError{Code: "SKE_UNREADY_NODES", Message: "Not all worker nodes are ready. Please open a support ticket if this error persists."}
 	stuck := regexp.MustCompile(`(?s)still\s+PREPARING.*STATE_UNHEALTHY.*SKE_UNREADY_NODES.*SKE_NODE_MISCONFIGURED_PDB.*apply\s+again`)
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testProviders,
@@ -121,7 +121,7 @@ func skeBadDayRollHeld(t *testing.T) {
 				PreConfig: func() {
 					go func() {
 						for t.Context().Err() == nil {
-							if p, _ := c.Phase(); p == lkelocal.SKEPhasePreparing {
+							if p, _ := c.Phase(); p == fakeske.PhasePreparing {
 								c.SetErrors(unready, pdb)
 								return
 							}
@@ -207,28 +207,28 @@ func skeBadDayMadeElsewhere(t *testing.T) {
 					c.ShowPhase("ROLLING_BACK", 4*time.Second)
 					// The other party's start lands just before this one,
 					// which SKE then refuses.
-					api.InjectFaults(c, lkelocal.SKEStartRotation, lkelocal.Fault{Acted: true, Status: http.StatusBadRequest,
+					api.InjectFaults(c, fakeske.EndpointStartRotation, fakeske.Fault{Acted: true, Status: http.StatusBadRequest,
 						Reason: "credentials rotation is already in phase PREPARING"})
 				},
 				Config:            prepared,
 				ConfigStateChecks: []statecheck.StateCheck{skePhaseIs("PREPARED")},
 				Check: func(*terraform.State) error {
-					if starts, _ := c.Rotations(); starts != 1 || refused(lkelocal.SKEStartRotation) != 1 {
-						return fmt.Errorf("%d starts acted on, %d refused; want the other party's 1, and this apply's refused once", starts, refused(lkelocal.SKEStartRotation))
+					if starts, _ := c.Rotations(); starts != 1 || refused(fakeske.EndpointStartRotation) != 1 {
+						return fmt.Errorf("%d starts acted on, %d refused; want the other party's 1, and this apply's refused once", starts, refused(fakeske.EndpointStartRotation))
 					}
 					return nil
 				},
 			},
 			{
 				PreConfig: func() {
-					api.InjectFaults(c, lkelocal.SKECompleteRotation, lkelocal.Fault{Acted: true, Status: http.StatusBadRequest,
+					api.InjectFaults(c, fakeske.EndpointCompleteRotation, fakeske.Fault{Acted: true, Status: http.StatusBadRequest,
 						Reason: "credentials rotation cannot be completed in phase COMPLETING; it must be PREPARED"})
 				},
 				Config:            completed,
 				ConfigStateChecks: []statecheck.StateCheck{skePhaseIs("COMPLETED")},
 				Check: func(*terraform.State) error {
-					if starts, completes := c.Rotations(); starts != 1 || completes != 1 || refused(lkelocal.SKECompleteRotation) != 1 {
-						return fmt.Errorf("%d starts, %d completes acted on, %d completes refused; want 1, 1, 1", starts, completes, refused(lkelocal.SKECompleteRotation))
+					if starts, completes := c.Rotations(); starts != 1 || completes != 1 || refused(fakeske.EndpointCompleteRotation) != 1 {
+						return fmt.Errorf("%d starts, %d completes acted on, %d completes refused; want 1, 1, 1", starts, completes, refused(fakeske.EndpointCompleteRotation))
 					}
 					return nil
 				},
@@ -247,9 +247,9 @@ const federatedTokenVariable = "variable \"federated_token\" {\n  type      = st
 
 func endpointSuffix(endpoint string) string {
 	switch endpoint {
-	case lkelocal.SKEStartRotation:
+	case fakeske.EndpointStartRotation:
 		return "/start-credentials-rotation"
-	case lkelocal.SKECompleteRotation:
+	case fakeske.EndpointCompleteRotation:
 		return "/complete-credentials-rotation"
 	}
 	return ""
@@ -279,21 +279,21 @@ func TestAccSKEAuth_asSTACKITsOwnToolsDoIt(t *testing.T) {
 		}
 		return p
 	}
-	account := func(subject string) *lkelocal.SKEServiceAccount {
+	account := func(subject string) *fakeske.ServiceAccount {
 		sa, err := api.NewServiceAccount(subject)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return sa
 	}
-	federated := func(sa *lkelocal.SKEServiceAccount) string {
+	federated := func(sa *fakeske.ServiceAccount) string {
 		tok, err := sa.FederatedToken(time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tok
 	}
-	keyFile := func(sa *lkelocal.SKEServiceAccount) string {
+	keyFile := func(sa *fakeske.ServiceAccount) string {
 		key, err := sa.Key()
 		if err != nil {
 			t.Fatal(err)
@@ -303,43 +303,43 @@ func TestAccSKEAuth_asSTACKITsOwnToolsDoIt(t *testing.T) {
 	tokenURL := api.URL + "/token"
 	cases := []struct {
 		name string
-		sa   *lkelocal.SKEServiceAccount
+		sa   *fakeske.ServiceAccount
 		env  map[string]string
 		// provider returns the stackit block's body for the account.
-		provider func(t *testing.T, sa *lkelocal.SKEServiceAccount) string
+		provider func(t *testing.T, sa *fakeske.ServiceAccount) string
 	}{
 		{name: "federation, token file", sa: account("repo:acme/infra:ref:refs/heads/main"),
-			provider: func(t *testing.T, sa *lkelocal.SKEServiceAccount) string {
+			provider: func(t *testing.T, sa *fakeske.ServiceAccount) string {
 				return fmt.Sprintf("service_account_email = %q\nservice_account_federated_token_path = %q\ntoken_custom_endpoint = %q\n",
 					sa.Email, write("fed-"+sa.Email, []byte(federated(sa)+"\n")), tokenURL)
 			}},
 		{name: "federation, token value", sa: account("system:serviceaccount:ci:terraform"),
-			provider: func(t *testing.T, sa *lkelocal.SKEServiceAccount) string {
+			provider: func(t *testing.T, sa *fakeske.ServiceAccount) string {
 				// As a pipeline passes it: a sensitive variable.
 				t.Setenv("TF_VAR_federated_token", federated(sa))
 				return fmt.Sprintf("service_account_email = %q\nservice_account_federated_token = var.federated_token\ntoken_custom_endpoint = %q\n", sa.Email, tokenURL)
 			}},
 		{name: "federation, core's variables", sa: account("repo:acme/infra:environment:prod"),
-			provider: func(t *testing.T, sa *lkelocal.SKEServiceAccount) string {
+			provider: func(t *testing.T, sa *fakeske.ServiceAccount) string {
 				t.Setenv("STACKIT_SERVICE_ACCOUNT_EMAIL", sa.Email)
 				t.Setenv("STACKIT_FEDERATED_TOKEN_FILE", write("env-fed-"+sa.Email, []byte(federated(sa))))
 				t.Setenv("STACKIT_IDP_TOKEN_ENDPOINT", tokenURL)
 				return ""
 			}},
 		{name: "federation, GitHub Actions ID token", sa: account("repo:acme/infra:pull_request"),
-			provider: func(t *testing.T, sa *lkelocal.SKEServiceAccount) string {
+			provider: func(t *testing.T, sa *fakeske.ServiceAccount) string {
 				t.Setenv("STACKIT_USE_OIDC", "1")
 				t.Setenv("ACTIONS_ID_TOKEN_REQUEST_URL", api.OIDCRequestURL())
 				t.Setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", sa.Email)
 				return fmt.Sprintf("service_account_email = %q\ntoken_custom_endpoint = %q\n", sa.Email, tokenURL)
 			}},
 		{name: "credentials file, named", sa: account("unused"),
-			provider: func(t *testing.T, sa *lkelocal.SKEServiceAccount) string {
+			provider: func(t *testing.T, sa *fakeske.ServiceAccount) string {
 				creds, _ := json.Marshal(map[string]string{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": keyFile(sa)})
 				return fmt.Sprintf("credentials_path = %q\n", write("creds-"+sa.Email, creds))
 			}},
 		{name: "credentials file, STACKIT_CREDENTIALS_PATH", sa: account("unused"),
-			provider: func(t *testing.T, sa *lkelocal.SKEServiceAccount) string {
+			provider: func(t *testing.T, sa *fakeske.ServiceAccount) string {
 				key, err := sa.Key()
 				if err != nil {
 					t.Fatal(err)

@@ -22,13 +22,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakeske "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/ske"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/ske"
 )
 
 // skeClient talks to the local SKE API as the provider does (the token
 // flow; its certificate trusted through SSL_CERT_FILE).
-func skeClient(t *testing.T, api *lkelocal.SKEAPI) *ske.Client {
+func skeClient(t *testing.T, api *fakeske.API) *ske.Client {
 	t.Helper()
 	hc, err := ske.NewHTTPClient(ske.Credentials{Token: api.Token}, nil, 10*time.Second)
 	if err != nil {
@@ -37,7 +37,7 @@ func skeClient(t *testing.T, api *lkelocal.SKEAPI) *ske.Client {
 	return &ske.Client{BaseURL: api.URL, HTTP: hc}
 }
 
-func skeRef(c *lkelocal.SKECluster) ske.ClusterRef {
+func skeRef(c *fakeske.Cluster) ske.ClusterRef {
 	return ske.ClusterRef{ProjectID: c.ProjectID, Region: c.Region, Name: c.Name}
 }
 
@@ -45,17 +45,17 @@ const skeRotationAddr = "kubecreds_ske_credentials_rotation.r"
 
 // newSKECluster starts an SKE cluster of the test's own (a rotation changes
 // it for good), with the SKE API set up for the provider.
-func newSKECluster(t *testing.T, name string) *lkelocal.SKECluster {
+func newSKECluster(t *testing.T, name string) *fakeske.Cluster {
 	t.Helper()
 	sharedSKECluster(t)
-	c, err := testEnv.AddSKECluster(t.Context(), lkelocal.SKEClusterSpec{ProjectID: "8b8d1a3e-5d3c-4d5c-9b8e-2f2a6c1d0e42", Region: "eu01", Name: name})
+	c, err := testEnv.AddSKECluster(t.Context(), fakeske.ClusterSpec{ProjectID: "8b8d1a3e-5d3c-4d5c-9b8e-2f2a6c1d0e42", Region: "eu01", Name: name})
 	if err != nil {
 		t.Fatalf("cannot start an SKE cluster: %v", err)
 	}
 	return c
 }
 
-func skeRotationConfig(c *lkelocal.SKECluster, body string) string {
+func skeRotationConfig(c *fakeske.Cluster, body string) string {
 	return fmt.Sprintf(`
 resource "kubecreds_ske_credentials_rotation" "r" {
   project_id   = %q
@@ -222,7 +222,7 @@ func TestAccSKERotation_twoPhasesAcrossApplies(t *testing.T) {
 func TestAccSKERotation_hibernatedClusterFailsBeforeAnythingChanges(t *testing.T) {
 	t.Parallel()
 	c := newSKECluster(t, "sleepy")
-	c.SetAggregated(lkelocal.SKEStateHibernated)
+	c.SetAggregated(fakeske.StateHibernated)
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testProviders,
 		Steps: []resource.TestStep{{

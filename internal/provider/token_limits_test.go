@@ -13,7 +13,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 // TestAccShortLived_ttlCappedByTheAPIServerIsShownAndWarned: the local
@@ -59,7 +59,7 @@ resource "terraform_data" "use" {
 	if !regexpMust(`the\s+credentials\s+expire\s+at\s+` + regexp.QuoteMeta(string(raw[:13]))).MatchString(log) {
 		t.Errorf("the warning does not say when the credentials expire (%s):\n%s", raw, log)
 	}
-	if d := expires.Sub(start); d > lkelocal.DefaultMaxTokenExpiration+time.Minute || d < lkelocal.DefaultMaxTokenExpiration-2*time.Minute {
+	if d := expires.Sub(start); d > fakelke.DefaultMaxTokenExpiration+time.Minute || d < fakelke.DefaultMaxTokenExpiration-2*time.Minute {
 		t.Errorf("expires_at %s is %s after the start; want the 24h cap", expires, d.Round(time.Second))
 	}
 	if got := jwtExpiry(t, capturedToken(t, out)); !got.Equal(expires) {
@@ -73,7 +73,7 @@ resource "terraform_data" "use" {
 // points to service_account mode; no CertificateSigningRequest is left.
 func TestAccShortLived_clientCertificateWithoutASignerFailsFast(t *testing.T) {
 	t.Parallel()
-	c := takePrivateCluster(t, lkelocal.ClusterSpec{NoCSRSigning: true, Pools: []int{1}})
+	c := takePrivateCluster(t, fakelke.ClusterSpec{NoCSRSigning: true, Pools: []int{1}})
 	dir := t.TempDir()
 	writeConfig(t, dir, withKubecreds(fmt.Sprintf(`
 ephemeral "kubecreds_short_lived_kubeconfig" "k" {
@@ -122,17 +122,17 @@ resource "terraform_data" "use" {
 func TestAccShortLived_honoursRetriesAndTimeoutForEverySource(t *testing.T) {
 	sources := []struct {
 		name             string
-		provider, source func(c *lkelocal.Cluster, kubeconfigFile string) string
+		provider, source func(c *fakelke.Cluster, kubeconfigFile string) string
 	}{
-		{"lke_cluster_id", func(*lkelocal.Cluster, string) string { return "" },
-			func(c *lkelocal.Cluster, _ string) string { return fmt.Sprintf("  lke_cluster_id = %d\n", c.ID) }},
-		{"base_kubeconfig", func(*lkelocal.Cluster, string) string { return "" },
-			func(_ *lkelocal.Cluster, f string) string {
+		{"lke_cluster_id", func(*fakelke.Cluster, string) string { return "" },
+			func(c *fakelke.Cluster, _ string) string { return fmt.Sprintf("  lke_cluster_id = %d\n", c.ID) }},
+		{"base_kubeconfig", func(*fakelke.Cluster, string) string { return "" },
+			func(_ *fakelke.Cluster, f string) string {
 				return fmt.Sprintf("  base_kubeconfig = file(%q)\n  service_account {\n    namespace = \"kube-system\"\n    name      = \"lke-admin\"\n  }\n", f)
 			}},
-		{"provider kubernetes block", func(_ *lkelocal.Cluster, f string) string {
+		{"provider kubernetes block", func(_ *fakelke.Cluster, f string) string {
 			return fmt.Sprintf("  kubernetes {\n    config_path = %q\n  }\n", f)
-		}, func(*lkelocal.Cluster, string) string {
+		}, func(*fakelke.Cluster, string) string {
 			return "  service_account {\n    namespace = \"kube-system\"\n    name      = \"lke-admin\"\n  }\n"
 		}},
 	}
@@ -173,7 +173,7 @@ resource "terraform_data" "use" {
 				n := 0
 				seen = nil
 				for _, r := range testEnv.Emulator.KubeRequests() {
-					if r.ClusterID == c.ID && r.Endpoint == lkelocal.KubeCreateToken {
+					if r.ClusterID == c.ID && r.Endpoint == fakelke.KubeCreateToken {
 						n++
 						seen = append(seen, fmt.Sprintf("%s %d", r.At.Format("15:04:05.000"), r.Status))
 					}
@@ -183,8 +183,8 @@ resource "terraform_data" "use" {
 
 			// A hang, then a 503: the third attempt gets the token.
 			before := requests()
-			testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.KubeCreateToken,
-				lkelocal.Fault{Hang: true}, lkelocal.Fault{Status: http.StatusServiceUnavailable})
+			testEnv.Emulator.InjectClusterFaults(c.ID, fakelke.KubeCreateToken,
+				fakelke.Fault{Hang: true}, fakelke.Fault{Status: http.StatusServiceUnavailable})
 			start := time.Now()
 			out, err := terraformCmd(t, dir, nil, "apply", "-auto-approve", "-input=false", "-no-color")
 			took := time.Since(start)
@@ -201,11 +201,11 @@ resource "terraform_data" "use" {
 
 			// Failing every time: 1 + max_retries attempts, then an error.
 			before = requests()
-			persistent := make([]lkelocal.Fault, 10)
+			persistent := make([]fakelke.Fault, 10)
 			for i := range persistent {
-				persistent[i] = lkelocal.Fault{Status: http.StatusServiceUnavailable}
+				persistent[i] = fakelke.Fault{Status: http.StatusServiceUnavailable}
 			}
-			testEnv.Emulator.InjectClusterFaults(c.ID, lkelocal.KubeCreateToken, persistent...)
+			testEnv.Emulator.InjectClusterFaults(c.ID, fakelke.KubeCreateToken, persistent...)
 			out, err = terraformCmd(t, dir, nil, "plan", "-input=false", "-no-color")
 			if err == nil || !wrapped("Cannot issue a service-account token").MatchString(out) {
 				t.Fatalf("plan with a TokenRequest that always fails: %v\n%s", err, out)

@@ -1,4 +1,4 @@
-package lkelocal
+package ske
 
 import (
 	"crypto/subtle"
@@ -10,14 +10,16 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud"
 )
 
-// SKEAPI emulates the part of STACKIT's SKE API kubecreds uses, over HTTPS
+// API emulates the part of STACKIT's SKE API kubecreds uses, over HTTPS
 // on loopback, for the emulated SKE clusters: GET a cluster, POST a
 // kubeconfig, start and complete the credentials rotation. Requests carry
 // a bearer token, as stackit-sdk-go/core's token flow sends it. Errors are
 // the API's envelope, {"code": …, "message": …}.
-type SKEAPI struct {
+type API struct {
 	// URL is the API's base URL (the SKE endpoint setting).
 	URL string
 	// Token is the service-account token it accepts (STACKIT_SERVICE_ACCOUNT_TOKEN).
@@ -33,7 +35,7 @@ type SKEAPI struct {
 	// faults are played before the real handler, as on the Linode
 	// emulator: SKE sits behind a gateway too, rate-limits, and can act on
 	// a start or complete whose answer never arrives.
-	faults  faultTable
+	faults  fakecloud.FaultTable
 	closing chan struct{}
 
 	logMu        sync.Mutex
@@ -44,31 +46,26 @@ type SKEAPI struct {
 
 // SKE endpoints, for the request log.
 const (
-	SKEGetCluster         = "GET cluster"
-	SKECreateKubeconfig   = "POST kubeconfig"
-	SKEStartRotation      = "POST start-credentials-rotation"
-	SKECompleteRotation   = "POST complete-credentials-rotation"
-	SKEListClusters       = "GET clusters"
-	skeClusterPath        = "/v2/projects/{project}/regions/{region}/clusters/{cluster}"
-	minKubeconfigSeconds  = 600
-	maxKubeconfigSeconds  = 15552000
-	skeUnauthorizedReason = "unauthorized: the bearer token is missing or invalid"
+	EndpointGetCluster       = "GET cluster"
+	EndpointCreateKubeconfig = "POST kubeconfig"
+	EndpointStartRotation    = "POST start-credentials-rotation"
+	EndpointCompleteRotation = "POST complete-credentials-rotation"
+	EndpointListClusters     = "GET clusters"
+	skeClusterPath           = "/v2/projects/{project}/regions/{region}/clusters/{cluster}"
+	minKubeconfigSeconds     = 600
+	maxKubeconfigSeconds     = 15552000
+	skeUnauthorizedReason    = "unauthorized: the bearer token is missing or invalid"
 )
 
-// SKE returns the environment's SKE API emulator, starting it on first use.
-func (env *Environment) SKE() (*SKEAPI, error) {
-	env.mu.Lock()
-	defer env.mu.Unlock()
-	if env.skeAPI != nil {
-		return env.skeAPI, nil
-	}
+// startAPI starts the SKE API emulator of env.
+func startAPI(env *Environment) (*API, error) {
 	// A CA of its own (not the Linode emulator's), so that trusting one
 	// API never means trusting the other.
-	ca, err := newAuthority(env.Dir, "ske-api-ca")
+	ca, err := fakecloud.NewAuthority(env.Dir, "ske-api-ca")
 	if err != nil {
 		return nil, err
 	}
-	certPath, keyPath, err := ca.issue(env.Dir, "ske-api", leaf{commonName: "ske-api-emulator", hosts: []string{"127.0.0.1", "localhost"}})
+	certPath, keyPath, err := ca.Issue(env.Dir, "ske-api", fakecloud.Leaf{CommonName: "ske-api-emulator", Hosts: []string{"127.0.0.1", "localhost"}})
 	if err != nil {
 		return nil, err
 	}
@@ -76,32 +73,31 @@ func (env *Environment) SKE() (*SKEAPI, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &SKEAPI{URL: "https://" + l.Addr().String(), Token: randomHex(32), CAPath: ca.certPath, env: env, closing: make(chan struct{})}
+	a := &API{URL: "https://" + l.Addr().String(), Token: fakecloud.RandomHex(32), CAPath: ca.CertPath, env: env, closing: make(chan struct{})}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+skeClusterPath, a.handle(SKEGetCluster, a.getCluster))
-	mux.HandleFunc("POST "+skeClusterPath+"/kubeconfig", a.handle(SKECreateKubeconfig, a.createKubeconfig))
-	mux.HandleFunc("POST "+skeClusterPath+"/start-credentials-rotation", a.handle(SKEStartRotation, a.rotation((*SKECluster).startRotation)))
-	mux.HandleFunc("POST "+skeClusterPath+"/complete-credentials-rotation", a.handle(SKECompleteRotation, a.rotation((*SKECluster).completeRotation)))
-	mux.HandleFunc("GET /v2/projects/{project}/regions/{region}/clusters", a.logged(SKEListClusters, a.listClusters))
+	mux.HandleFunc("GET "+skeClusterPath, a.handle(EndpointGetCluster, a.getCluster))
+	mux.HandleFunc("POST "+skeClusterPath+"/kubeconfig", a.handle(EndpointCreateKubeconfig, a.createKubeconfig))
+	mux.HandleFunc("POST "+skeClusterPath+"/start-credentials-rotation", a.handle(EndpointStartRotation, a.rotation((*Cluster).startRotation)))
+	mux.HandleFunc("POST "+skeClusterPath+"/complete-credentials-rotation", a.handle(EndpointCompleteRotation, a.rotation((*Cluster).completeRotation)))
+	mux.HandleFunc("GET /v2/projects/{project}/regions/{region}/clusters", a.logged(EndpointListClusters, a.listClusters))
 	mux.HandleFunc("POST /token", a.token)
 	mux.HandleFunc("GET /oidc/token-request", a.oidcRequest)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeSKEError(w, http.StatusNotFound, "not found") })
 	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
 	go func() { _ = a.server.ServeTLS(l, certPath, keyPath) }()
-	env.skeAPI = a
 	return a, nil
 }
 
 // logged records each request to an endpoint in the request log, and
 // answers 401 to one without valid credentials; h answers the others and
 // may mark the log entry (a fault played).
-func (a *SKEAPI) logged(endpoint string, h func(http.ResponseWriter, *http.Request, *RequestRecord)) http.HandlerFunc {
+func (a *API) logged(endpoint string, h func(http.ResponseWriter, *http.Request, *RequestRecord)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &fakecloud.StatusRecorder{ResponseWriter: w}
 		entry := RequestRecord{At: time.Now(), Method: r.Method, Path: r.URL.Path, Endpoint: endpoint, UserAgent: r.UserAgent()}
 		defer func() {
-			entry.Status = rec.status
+			entry.Status = rec.Status
 			a.logMu.Lock()
 			a.log = append(a.log, entry)
 			a.logMu.Unlock()
@@ -116,19 +112,19 @@ func (a *SKEAPI) logged(endpoint string, h func(http.ResponseWriter, *http.Reque
 
 // handle serves an endpoint of one cluster: 404 for a cluster that does
 // not exist, then the cluster's queued faults, then h.
-func (a *SKEAPI) handle(endpoint string, h func(http.ResponseWriter, *http.Request, *SKECluster)) http.HandlerFunc {
+func (a *API) handle(endpoint string, h func(http.ResponseWriter, *http.Request, *Cluster)) http.HandlerFunc {
 	return a.logged(endpoint, func(w http.ResponseWriter, r *http.Request, entry *RequestRecord) {
-		c := a.env.skeCluster(r.PathValue("project"), r.PathValue("region"), r.PathValue("cluster"))
+		c := a.env.cluster(r.PathValue("project"), r.PathValue("region"), r.PathValue("cluster"))
 		if c == nil {
 			writeSKEError(w, http.StatusNotFound, "cluster "+r.PathValue("cluster")+" not found")
 			return
 		}
-		if f, ok := a.faults.pop(skeFaultKey(c, endpoint)); ok {
+		if f, ok := a.faults.Pop(skeFaultKey(c, endpoint)); ok {
 			entry.Fault = true
 			if f.Acted {
-				h(&discardResponse{header: http.Header{}}, r, c)
+				h(fakecloud.DiscardResponse(), r, c)
 			}
-			if applyFault(w, r, f, a.closing, writeSKEError) {
+			if fakecloud.ApplyFault(w, r, f, a.closing, writeSKEError, nil) {
 				return
 			}
 		}
@@ -138,32 +134,30 @@ func (a *SKEAPI) handle(endpoint string, h func(http.ResponseWriter, *http.Reque
 
 // authorized tells whether a request carries the service-account token
 // (token flow) or an access token the token endpoint issued.
-func (a *SKEAPI) authorized(r *http.Request) bool {
+func (a *API) authorized(r *http.Request) bool {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	return ok && (subtle.ConstantTimeCompare([]byte(token), []byte(a.Token)) == 1 || a.accessTokenValid(token))
 }
 
-// InjectFaults queues faults for an SKE endpoint (SKEGetCluster, …) of one
+// InjectFaults queues faults for an SKE endpoint (EndpointGetCluster, …) of one
 // cluster, so that tests on other clusters run undisturbed: each following
 // request to it takes the next one; when the queue is empty requests are
 // served normally again. (Maintenance is a Linode answer; use Status 503.)
-func (a *SKEAPI) InjectFaults(c *SKECluster, endpoint string, faults ...Fault) {
-	a.faults.push(skeFaultKey(c, endpoint), faults)
+func (a *API) InjectFaults(c *Cluster, endpoint string, faults ...Fault) {
+	a.faults.Push(skeFaultKey(c, endpoint), faults)
 }
 
 // PendingFaults counts the faults still queued for an endpoint of a cluster.
-func (a *SKEAPI) PendingFaults(c *SKECluster, endpoint string) int {
-	a.faults.mu.Lock()
-	defer a.faults.mu.Unlock()
-	return len(a.faults.queues[skeFaultKey(c, endpoint)])
+func (a *API) PendingFaults(c *Cluster, endpoint string) int {
+	return a.faults.Pending(skeFaultKey(c, endpoint))
 }
 
-func skeFaultKey(c *SKECluster, endpoint string) string {
+func skeFaultKey(c *Cluster, endpoint string) string {
 	return endpoint + "#" + c.ProjectID + "/" + c.Region + "/" + c.Name
 }
 
 // Requests returns the requests the SKE API received, oldest first.
-func (a *SKEAPI) Requests() []RequestRecord {
+func (a *API) Requests() []RequestRecord {
 	a.logMu.Lock()
 	defer a.logMu.Unlock()
 	return append([]RequestRecord(nil), a.log...)
@@ -175,18 +169,18 @@ type skeRotationJSON struct {
 	LastCompletionTime *time.Time `json:"lastCompletionTime,omitempty"`
 }
 
-func (a *SKEAPI) getCluster(w http.ResponseWriter, _ *http.Request, c *SKECluster) {
+func (a *API) getCluster(w http.ResponseWriter, _ *http.Request, c *Cluster) {
 	writeSKEJSON(w, http.StatusOK, a.clusterJSON(c))
 }
 
 // clusterJSON is a cluster as GET cluster and the list show it.
-func (a *SKEAPI) clusterJSON(c *SKECluster) map[string]any {
+func (a *API) clusterJSON(c *Cluster) map[string]any {
 	c.mu.Lock()
 	st := c.status()
 	c.mu.Unlock()
 	status := map[string]any{
 		"aggregated": st.aggregated,
-		"hibernated": st.aggregated == SKEStateHibernated,
+		"hibernated": st.aggregated == StateHibernated,
 		"credentialsRotation": skeRotationJSON{
 			Phase: st.phase, LastInitiationTime: st.lastInitiation, LastCompletionTime: st.lastCompletion,
 		},
@@ -209,9 +203,9 @@ func (a *SKEAPI) clusterJSON(c *SKECluster) map[string]any {
 // listClusters answers GET …/clusters: {"items": [Cluster, …]}, the
 // clusters of one project in one region (an empty list for a project
 // without any).
-func (a *SKEAPI) listClusters(w http.ResponseWriter, r *http.Request, _ *RequestRecord) {
+func (a *API) listClusters(w http.ResponseWriter, r *http.Request, _ *RequestRecord) {
 	items := []map[string]any{}
-	for _, c := range a.env.SKEClusters() {
+	for _, c := range a.env.Clusters() {
 		if c.ProjectID == r.PathValue("project") && c.Region == r.PathValue("region") {
 			items = append(items, a.clusterJSON(c))
 		}
@@ -219,7 +213,7 @@ func (a *SKEAPI) listClusters(w http.ResponseWriter, r *http.Request, _ *Request
 	writeSKEJSON(w, http.StatusOK, map[string]any{"items": items})
 }
 
-func (a *SKEAPI) createKubeconfig(w http.ResponseWriter, r *http.Request, c *SKECluster) {
+func (a *API) createKubeconfig(w http.ResponseWriter, r *http.Request, c *Cluster) {
 	var body struct {
 		ExpirationSeconds *string `json:"expirationSeconds"`
 	}
@@ -236,7 +230,7 @@ func (a *SKEAPI) createKubeconfig(w http.ResponseWriter, r *http.Request, c *SKE
 		}
 		seconds = n
 	}
-	if phase, agg := c.Phase(); agg == SKEStateHibernated {
+	if phase, agg := c.Phase(); agg == StateHibernated {
 		writeSKEError(w, http.StatusBadRequest, "cluster is hibernated (credentials rotation phase "+phase+")")
 		return
 	}
@@ -248,8 +242,8 @@ func (a *SKEAPI) createKubeconfig(w http.ResponseWriter, r *http.Request, c *SKE
 	writeSKEJSON(w, http.StatusOK, map[string]any{"kubeconfig": string(kc), "expirationTimestamp": expires.Format(time.RFC3339)})
 }
 
-func (a *SKEAPI) rotation(act func(*SKECluster) error) func(http.ResponseWriter, *http.Request, *SKECluster) {
-	return func(w http.ResponseWriter, _ *http.Request, c *SKECluster) {
+func (a *API) rotation(act func(*Cluster) error) func(http.ResponseWriter, *http.Request, *Cluster) {
+	return func(w http.ResponseWriter, _ *http.Request, c *Cluster) {
 		if err := act(c); err != nil {
 			writeSKEError(w, http.StatusBadRequest, err.Error())
 			return

@@ -1,4 +1,4 @@
-package lkelocal
+package fakecloud
 
 import (
 	"bytes"
@@ -14,21 +14,21 @@ import (
 	"time"
 )
 
-// process is one control-plane program we started. Its output goes to a log
+// Process is one control-plane program we started. Its output goes to a log
 // file so that a failing test can show the tail of it.
-type process struct {
-	name    string
+type Process struct {
+	Name    string
 	cmd     *exec.Cmd
 	logPath string
 	done    chan struct{}
 	err     error
 }
 
-// startProcess runs bin with args, logging to <dir>/<name>.log. The child gets
-// its own process group (so stop reaches anything it forks) and is killed by
+// StartProcess runs bin with args, logging to <dir>/<name>.log. The child gets
+// its own process group (so Stop reaches anything it forks) and is killed by
 // the kernel if this process dies first, so an interrupted test leaves nothing
 // running.
-func startProcess(dir, name, bin string, args ...string) (*process, error) {
+func StartProcess(dir, name, bin string, args ...string) (*Process, error) {
 	logPath := filepath.Join(dir, name+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -41,7 +41,7 @@ func startProcess(dir, name, bin string, args ...string) (*process, error) {
 		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	p := &Process{Name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		logFile.Close()
@@ -50,8 +50,8 @@ func startProcess(dir, name, bin string, args ...string) (*process, error) {
 	return p, nil
 }
 
-// exited reports whether the process has ended, with how.
-func (p *process) exited() (bool, error) {
+// Exited reports whether the process has ended, with how.
+func (p *Process) Exited() (bool, error) {
 	select {
 	case <-p.done:
 		return true, p.err
@@ -64,12 +64,12 @@ func (p *process) exited() (bool, error) {
 // throwaway test processes; nothing they hold needs a graceful shutdown.
 const stopGrace = 2 * time.Second
 
-// stop asks the process group to terminate and kills it after stopGrace.
-func (p *process) stop() {
+// Stop asks the process group to terminate and kills it after stopGrace.
+func (p *Process) Stop() {
 	if p == nil {
 		return
 	}
-	if ok, _ := p.exited(); ok {
+	if ok, _ := p.Exited(); ok {
 		return
 	}
 	pgid := p.cmd.Process.Pid
@@ -82,8 +82,8 @@ func (p *process) stop() {
 	}
 }
 
-// rss is the resident memory of the process in bytes, read from /proc.
-func (p *process) rss() (int64, error) {
+// RSS is the resident memory of the process in bytes, read from /proc.
+func (p *Process) RSS() (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0, err
@@ -97,8 +97,8 @@ func (p *process) rss() (int64, error) {
 	return 0, errors.New("VmRSS not found")
 }
 
-// tail returns the last n bytes of the process log.
-func (p *process) tail(n int64) string {
+// Tail returns the last n bytes of the process log.
+func (p *Process) Tail(n int64) string {
 	f, err := os.Open(p.logPath)
 	if err != nil {
 		return ""
@@ -111,8 +111,8 @@ func (p *process) tail(n int64) string {
 	return string(b)
 }
 
-// freePort asks the kernel for an unused loopback port.
-func freePort() (int, error) {
+// FreePort asks the kernel for an unused loopback port.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

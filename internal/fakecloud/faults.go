@@ -1,4 +1,4 @@
-package lkelocal
+package fakecloud
 
 import (
 	"io"
@@ -7,22 +7,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
-
-// Endpoints of the emulated Linode API, as keys for fault injection and the
-// request log (method and path pattern without the /v4 or /v4beta prefix).
-const (
-	EndpointListClusters     = "GET /lke/clusters"
-	EndpointGetCluster       = "GET /lke/clusters/{id}"
-	EndpointGetKubeconfig    = "GET /lke/clusters/{id}/kubeconfig"
-	EndpointDeleteKubeconfig = "DELETE /lke/clusters/{id}/kubeconfig"
-	EndpointRegenerate       = "POST /lke/clusters/{id}/regenerate"
-	EndpointDeleteServiceTok = "DELETE /lke/clusters/{id}/servicetoken"
-	EndpointListPools        = "GET /lke/clusters/{id}/pools"
-	EndpointGetPool          = "GET /lke/clusters/{id}/pools/{pool}"
-	EndpointRecycleCluster   = "POST /lke/clusters/{id}/recycle"
-	EndpointRecyclePool      = "POST /lke/clusters/{id}/pools/{pool}/recycle"
-	EndpointListAPIEndpoints = "GET /lke/clusters/{id}/api-endpoints"
 )
 
 // Fault is one programmed answer of an endpoint, used instead of (or before)
@@ -68,7 +52,10 @@ type Fault struct {
 	until time.Time // when a For fault ends, set when it is first played
 }
 
-// discardResponse swallows the answer of a handler whose answer is lost.
+// DiscardResponse swallows the answer of a handler whose answer is lost
+// (Fault.Acted).
+func DiscardResponse() http.ResponseWriter { return &discardResponse{header: http.Header{}} }
+
 type discardResponse struct{ header http.Header }
 
 func (d *discardResponse) Header() http.Header         { return d.header }
@@ -87,12 +74,16 @@ type RequestRecord struct {
 	UserAgent string
 }
 
-type faultTable struct {
+// FaultTable holds queues of faults by key (an endpoint, or an endpoint of
+// one cluster), each played in order.
+type FaultTable struct {
 	mu     sync.Mutex
 	queues map[string][]Fault
 }
 
-func (t *faultTable) push(endpoint string, faults []Fault) {
+// Push queues faults for endpoint (a key: an endpoint, or an endpoint of
+// one cluster).
+func (t *FaultTable) Push(endpoint string, faults []Fault) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.queues == nil {
@@ -101,7 +92,9 @@ func (t *faultTable) push(endpoint string, faults []Fault) {
 	t.queues[endpoint] = append(t.queues[endpoint], faults...)
 }
 
-func (t *faultTable) pop(endpoint string) (Fault, bool) {
+// Pop takes the next fault queued for endpoint: one with For stays in force
+// until it has lasted that long.
+func (t *FaultTable) Pop(endpoint string) (Fault, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for {
@@ -124,69 +117,43 @@ func (t *faultTable) pop(endpoint string) (Fault, bool) {
 	}
 }
 
-func (t *faultTable) clear() {
+// Clear drops every queued fault.
+func (t *FaultTable) Clear() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.queues = nil
 }
 
-// InjectFaults queues faults for an endpoint: each following request to it
-// takes the next one, in order; when the queue is empty requests are served
-// normally again.
-func (e *Emulator) InjectFaults(endpoint string, faults ...Fault) {
-	e.faults.push(endpoint, faults)
+// Pending counts the faults still queued for key.
+func (t *FaultTable) Pending(key string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.queues[key])
 }
 
-// InjectClusterFaults queues faults for an endpoint of one cluster only, so
-// that tests on other clusters can run meanwhile. They are taken before any
-// queued with InjectFaults.
-func (e *Emulator) InjectClusterFaults(clusterID int, endpoint string, faults ...Fault) {
-	e.faults.push(clusterFaultKey(clusterID, endpoint), faults)
+// Drop drops the faults queued for key.
+func (t *FaultTable) Drop(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.queues, key)
 }
 
-func clusterFaultKey(clusterID int, endpoint string) string {
-	return endpoint + "#" + strconv.Itoa(clusterID)
-}
-
-// ClearFaults drops every queued fault.
-func (e *Emulator) ClearFaults() { e.faults.clear() }
-
-// Requests returns the requests received so far, oldest first.
-func (e *Emulator) Requests() []RequestRecord {
-	e.logMu.Lock()
-	defer e.logMu.Unlock()
-	return append([]RequestRecord(nil), e.log...)
-}
-
-// CountRequests counts the requests received for an endpoint ("" counts all).
-func (e *Emulator) CountRequests(endpoint string) int {
-	return e.CountClusterRequests(0, endpoint)
-}
-
-// CountClusterRequests counts the requests for an endpoint ("" for all) about
-// one cluster (0 for any).
-func (e *Emulator) CountClusterRequests(clusterID int, endpoint string) int {
-	e.logMu.Lock()
-	defer e.logMu.Unlock()
-	n := 0
-	for _, r := range e.log {
-		if (endpoint == "" || r.Endpoint == endpoint) && (clusterID == 0 || r.ClusterID == clusterID) {
-			n++
+// ClearSuffix drops the faults queued for every key ending in suffix.
+func (t *FaultTable) ClearSuffix(suffix string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k := range t.queues {
+		if strings.HasSuffix(k, suffix) {
+			delete(t.queues, k)
 		}
 	}
-	return n
 }
 
-// ResetRequests empties the request log.
-func (e *Emulator) ResetRequests() {
-	e.logMu.Lock()
-	defer e.logMu.Unlock()
-	e.log = nil
-}
-
-// applyFault acts out f, answering errors with writeErr. It reports whether
+// ApplyFault acts out f, answering errors with writeErr, and a maintenance
+// event with writeMaintenance (nil for an API that has no such answer: a
+// Maintenance fault then answers 503 with writeErr). It reports whether
 // the request was answered (so the real handler must not run).
-func applyFault(w http.ResponseWriter, r *http.Request, f Fault, closing <-chan struct{}, writeErr func(http.ResponseWriter, int, string)) bool {
+func ApplyFault(w http.ResponseWriter, r *http.Request, f Fault, closing <-chan struct{}, writeErr func(http.ResponseWriter, int, string), writeMaintenance func(http.ResponseWriter, time.Duration)) bool {
 	if f.Delay > 0 {
 		select {
 		case <-time.After(f.Delay):
@@ -209,8 +176,11 @@ func applyFault(w http.ResponseWriter, r *http.Request, f Fault, closing <-chan 
 	case f.Drop:
 		// Aborts the exchange: the connection closes with no response.
 		panic(http.ErrAbortHandler)
-	case f.Maintenance:
+	case f.Maintenance && writeMaintenance != nil:
 		writeMaintenance(w, f.RetryAfter)
+		return true
+	case f.Maintenance:
+		writeErr(w, http.StatusServiceUnavailable, defaultReason(http.StatusServiceUnavailable))
 		return true
 	case f.Status != 0 && f.HTML:
 		if f.RetryAfter > 0 {
@@ -244,49 +214,6 @@ func applyFault(w http.ResponseWriter, r *http.Request, f Fault, closing <-chan 
 	return false
 }
 
-// maintenanceReason is what the API says during a maintenance event, in the
-// X-Maintenance-Mode header and the error body (the header's value as
-// linodego's tests of its maintenance handling record it).
-const maintenanceReason = "Currently in maintenance mode."
-
-func writeMaintenance(w http.ResponseWriter, retryAfter time.Duration) {
-	if retryAfter <= 0 {
-		retryAfter = 20 * time.Second
-	}
-	w.Header().Set("X-Maintenance-Mode", maintenanceReason)
-	w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Round(time.Second)/time.Second)))
-	writeLinodeError(w, http.StatusServiceUnavailable, maintenanceReason)
-}
-
-// PendingFaults counts the faults still queued for an endpoint of a cluster
-// (0 for those queued for every cluster).
-func (e *Emulator) PendingFaults(clusterID int, endpoint string) int {
-	e.faults.mu.Lock()
-	defer e.faults.mu.Unlock()
-	if clusterID == 0 {
-		return len(e.faults.queues[endpoint])
-	}
-	return len(e.faults.queues[clusterFaultKey(clusterID, endpoint)])
-}
-
-// ClearClusterFaults drops the faults queued for one cluster.
-func (e *Emulator) ClearClusterFaults(clusterID int) {
-	e.faults.mu.Lock()
-	defer e.faults.mu.Unlock()
-	suffix := "#" + strconv.Itoa(clusterID)
-	for k := range e.faults.queues {
-		if strings.HasSuffix(k, suffix) {
-			delete(e.faults.queues, k)
-		}
-	}
-}
-
-func (e *Emulator) record(entry RequestRecord) {
-	e.logMu.Lock()
-	defer e.logMu.Unlock()
-	e.log = append(e.log, entry)
-}
-
 func defaultReason(status int) string {
 	switch status {
 	case http.StatusTooManyRequests:
@@ -302,10 +229,19 @@ func defaultReason(status int) string {
 	}
 }
 
-// KubeRequests returns the requests made to the clusters' API endpoints (the
-// proxies the served kubeconfigs name), oldest first.
-func (e *Emulator) KubeRequests() []RequestRecord {
-	e.logMu.Lock()
-	defer e.logMu.Unlock()
-	return append([]RequestRecord(nil), e.kubeLog...)
+// StatusRecorder keeps the status a handler answered, for the request log.
+type StatusRecorder struct {
+	http.ResponseWriter
+	Status int
+}
+
+func (s *StatusRecorder) WriteHeader(code int) {
+	s.Status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (r *StatusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }

@@ -1,6 +1,6 @@
 //go:build !unit
 
-package lkelocal_test
+package lke_test
 
 import (
 	"net/http"
@@ -11,20 +11,20 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 // The served kubeconfig names the proxy in front of kube-apiserver; faults
 // queued for a Kubernetes endpoint of the cluster are played there, in order,
 // and requests pass through once the queue is empty.
-func TestKubeProxyPlaysFaultsOnTheWayToTheAPIServer(t *testing.T) {
+func TestAccKubeProxyPlaysFaultsOnTheWayToTheAPIServer(t *testing.T) {
 	ctx := t.Context()
 	c := env.Clusters()[0]
 	kc := servedKubeconfig(ctx, t, newLinodeClient(t, env.Emulator.Token), c.ID)
 	cs := clientsetFor(t, kc)
 
-	env.Emulator.InjectClusterFaults(c.ID, lkelocal.KubeListSecrets,
-		lkelocal.Fault{Status: http.StatusServiceUnavailable}, lkelocal.Fault{Status: http.StatusInternalServerError})
+	env.Emulator.InjectClusterFaults(c.ID, fakelke.KubeListSecrets,
+		fakelke.Fault{Status: http.StatusServiceUnavailable}, fakelke.Fault{Status: http.StatusInternalServerError})
 	_, err := cs.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{})
 	if !apierrors.IsServiceUnavailable(err) {
 		t.Fatalf("first list: %v, want the injected 503", err)
@@ -36,12 +36,12 @@ func TestKubeProxyPlaysFaultsOnTheWayToTheAPIServer(t *testing.T) {
 	if _, err := cs.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{}); err != nil {
 		t.Fatalf("third list: %v, want it to pass through", err)
 	}
-	if n := env.Emulator.PendingFaults(c.ID, lkelocal.KubeListSecrets); n != 0 {
+	if n := env.Emulator.PendingFaults(c.ID, fakelke.KubeListSecrets); n != 0 {
 		t.Fatalf("%d faults left", n)
 	}
 	// Another cluster's faults do not touch this one.
 	other := env.Clusters()[1]
-	env.Emulator.InjectClusterFaults(other.ID, lkelocal.KubeListSecrets, lkelocal.Fault{Status: http.StatusInternalServerError})
+	env.Emulator.InjectClusterFaults(other.ID, fakelke.KubeListSecrets, fakelke.Fault{Status: http.StatusInternalServerError})
 	t.Cleanup(func() { env.Emulator.ClearClusterFaults(other.ID) })
 	if _, err := cs.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{}); err != nil {
 		t.Fatalf("a fault queued for cluster %d reached cluster %d: %v", other.ID, c.ID, err)
@@ -50,7 +50,7 @@ func TestKubeProxyPlaysFaultsOnTheWayToTheAPIServer(t *testing.T) {
 
 // A client certificate presented to the proxy is checked against the
 // cluster's CA and reaches kube-apiserver as who it names.
-func TestKubeProxyForwardsClientCertificateIdentities(t *testing.T) {
+func TestAccKubeProxyForwardsClientCertificateIdentities(t *testing.T) {
 	ctx := t.Context()
 	c := env.Clusters()[0]
 	cfg := c.AdminConfig()

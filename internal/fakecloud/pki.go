@@ -1,4 +1,4 @@
-package lkelocal
+package fakecloud
 
 import (
 	"crypto"
@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -20,20 +21,20 @@ import (
 	"k8s.io/client-go/util/keyutil"
 )
 
-// authority is a certificate authority held in memory and on disk. Each
+// Authority is a certificate authority held in memory and on disk. Each
 // emulated cluster has its own, as each LKE cluster does, so a credential of
 // one cluster is never accepted by another.
-type authority struct {
-	cert     *x509.Certificate
+type Authority struct {
+	Cert     *x509.Certificate
 	key      crypto.Signer
-	certPath string
-	keyPath  string
+	CertPath string
+	KeyPath  string
 }
 
-// newAuthority creates a self-signed CA and writes it as <dir>/<name>.crt|.key.
+// NewAuthority creates a self-signed CA and writes it as <dir>/<name>.crt|.key.
 // The CA is a single certificate: kube-controller-manager's CSR signer
 // refuses a bundle.
-func newAuthority(dir, name string) (*authority, error) {
+func NewAuthority(dir, name string) (*Authority, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -42,36 +43,36 @@ func newAuthority(dir, name string) (*authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create CA %s: %w", name, err)
 	}
-	ca := &authority{cert: cert, key: key,
-		certPath: filepath.Join(dir, name+".crt"),
-		keyPath:  filepath.Join(dir, name+".key"),
+	ca := &Authority{Cert: cert, key: key,
+		CertPath: filepath.Join(dir, name+".crt"),
+		KeyPath:  filepath.Join(dir, name+".key"),
 	}
-	if err := writeCertAndKey(ca.certPath, ca.keyPath, cert, key); err != nil {
+	if err := writeCertAndKey(ca.CertPath, ca.KeyPath, cert, key); err != nil {
 		return nil, err
 	}
 	return ca, nil
 }
 
-// certPEM is the CA certificate in PEM form, as kubeconfigs embed it.
-func (a *authority) certPEM() []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: certutil.CertificateBlockType, Bytes: a.cert.Raw})
+// CertPEM is the CA certificate in PEM form, as kubeconfigs embed it.
+func (a *Authority) CertPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: certutil.CertificateBlockType, Bytes: a.Cert.Raw})
 }
 
-// leaf describes a certificate the authority issues.
-type leaf struct {
-	commonName   string
-	organization []string
-	hosts        []string // DNS names and IPs; non-empty makes a serving certificate
+// Leaf describes a certificate the authority issues.
+type Leaf struct {
+	CommonName   string
+	Organization []string
+	Hosts        []string // DNS names and IPs; non-empty makes a serving certificate
 }
 
-// issue signs a certificate for l and writes it with its key as
+// Issue signs a certificate for l and writes it with its key as
 // <dir>/<name>.crt|.key, returning the two paths.
-func (a *authority) issue(dir, name string, l leaf) (certPath, keyPath string, err error) {
-	return a.issueUntil(dir, name, l, time.Now().Add(365*24*time.Hour))
+func (a *Authority) Issue(dir, name string, l Leaf) (certPath, keyPath string, err error) {
+	return a.IssueUntil(dir, name, l, time.Now().Add(365*24*time.Hour))
 }
 
-// issueUntil is issue with a certificate valid until notAfter.
-func (a *authority) issueUntil(dir, name string, l leaf, notAfter time.Time) (certPath, keyPath string, err error) {
+// IssueUntil is Issue with a certificate valid until notAfter.
+func (a *Authority) IssueUntil(dir, name string, l Leaf, notAfter time.Time) (certPath, keyPath string, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", "", err
@@ -83,15 +84,15 @@ func (a *authority) issueUntil(dir, name string, l leaf, notAfter time.Time) (ce
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: l.commonName, Organization: l.organization},
+		Subject:      pkix.Name{CommonName: l.CommonName, Organization: l.Organization},
 		NotBefore:    now.Add(-time.Minute),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	if len(l.hosts) > 0 {
+	if len(l.Hosts) > 0 {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		for _, h := range l.hosts {
+		for _, h := range l.Hosts {
 			if ip := net.ParseIP(h); ip != nil {
 				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
 			} else {
@@ -99,7 +100,7 @@ func (a *authority) issueUntil(dir, name string, l leaf, notAfter time.Time) (ce
 			}
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, key.Public(), a.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Cert, key.Public(), a.key)
 	if err != nil {
 		return "", "", fmt.Errorf("issue certificate %s: %w", name, err)
 	}
@@ -111,9 +112,9 @@ func (a *authority) issueUntil(dir, name string, l leaf, notAfter time.Time) (ce
 	return certPath, keyPath, writeCertAndKey(certPath, keyPath, cert, key)
 }
 
-// newServiceAccountKey writes the RSA key pair that signs service-account
+// NewServiceAccountKey writes the RSA key pair that signs service-account
 // tokens. RSA 2048 gives RS256 tokens of the length LKE's have.
-func newServiceAccountKey(dir string) (privPath, pubPath string, err error) {
+func NewServiceAccountKey(dir string) (privPath, pubPath string, err error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return "", "", err
@@ -151,4 +152,11 @@ func encodePublicKeyPEM(pub any) ([]byte, error) {
 		return nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
+}
+
+// RandomHex is n random bytes in hex: tokens, names.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -1,6 +1,6 @@
 //go:build !unit
 
-package lkelocal_test
+package lke_test
 
 import (
 	"bytes"
@@ -41,7 +41,7 @@ var replayable = regexp.MustCompile(`^/v4(beta)?/lke/clusters(/(\d+)(/(kubeconfi
 // Fields the emulator adds that only some recordings carry (newer API answers).
 var allowedExtraFields = map[string]bool{"locks": true}
 
-func TestEmulatorAnswersLikeTheRecordings(t *testing.T) {
+func TestAccEmulatorAnswersLikeTheRecordings(t *testing.T) {
 	files, err := filepath.Glob("testdata/linode-api/*.json")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no recordings in testdata/linode-api: %v", err)

@@ -1,23 +1,22 @@
-// Package lkelocal runs a local stand-in for Linode Kubernetes Engine: real
+// Package lke runs a local stand-in for Linode Kubernetes Engine: real
 // kube-apiserver and kube-controller-manager processes (built from the Go
-// module proxy, see tools/controlplane) sharing one etcd, and an emulator of
-// the Linode API's LKE endpoints in front of them. Tests, benchmarks and the
-// demo use it; it has nothing to do with Terraform.
-package lkelocal
+// module proxy, see tools/controlplane; started with fakecloud) sharing one
+// etcd, and an emulator of the Linode API's LKE endpoints in front of them.
+// It starts no SKE. Tests, benchmarks and the demo use it; it has nothing to
+// do with Terraform. Importers alias it (fakelke): internal/lke is the
+// provider's LKE client.
+package lke
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud"
 )
 
 // Options configure an Environment.
@@ -68,17 +67,12 @@ type Options struct {
 	Maintenance time.Duration
 	// Faults are queued at the start, per endpoint (Emulator.InjectFaults).
 	Faults map[string][]Fault
-	// SKEPrepareDuration is how long a started SKE credentials rotation
-	// takes to be PREPARED (the node roll); SKECompleteDelay how long a
-	// completion takes after the control plane is restarted.
-	SKEPrepareDuration time.Duration
-	SKECompleteDelay   time.Duration
 	// Dir holds certificates, etcd data and logs; default a new temporary
 	// directory, removed by Close.
 	Dir string
 	// Token is the Linode API token the emulator accepts; default random.
 	Token string
-	// BinaryPath is the control-plane binary; default FindBinary().
+	// BinaryPath is the control-plane binary; default fakecloud.FindBinary().
 	BinaryPath string
 	// FirstClusterID numbers the clusters (default 100001).
 	FirstClusterID int
@@ -90,16 +84,9 @@ type Environment struct {
 	Emulator *Emulator
 
 	opts      Options
-	bin       string
-	ownDir    bool
-	ctx       context.Context
-	cancel    context.CancelFunc
-	etcd      *etcd
+	base      *fakecloud.Base
 	mu        sync.Mutex
 	cluster   map[int]*Cluster
-	ske       []*SKECluster
-	skeSeq    int // numbers SKE clusters: their directory and etcd prefix
-	skeAPI    *SKEAPI
 	closeOnce sync.Once
 	nextID    int
 }
@@ -121,50 +108,29 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 	if opts.FirstClusterID == 0 {
 		opts.FirstClusterID = 100001
 	}
-	bin := opts.BinaryPath
-	if bin == "" {
-		if bin, err = FindBinary(); err != nil {
-			return nil, err
-		}
-	}
-	env := &Environment{opts: opts, bin: bin, cluster: map[int]*Cluster{}, nextID: opts.FirstClusterID}
-	env.ctx, env.cancel = context.WithCancel(context.Background())
+	env := &Environment{opts: opts, cluster: map[int]*Cluster{}, nextID: opts.FirstClusterID}
 	defer func() {
 		if err != nil {
 			env.Close()
 		}
 	}()
-	if opts.Dir == "" {
-		sweepStaleDirs()
-		if env.Dir, err = os.MkdirTemp("", tempPrefix); err != nil {
-			return nil, err
-		}
-		env.ownDir = true
-		if err := os.WriteFile(filepath.Join(env.Dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
-			return nil, err
-		}
-	} else {
-		env.Dir = opts.Dir
-		if err := os.MkdirAll(env.Dir, 0o700); err != nil {
-			return nil, err
-		}
-	}
-	if env.etcd, err = startEtcd(ctx, bin, env.Dir); err != nil {
+	if env.base, err = fakecloud.StartBase(ctx, opts.Dir, opts.BinaryPath); err != nil {
 		return nil, err
 	}
-	ca, err := newAuthority(env.Dir, "linode-api-ca")
+	env.Dir = env.base.Dir
+	ca, err := fakecloud.NewAuthority(env.Dir, "linode-api-ca")
 	if err != nil {
 		return nil, err
 	}
-	certPath, keyPath, err := ca.issue(env.Dir, "linode-api", leaf{commonName: "linode-api-emulator", hosts: []string{"127.0.0.1", "localhost"}})
+	certPath, keyPath, err := ca.Issue(env.Dir, "linode-api", fakecloud.Leaf{CommonName: "linode-api-emulator", Hosts: []string{"127.0.0.1", "localhost"}})
 	if err != nil {
 		return nil, err
 	}
 	token := opts.Token
 	if token == "" {
-		token = randomHex(32)
+		token = fakecloud.RandomHex(32)
 	}
-	if env.Emulator, err = newEmulator(env, token, certPath, keyPath, ca.certPath); err != nil {
+	if env.Emulator, err = newEmulator(env, token, certPath, keyPath, ca.CertPath); err != nil {
 		return nil, err
 	}
 	var wg sync.WaitGroup
@@ -254,8 +220,8 @@ func (env *Environment) LinodeEnv() map[string]string {
 // LogTail returns the end of every process log, to print when a test fails.
 func (env *Environment) LogTail() string {
 	var b strings.Builder
-	if env.etcd != nil {
-		fmt.Fprintf(&b, "--- etcd log tail ---\n%s\n", env.etcd.proc.tail(2048))
+	if env.base != nil {
+		b.WriteString(env.base.LogTail())
 	}
 	for _, c := range env.Clusters() {
 		b.WriteString(c.LogTail())
@@ -263,42 +229,10 @@ func (env *Environment) LogTail() string {
 	return b.String()
 }
 
-const (
-	tempPrefix = "lkelocal-"
-	ownerFile  = "owner.pid"
-)
-
-// sweepStaleDirs removes temporary directories left by environments whose
-// process died without closing them (a panicking test, a SIGKILL). Their
-// control-plane processes are already gone: they die with their parent.
-func sweepStaleDirs() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), tempPrefix+"*"))
-	for _, dir := range dirs {
-		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
-		if err != nil {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid <= 0 {
-			continue
-		}
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			_ = os.RemoveAll(dir)
-		}
-	}
-}
-
 // CloseOnSignal closes the environment and exits when the process is
 // interrupted (Ctrl-C during `go test`), so nothing is left behind.
 func (env *Environment) CloseOnSignal() {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		sig := <-ch
-		fmt.Fprintf(os.Stderr, "lkelocal: %v: stopping the local LKE\n", sig)
-		env.Close()
-		os.Exit(130)
-	}()
+	fakecloud.CloseOnSignal("the local LKE", env.Close)
 }
 
 // Close stops every process the environment started and removes its
@@ -309,38 +243,24 @@ func (env *Environment) Close() {
 }
 
 func (env *Environment) close() {
-	if env.cancel != nil {
-		env.cancel()
+	if env.base != nil {
+		env.base.Cancel()
 	}
 	if env.Emulator != nil {
 		env.Emulator.close()
 		env.Emulator = nil
 	}
-	if env.skeAPI != nil {
-		close(env.skeAPI.closing)
-		_ = env.skeAPI.server.Close()
-	}
 	env.mu.Lock()
 	clusters := env.cluster
 	env.cluster = map[int]*Cluster{}
-	ske := env.ske
-	env.ske = nil
 	env.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, c := range clusters {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.stop() }()
 	}
-	for _, c := range ske {
-		wg.Add(1)
-		go func() { defer wg.Done(); c.stop() }()
-	}
 	wg.Wait()
-	if env.etcd != nil {
-		env.etcd.proc.stop()
-		env.etcd = nil
-	}
-	if env.ownDir && env.Dir != "" {
-		_ = os.RemoveAll(env.Dir)
+	if env.base != nil {
+		env.base.Close()
 	}
 }

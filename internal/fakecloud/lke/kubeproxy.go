@@ -1,4 +1,4 @@
-package lkelocal
+package lke
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud"
 )
 
 // Endpoints of a cluster's Kubernetes API, as seen by the proxy in front of
@@ -114,10 +116,10 @@ func (p *kubeProxy) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	endpoint := kubeEndpoint(r.Method, r.URL.Path)
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := &fakecloud.StatusRecorder{ResponseWriter: w}
 	entry := RequestRecord{At: time.Now(), Method: r.Method, Path: r.URL.Path, Endpoint: endpoint, ClusterID: p.clusterID, UserAgent: r.UserAgent()}
 	defer func() {
-		entry.Status = rec.status
+		entry.Status = rec.Status
 		p.kubeLog(entry)
 	}()
 	w = rec
@@ -126,9 +128,9 @@ func (p *kubeProxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if endpoint != "" {
-		if f, ok := p.emulator.faults.pop(clusterFaultKey(p.clusterID, endpoint)); ok {
+		if f, ok := p.emulator.faults.Pop(clusterFaultKey(p.clusterID, endpoint)); ok {
 			entry.Fault = true
-			if applyFault(rec, r, f, p.emulator.closing, writeKubeStatus) {
+			if fakecloud.ApplyFault(rec, r, f, p.emulator.closing, writeKubeStatus, writeMaintenance) {
 				return
 			}
 		}
@@ -231,10 +233,4 @@ func kubeReason(status int) string {
 		return "Timeout"
 	}
 	return ""
-}
-
-func (r *statusRecorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
 }

@@ -1,4 +1,4 @@
-package lkelocal
+package ske
 
 import (
 	"crypto/rand"
@@ -15,6 +15,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud"
 )
 
 // skeIdentity is the local stand-in for STACKIT's token endpoint
@@ -40,23 +42,23 @@ type skeIdentity struct {
 	idp    *rsa.PrivateKey // the trusted OIDC provider's key (a CI system's)
 
 	mu       sync.Mutex
-	accounts []*SKEServiceAccount
-	def      *SKEServiceAccount
+	accounts []*ServiceAccount
+	def      *ServiceAccount
 
 	// faults are per account (by key id or email), so that tests of
 	// other accounts run undisturbed.
-	faults faultTable
+	faults fakecloud.FaultTable
 }
 
-// SKEServiceAccount is one service account of the local STACKIT.
-type SKEServiceAccount struct {
+// ServiceAccount is one service account of the local STACKIT.
+type ServiceAccount struct {
 	// Email is its client id for workload identity federation.
 	Email string
 	// Subject is the federated identity it trusts (issuer: the local
 	// OIDC provider), e.g. "repo:org/infra:ref:refs/heads/main".
 	Subject string
 
-	api   *SKEAPI
+	api   *API
 	key   *rsa.PrivateKey
 	keyID string
 	sub   string // its STACKIT user id (a UUID)
@@ -81,7 +83,7 @@ func (id *skeIdentity) init() error {
 
 // NewServiceAccount adds a service account, with a key of its own and
 // trust for the federated identity subject.
-func (a *SKEAPI) NewServiceAccount(subject string) (*SKEServiceAccount, error) {
+func (a *API) NewServiceAccount(subject string) (*ServiceAccount, error) {
 	id := &a.identity
 	if err := id.init(); err != nil {
 		return nil, err
@@ -90,7 +92,7 @@ func (a *SKEAPI) NewServiceAccount(subject string) (*SKEServiceAccount, error) {
 	if err != nil {
 		return nil, err
 	}
-	sa := &SKEServiceAccount{api: a, key: k, keyID: uuid.NewString(), sub: uuid.NewString(), Subject: subject}
+	sa := &ServiceAccount{api: a, key: k, keyID: uuid.NewString(), sub: uuid.NewString(), Subject: subject}
 	sa.Email = "kubecreds-" + sa.sub[:8] + "@sa.stackit.cloud"
 	id.mu.Lock()
 	id.accounts = append(id.accounts, sa)
@@ -99,7 +101,7 @@ func (a *SKEAPI) NewServiceAccount(subject string) (*SKEServiceAccount, error) {
 }
 
 // defaultAccount is the account ServiceAccountKey hands out.
-func (a *SKEAPI) defaultAccount() (*SKEServiceAccount, error) {
+func (a *API) defaultAccount() (*ServiceAccount, error) {
 	id := &a.identity
 	id.mu.Lock()
 	def := id.def
@@ -122,7 +124,7 @@ func (a *SKEAPI) defaultAccount() (*SKEServiceAccount, error) {
 // ServiceAccountKey is the key of the local SKE's default service account,
 // as STACKIT's portal gives it (JSON, private key included), for
 // STACKIT_SERVICE_ACCOUNT_KEY. Its token endpoint is the local one.
-func (a *SKEAPI) ServiceAccountKey() ([]byte, error) {
+func (a *API) ServiceAccountKey() ([]byte, error) {
 	sa, err := a.defaultAccount()
 	if err != nil {
 		return nil, err
@@ -132,7 +134,7 @@ func (a *SKEAPI) ServiceAccountKey() ([]byte, error) {
 
 // Key is the account's key as the portal gives it (JSON, private key
 // included; credentials.tokenEndpoint the local one).
-func (sa *SKEServiceAccount) Key() ([]byte, error) {
+func (sa *ServiceAccount) Key() ([]byte, error) {
 	priv := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(sa.key)}))
 	pubDER, err := x509.MarshalPKIXPublicKey(&sa.key.PublicKey)
 	if err != nil {
@@ -152,7 +154,7 @@ func (sa *SKEServiceAccount) Key() ([]byte, error) {
 // FederatedToken is an OIDC ID token of the local identity provider for
 // the account's trusted subject, valid for ttl: what a CI system writes to
 // STACKIT_FEDERATED_TOKEN_FILE.
-func (sa *SKEServiceAccount) FederatedToken(ttl time.Duration) (string, error) {
+func (sa *ServiceAccount) FederatedToken(ttl time.Duration) (string, error) {
 	now := time.Now()
 	return jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.RegisteredClaims{
 		Issuer: sa.api.URL + "/oidc", Subject: sa.Subject, Audience: jwt.ClaimStrings{FederatedTokenAudience},
@@ -162,27 +164,24 @@ func (sa *SKEServiceAccount) FederatedToken(ttl time.Duration) (string, error) {
 
 // InjectTokenFaults queues faults for this account's token requests (key
 // flow and federation): each following one takes the next.
-func (sa *SKEServiceAccount) InjectTokenFaults(faults ...Fault) {
-	sa.api.identity.faults.push(sa.keyID, faults)
+func (sa *ServiceAccount) InjectTokenFaults(faults ...Fault) {
+	sa.api.identity.faults.Push(sa.keyID, faults)
 }
 
 // ClearTokenFaults drops this account's queued token faults.
-func (sa *SKEServiceAccount) ClearTokenFaults() {
-	f := &sa.api.identity.faults
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.queues, sa.keyID)
+func (sa *ServiceAccount) ClearTokenFaults() {
+	sa.api.identity.faults.Drop(sa.keyID)
 }
 
 // TokensIssued counts the access tokens issued to this account.
-func (sa *SKEServiceAccount) TokensIssued() int {
+func (sa *ServiceAccount) TokensIssued() int {
 	sa.api.logMu.Lock()
 	defer sa.api.logMu.Unlock()
 	return sa.api.issuedTo[sa.keyID]
 }
 
 // account finds the service account that is (nil if none).
-func (id *skeIdentity) account(is func(*SKEServiceAccount) bool) *SKEServiceAccount {
+func (id *skeIdentity) account(is func(*ServiceAccount) bool) *ServiceAccount {
 	id.mu.Lock()
 	defer id.mu.Unlock()
 	for _, sa := range id.accounts {
@@ -193,18 +192,18 @@ func (id *skeIdentity) account(is func(*SKEServiceAccount) bool) *SKEServiceAcco
 	return nil
 }
 
-func (id *skeIdentity) byKeyID(kid string) *SKEServiceAccount {
-	return id.account(func(sa *SKEServiceAccount) bool { return sa.keyID == kid })
+func (id *skeIdentity) byKeyID(kid string) *ServiceAccount {
+	return id.account(func(sa *ServiceAccount) bool { return sa.keyID == kid })
 }
 
-func (id *skeIdentity) byEmail(email string) *SKEServiceAccount {
-	return id.account(func(sa *SKEServiceAccount) bool { return sa.Email == email })
+func (id *skeIdentity) byEmail(email string) *ServiceAccount {
+	return id.account(func(sa *ServiceAccount) bool { return sa.Email == email })
 }
 
 // token answers a token request of the key flow or of workload identity
 // federation; anything else is an OAuth error, as a real token endpoint
 // answers it (400 {"error": …}).
-func (a *SKEAPI) token(w http.ResponseWriter, r *http.Request) {
+func (a *API) token(w http.ResponseWriter, r *http.Request) {
 	id := &a.identity
 	if err := id.init(); err != nil {
 		writeSKEError(w, http.StatusInternalServerError, "no identity provider")
@@ -218,7 +217,7 @@ func (a *SKEAPI) token(w http.ResponseWriter, r *http.Request) {
 	if sa != nil {
 		// Faults of the account's own requests: a gateway's 404 page, an
 		// OAuth error, an outage.
-		if f, ok := id.faults.pop(sa.keyID); ok && applyFault(w, r, f, a.closing, writeOAuthFault) {
+		if f, ok := id.faults.Pop(sa.keyID); ok && fakecloud.ApplyFault(w, r, f, a.closing, writeOAuthFault, nil) {
 			return
 		}
 	}
@@ -246,11 +245,11 @@ func (a *SKEAPI) token(w http.ResponseWriter, r *http.Request) {
 
 // authenticate checks a token request: the account it is for (nil if it
 // names none), and the OAuth error code when it is refused.
-func (a *SKEAPI) authenticate(r *http.Request) (*SKEServiceAccount, string) {
+func (a *API) authenticate(r *http.Request) (*ServiceAccount, string) {
 	id := &a.identity
 	switch r.PostForm.Get("grant_type") {
 	case "urn:ietf:params:oauth:grant-type:jwt-bearer":
-		var sa *SKEServiceAccount
+		var sa *ServiceAccount
 		claims := jwt.MapClaims{}
 		_, err := jwt.ParseWithClaims(r.PostForm.Get("assertion"), claims, func(t *jwt.Token) (any, error) {
 			kid, _ := t.Header["kid"].(string)
@@ -300,7 +299,7 @@ func writeOAuthFault(w http.ResponseWriter, status int, msg string) {
 // ACTIONS_ID_TOKEN_REQUEST_URL does: GET with the request token as bearer
 // and ?audience=…, answered {"value": <ID token>}. The request token is
 // the account's email, which is enough for a local stand-in.
-func (a *SKEAPI) oidcRequest(w http.ResponseWriter, r *http.Request) {
+func (a *API) oidcRequest(w http.ResponseWriter, r *http.Request) {
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	sa := a.identity.byEmail(token)
 	if sa == nil || r.URL.Query().Get("audience") != FederatedTokenAudience {
@@ -318,11 +317,11 @@ func (a *SKEAPI) oidcRequest(w http.ResponseWriter, r *http.Request) {
 // OIDCRequestURL is the local stand-in for GitHub Actions'
 // ACTIONS_ID_TOKEN_REQUEST_URL; the request token of an account is its
 // email.
-func (a *SKEAPI) OIDCRequestURL() string { return a.URL + "/oidc/token-request" }
+func (a *API) OIDCRequestURL() string { return a.URL + "/oidc/token-request" }
 
 // accessTokenValid tells whether a bearer token is an access token the
 // local token endpoint issued and that has not expired.
-func (a *SKEAPI) accessTokenValid(token string) bool {
+func (a *API) accessTokenValid(token string) bool {
 	id := &a.identity
 	if !strings.HasPrefix(token, "ey") || id.init() != nil {
 		return false
@@ -333,7 +332,7 @@ func (a *SKEAPI) accessTokenValid(token string) bool {
 }
 
 // AccessTokensIssued counts the access tokens the token endpoint issued.
-func (a *SKEAPI) AccessTokensIssued() int {
+func (a *API) AccessTokensIssued() int {
 	a.logMu.Lock()
 	defer a.logMu.Unlock()
 	return a.tokensIssued

@@ -1,6 +1,6 @@
 //go:build !unit
 
-package lkelocal_test
+package ske_test
 
 import (
 	"context"
@@ -20,11 +20,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakeske "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/ske"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/ske"
 )
 
-func skeClient(t *testing.T, api *lkelocal.SKEAPI) *ske.Client {
+func skeClient(t *testing.T, api *fakeske.API) *ske.Client {
 	t.Helper()
 	caPEM, err := os.ReadFile(api.CAPath)
 	if err != nil {
@@ -42,16 +42,13 @@ func skeClient(t *testing.T, api *lkelocal.SKEAPI) *ske.Client {
 
 // newSKECluster starts an SKE cluster of the test's own, and the SKE API
 // with a client for it.
-func newSKECluster(t *testing.T, name string) (*lkelocal.SKECluster, *lkelocal.SKEAPI, *ske.Client, ske.ClusterRef) {
+func newSKECluster(t *testing.T, name string) (*fakeske.Cluster, *fakeske.API, *ske.Client, ske.ClusterRef) {
 	t.Helper()
-	c, err := env.AddSKECluster(t.Context(), lkelocal.SKEClusterSpec{ProjectID: "p-kubecreds", Region: "eu01", Name: name})
+	c, err := env.AddCluster(t.Context(), fakeske.ClusterSpec{ProjectID: "p-kubecreds", Region: "eu01", Name: name})
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := env.SKE()
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := env.API
 	return c, api, skeClient(t, api), ske.ClusterRef{ProjectID: c.ProjectID, Region: c.Region, Name: c.Name}
 }
 
@@ -78,13 +75,13 @@ func waitPhase(t *testing.T, c *ske.Client, ref ske.ClusterRef, want string) {
 	}
 }
 
-// TestSKECredentialsRotationReallyRotates drives the local SKE through a
+// TestAccSKECredentialsRotationReallyRotates drives the local SKE through a
 // credentials rotation with the SKE API client: kubeconfigs and
 // service-account tokens from before the start keep working while the
 // rotation is PREPARED, and stop working once it is COMPLETED (the CA and
 // the signing key are gone), while those issued after the start keep
 // working; Secrets stay readable (re-encrypted with the new key).
-func TestSKECredentialsRotationReallyRotates(t *testing.T) {
+func TestAccSKECredentialsRotationReallyRotates(t *testing.T) {
 	ctx := t.Context()
 	c, _, client, ref := newSKECluster(t, "rotate")
 
@@ -162,8 +159,8 @@ func TestSKECredentialsRotationReallyRotates(t *testing.T) {
 		t.Errorf("the API acted on %d starts and %d completions; want 1 and 1", starts, completes)
 	}
 
-	c.SetAggregated(lkelocal.SKEStateHibernated)
-	defer c.SetAggregated(lkelocal.SKEStateHealthy)
+	c.SetAggregated(fakeske.StateHibernated)
+	defer c.SetAggregated(fakeske.StateHealthy)
 	if err := client.StartCredentialsRotation(ctx, ref); ske.StatusCode(err) != http.StatusBadRequest {
 		t.Fatalf("start on a hibernated cluster: %v; want 400", err)
 	}
@@ -190,7 +187,7 @@ func saToken(t *testing.T, admin kubernetes.Interface) string {
 	return tr.Status.Token
 }
 
-func tokenClientFor(t *testing.T, c *lkelocal.SKECluster, token string) kubernetes.Interface {
+func tokenClientFor(t *testing.T, c *fakeske.Cluster, token string) kubernetes.Interface {
 	t.Helper()
 	cfg := c.AdminConfig()
 	cfg.BearerToken = token
@@ -202,17 +199,14 @@ func tokenClientFor(t *testing.T, c *lkelocal.SKECluster, token string) kubernet
 	return cs
 }
 
-// TestSKEKeyFlowGetsAccessTokensFromTheLocalTokenEndpoint: stackit-sdk-go's
+// TestAccSKEKeyFlowGetsAccessTokensFromTheLocalTokenEndpoint: stackit-sdk-go's
 // key flow, given the local service account's key, signs an assertion, gets
 // an access token from the local token endpoint, and the SKE API accepts
 // it; a forged token is refused.
-func TestSKEKeyFlowGetsAccessTokensFromTheLocalTokenEndpoint(t *testing.T) {
+func TestAccSKEKeyFlowGetsAccessTokensFromTheLocalTokenEndpoint(t *testing.T) {
 	ctx := t.Context()
-	api, err := env.SKE()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := env.AddSKECluster(ctx, lkelocal.SKEClusterSpec{ProjectID: "p-keyflow", Region: "eu01", Name: "keyflow"})
+	api := env.API
+	c, err := env.AddCluster(ctx, fakeske.ClusterSpec{ProjectID: "p-keyflow", Region: "eu01", Name: "keyflow"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,16 +243,16 @@ func TestSKEKeyFlowGetsAccessTokensFromTheLocalTokenEndpoint(t *testing.T) {
 	}
 }
 
-// TestSKEBadDays: the local SKE's faults and status lag answer as
+// TestAccSKEBadDays: the local SKE's faults and status lag answer as
 // documented: a gateway's HTML page reaches the client as a transient 502
 // without its body, a start it acted on can lose its answer, reads keep
 // showing the status from before for the lag while a second start is
 // refused (the API knows better than its reads).
-func TestSKEBadDays(t *testing.T) {
+func TestAccSKEBadDays(t *testing.T) {
 	ctx := t.Context()
 	c, api, client, ref := newSKECluster(t, "baddays")
 
-	api.InjectFaults(c, lkelocal.SKEGetCluster, lkelocal.Fault{Status: http.StatusBadGateway, HTML: true})
+	api.InjectFaults(c, fakeske.EndpointGetCluster, fakeske.Fault{Status: http.StatusBadGateway, HTML: true})
 	_, err := client.GetCluster(ctx, ref)
 	var apiErr *ske.APIError
 	if !errors.As(err, &apiErr) || ske.StatusCode(err) != http.StatusBadGateway || !apiErr.Transient() || strings.Contains(err.Error(), "<html") {
@@ -266,7 +260,7 @@ func TestSKEBadDays(t *testing.T) {
 	}
 
 	c.SetStatusLag(2 * time.Second)
-	api.InjectFaults(c, lkelocal.SKEStartRotation, lkelocal.Fault{Acted: true, Drop: true})
+	api.InjectFaults(c, fakeske.EndpointStartRotation, fakeske.Fault{Acted: true, Drop: true})
 	if err := client.StartCredentialsRotation(ctx, ref); err == nil {
 		t.Fatal("a start whose connection dropped answered success")
 	}
@@ -289,11 +283,11 @@ func TestSKEBadDays(t *testing.T) {
 	}
 }
 
-// TestSKEAnswersAsTheAPIAndGardenerDo: start is accepted with 202; a
+// TestAccSKEAnswersAsTheAPIAndGardenerDo: start is accepted with 202; a
 // cluster lists in its project; a hibernated cluster refuses start and
 // complete with Gardener's message; errors and hibernation hold a roll,
 // and status.errors shows them.
-func TestSKEAnswersAsTheAPIAndGardenerDo(t *testing.T) {
+func TestAccSKEAnswersAsTheAPIAndGardenerDo(t *testing.T) {
 	c, api, client, ref := newSKECluster(t, "gardener-1")
 	c.SetPrepareDuration(500 * time.Millisecond)
 	names, err := client.ListClusters(t.Context(), ske.ClusterRef{ProjectID: ref.ProjectID, Region: ref.Region})
@@ -314,8 +308,8 @@ func TestSKEAnswersAsTheAPIAndGardenerDo(t *testing.T) {
 	if r := api.Requests()[before]; r.Status != http.StatusAccepted {
 		t.Errorf("start answered %d; the API answers 202", r.Status)
 	}
-	c.SetErrors(lkelocal.SKEError{Code: "SKE_UNREADY_NODES", Message: "Not all worker nodes are ready."},
-		lkelocal.SKEError{Code: "SKE_NODE_MISCONFIGURED_PDB", Message: "drain blocked"})
+	c.SetErrors(fakeske.ClusterError{Code: "SKE_UNREADY_NODES", Message: "Not all worker nodes are ready."},
+		fakeske.ClusterError{Code: "SKE_NODE_MISCONFIGURED_PDB", Message: "drain blocked"})
 	time.Sleep(2 * time.Second)
 	cl, err := client.GetCluster(t.Context(), ref)
 	if err != nil {

@@ -1,11 +1,10 @@
-package lkelocal
+package lke
 
 import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"fmt"
 	"log"
 	"os"
@@ -24,6 +23,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud"
 )
 
 // Service accounts an LKE cluster has in kube-system. lke-admin backs the
@@ -112,7 +113,7 @@ func (c *Cluster) startProxy(emulator *Emulator) (*kubeProxy, error) {
 		return nil, err
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(c.cp.ca.cert)
+	pool.AddCert(c.cp.ca.Cert)
 	return startKubeProxy(c.ID, emulator, c.cp.host, serving, pool, front)
 }
 
@@ -153,12 +154,12 @@ func (env *Environment) newCluster(ctx context.Context, id int, spec ClusterSpec
 	}
 	dir := filepath.Join(env.Dir, "lke"+strconv.Itoa(id))
 	limits := cpLimits{maxTokenExpiration: max(env.opts.MaxTokenExpiration, 0), noCSRSigning: spec.NoCSRSigning || env.opts.NoCSRSigning}
-	cp, err := startControlPlane(ctx, env.bin, dir, env.etcd.url, "/lke"+strconv.Itoa(id), limits)
+	cp, err := startControlPlane(ctx, env.base.Binary, dir, env.base.EtcdURL(), "/lke"+strconv.Itoa(id), limits)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %d: %w", id, err)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	cctx, cancel := context.WithCancel(env.ctx)
+	cctx, cancel := context.WithCancel(env.base.Context())
 	c := &Cluster{
 		ID: id, Label: spec.Label, Region: "us-ord", K8sVersion: "1.37", Tier: "standard",
 		Created: now, updated: now, cp: cp, ctx: cctx, cancel: cancel,
@@ -178,7 +179,7 @@ func (env *Environment) newCluster(ctx context.Context, id int, spec ClusterSpec
 	if c.client, err = kubernetes.NewForConfig(cp.admin); err != nil {
 		return nil, err
 	}
-	if err := writeClientCertKubeconfig(c.adminKubeconfig, "lke"+strconv.Itoa(id)+"-local-admin", cp.host, cp.ca.certPEM(),
+	if err := fakecloud.WriteClientCertKubeconfig(c.adminKubeconfig, "lke"+strconv.Itoa(id)+"-local-admin", cp.host, cp.ca.CertPEM(),
 		cp.admin.CertFile, cp.admin.KeyFile); err != nil {
 		return nil, err
 	}
@@ -246,7 +247,7 @@ func (c *Cluster) bootstrap(ctx context.Context) error {
 			}
 		}
 	}
-	kc, err := lkeKubeconfig(c.ID, c.proxy.url, c.cp.ca.certPEM(), token)
+	kc, err := lkeKubeconfig(c.ID, c.proxy.url, c.cp.ca.CertPEM(), token)
 	if err != nil {
 		return err
 	}
@@ -307,7 +308,7 @@ func (c *Cluster) replaceTokenSecret(ctx context.Context, serviceAccount string)
 }
 
 func (c *Cluster) newPoolNode(p *nodePool) *poolNode {
-	suffix := randomHex(4)
+	suffix := fakecloud.RandomHex(4)
 	return &poolNode{
 		ID:         fmt.Sprintf("%d-%s0000", p.ID, suffix),
 		InstanceID: 90000000 + int(randomUint16())*100 + len(p.Nodes),
@@ -398,7 +399,7 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 					return err
 				}
 				newToken = token
-				if newKubeconfig, err = lkeKubeconfig(c.ID, c.proxy.url, c.cp.ca.certPEM(), token); err != nil {
+				if newKubeconfig, err = lkeKubeconfig(c.ID, c.proxy.url, c.cp.ca.CertPEM(), token); err != nil {
 					return err
 				}
 			}
@@ -412,7 +413,7 @@ func (c *Cluster) regenerate(kubeconfig, serviceToken bool) {
 			return nil
 		}()
 		if err != nil && c.ctx.Err() == nil {
-			log.Printf("lkelocal: cluster %d: regenerate: %v", c.ID, err)
+			log.Printf("fakecloud: lke cluster %d: regenerate: %v", c.ID, err)
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -468,10 +469,10 @@ func (c *Cluster) replaceAdminTokenWhenGone(name string) {
 	}
 	token, err := c.replaceTokenSecret(c.ctx, AdminServiceAccount)
 	if err != nil {
-		log.Printf("lkelocal: cluster %d: replace the admin token: %v", c.ID, err)
+		log.Printf("fakecloud: lke cluster %d: replace the admin token: %v", c.ID, err)
 		return
 	}
-	kc, err := lkeKubeconfig(c.ID, c.proxy.url, c.cp.ca.certPEM(), token)
+	kc, err := lkeKubeconfig(c.ID, c.proxy.url, c.cp.ca.CertPEM(), token)
 	if err != nil {
 		return
 	}
@@ -586,7 +587,7 @@ func (c *Cluster) recycle(poolIDs ...int) bool {
 		for _, t := range queue {
 			if err := c.recycleNode(t.pool, t.node, delay); err != nil {
 				if c.ctx.Err() == nil {
-					log.Printf("lkelocal: cluster %d: recycle: %v", c.ID, err)
+					log.Printf("fakecloud: lke cluster %d: recycle: %v", c.ID, err)
 				}
 				return
 			}
@@ -684,7 +685,7 @@ func (c *Cluster) SetRecycleDelay(d time.Duration) {
 func (c *Cluster) Host() string { return c.proxy.url }
 
 // CACertificate is the cluster CA in PEM form.
-func (c *Cluster) CACertificate() []byte { return c.cp.ca.certPEM() }
+func (c *Cluster) CACertificate() []byte { return c.cp.ca.CertPEM() }
 
 // AdminConfig is a client configuration with a system:masters client
 // certificate: it keeps working across rotations, for tests and people.
@@ -716,20 +717,20 @@ func (c *Cluster) NodeNames() []string {
 
 // MemoryBytes is the resident memory of the cluster's API server and controller manager.
 func (c *Cluster) MemoryBytes() (int64, error) {
-	a, err := c.cp.apiserver.rss()
+	a, err := c.cp.apiserver.RSS()
 	if err != nil {
 		return 0, err
 	}
-	b, err := c.cp.controller.rss()
+	b, err := c.cp.controller.RSS()
 	return a + b, err
 }
 
 // LogTail returns the end of the cluster's process logs, for failing tests.
 func (c *Cluster) LogTail() string {
 	s := ""
-	for _, p := range []*process{c.cp.apiserver, c.cp.controller} {
+	for _, p := range []*fakecloud.Process{c.cp.apiserver, c.cp.controller} {
 		if p != nil {
-			s += fmt.Sprintf("--- %s (cluster %d) log tail ---\n%s\n", p.name, c.ID, p.tail(4096))
+			s += fmt.Sprintf("--- %s (cluster %d) log tail ---\n%s\n", p.Name, c.ID, p.Tail(4096))
 		}
 	}
 	return s
@@ -745,12 +746,6 @@ func (c *Cluster) stop() {
 	}
 	c.cp.stop()
 	_ = os.RemoveAll(c.cp.dir)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 func randomUint16() uint16 {

@@ -1,4 +1,4 @@
-package lkelocal
+package lke
 
 import (
 	"crypto/subtle"
@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud"
 )
 
 // Emulator is the Linode API's LKE subset, served over HTTPS on loopback and
@@ -40,7 +42,7 @@ type Emulator struct {
 	server   *http.Server
 	listener net.Listener
 	closing  chan struct{}
-	faults   faultTable
+	faults   fakecloud.FaultTable
 
 	logMu   sync.Mutex
 	log     []RequestRecord
@@ -89,7 +91,7 @@ func acceptedScope(endpoint string) string {
 // endpoints need lke:read_only or lke:read_write, the others (GET
 // /kubeconfig among them) lke:read_write.
 func (e *Emulator) ScopedToken(scopes ...string) string {
-	token := randomHex(32)
+	token := fakecloud.RandomHex(32)
 	e.scopeMu.Lock()
 	defer e.scopeMu.Unlock()
 	if e.scoped == nil {
@@ -165,7 +167,7 @@ func newEmulator(env *Environment, token, certPath, keyPath, caPath string) (*Em
 		caPool:      pool,
 		URL:         "https://" + l.Addr().String(),
 		Token:       token,
-		ConfigToken: randomHex(32),
+		ConfigToken: fakecloud.RandomHex(32),
 		CAPath:      caPath,
 		env:         env,
 		listener:    l,
@@ -219,24 +221,14 @@ func (e *Emulator) close() {
 	_ = e.server.Close()
 }
 
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
 // middleware records the request, checks the version and the bearer token,
 // and plays any queued fault before the real handler.
 func (e *Emulator) middleware(endpoint string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &fakecloud.StatusRecorder{ResponseWriter: w}
 		entry := RequestRecord{At: time.Now(), Method: r.Method, Path: r.URL.Path, Endpoint: endpoint, UserAgent: r.UserAgent()}
 		defer func() {
-			entry.Status = rec.status
+			entry.Status = rec.Status
 			e.record(entry)
 		}()
 		if v := r.PathValue("version"); endpoint != "" && v != "v4" && v != "v4beta" {
@@ -262,16 +254,16 @@ func (e *Emulator) middleware(endpoint string, h http.HandlerFunc) http.Handler 
 			return
 		}
 		if endpoint != "" {
-			f, ok := e.faults.pop(clusterFaultKey(entry.ClusterID, endpoint))
+			f, ok := e.faults.Pop(clusterFaultKey(entry.ClusterID, endpoint))
 			if !ok {
-				f, ok = e.faults.pop(endpoint)
+				f, ok = e.faults.Pop(endpoint)
 			}
 			if ok {
 				entry.Fault = true
 				if f.Acted {
-					h(&discardResponse{header: http.Header{}}, r)
+					h(fakecloud.DiscardResponse(), r)
 				}
-				if applyFault(rec, r, f, e.closing, writeLinodeError) {
+				if fakecloud.ApplyFault(rec, r, f, e.closing, writeLinodeError, writeMaintenance) {
 					return
 				}
 			}

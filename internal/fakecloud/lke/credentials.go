@@ -1,4 +1,4 @@
-package lkelocal
+package lke
 
 import (
 	"bufio"

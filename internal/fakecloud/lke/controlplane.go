@@ -1,116 +1,20 @@
-package lkelocal
+package lke
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud"
 )
-
-// BinaryEnv names the environment variable that points at the control-plane
-// binary built from tools/controlplane.
-const BinaryEnv = "KUBECREDS_CONTROLPLANE_BIN"
-
-// FindBinary locates the control-plane binary: $KUBECREDS_CONTROLPLANE_BIN, or
-// .cache/bin/controlplane at the root of this repository (where `make
-// controlplane` puts it).
-func FindBinary() (string, error) {
-	if p := os.Getenv(BinaryEnv); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("%s=%s: %w", BinaryEnv, p, err)
-		}
-		return p, nil
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			if _, err := os.Stat(filepath.Join(dir, "tools", "controlplane", "go.mod")); err == nil {
-				p := filepath.Join(dir, ".cache", "bin", "controlplane")
-				if _, err := os.Stat(p); err != nil {
-					return "", fmt.Errorf("control-plane binary not built (%s missing): run `make controlplane` or set %s", p, BinaryEnv)
-				}
-				return p, nil
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("control-plane binary not found: set %s or run from inside the repository after `make controlplane`", BinaryEnv)
-		}
-		dir = parent
-	}
-}
-
-// etcd is the single etcd an environment's API servers share, each under its
-// own key prefix.
-type etcd struct {
-	url  string
-	proc *process
-}
-
-func startEtcd(ctx context.Context, bin, dir string) (*etcd, error) {
-	clientPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	peerPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	clientURL := "http://127.0.0.1:" + strconv.Itoa(clientPort)
-	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
-	proc, err := startProcess(dir, "etcd", bin, "etcd",
-		"--name=default",
-		"--data-dir="+filepath.Join(dir, "etcd-data"),
-		"--listen-client-urls="+clientURL,
-		"--advertise-client-urls="+clientURL,
-		"--listen-peer-urls="+peerURL,
-		"--initial-advertise-peer-urls="+peerURL,
-		"--initial-cluster=default="+peerURL,
-		// Test data need not survive a power cut; fsync dominates start-up.
-		"--unsafe-no-fsync=true",
-		"--log-level=warn",
-	)
-	if err != nil {
-		return nil, err
-	}
-	e := &etcd{url: clientURL, proc: proc}
-	err = waitHealthy(ctx, proc, 30*time.Second, func(ctx context.Context) (bool, error) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, clientURL+"/health", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	if err != nil {
-		proc.stop()
-		return nil, fmt.Errorf("etcd did not become healthy: %w\n--- etcd log tail ---\n%s", err, proc.tail(4096))
-	}
-	return e, nil
-}
-
-// waitHealthy polls check until it is true, failing early if proc exits.
-func waitHealthy(ctx context.Context, proc *process, timeout time.Duration, check wait.ConditionWithContextFunc) error {
-	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		if ok, err := proc.exited(); ok {
-			return false, fmt.Errorf("%s exited: %v", proc.name, err)
-		}
-		return check(ctx)
-	})
-}
 
 // controlPlane is one cluster's kube-apiserver and kube-controller-manager.
 type controlPlane struct {
@@ -120,10 +24,10 @@ type controlPlane struct {
 	auditLog                      string // see Cluster.Credentials
 	proxyCert, proxyKey           string // serving, from the cluster CA
 	frontProxyCert, frontProxyKey string // client, trusted for X-Remote-* headers
-	ca                            *authority
+	ca                            *fakecloud.Authority
 	admin                         *rest.Config // system:masters client certificate; survives rotations
-	apiserver                     *process
-	controller                    *process
+	apiserver                     *fakecloud.Process
+	controller                    *fakecloud.Process
 }
 
 // startControlPlane starts kube-apiserver and kube-controller-manager for one
@@ -138,36 +42,36 @@ func startControlPlane(ctx context.Context, bin, dir, etcdURL, prefix string, li
 			cp.stop()
 		}
 	}()
-	if cp.ca, err = newAuthority(dir, "ca"); err != nil {
+	if cp.ca, err = fakecloud.NewAuthority(dir, "ca"); err != nil {
 		return nil, err
 	}
-	servingCert, servingKey, err := cp.ca.issue(dir, "apiserver", leaf{commonName: "kube-apiserver", hosts: []string{"127.0.0.1", "localhost", "::1", "kubernetes.default.svc"}})
+	servingCert, servingKey, err := cp.ca.Issue(dir, "apiserver", fakecloud.Leaf{CommonName: "kube-apiserver", Hosts: []string{"127.0.0.1", "localhost", "::1", "kubernetes.default.svc"}})
 	if err != nil {
 		return nil, err
 	}
-	adminCert, adminKey, err := cp.ca.issue(dir, "admin", leaf{commonName: "kubecreds-local-admin", organization: []string{"system:masters"}})
+	adminCert, adminKey, err := cp.ca.Issue(dir, "admin", fakecloud.Leaf{CommonName: "kubecreds-local-admin", Organization: []string{"system:masters"}})
 	if err != nil {
 		return nil, err
 	}
-	kcmCert, kcmKey, err := cp.ca.issue(dir, "controller-manager", leaf{commonName: "system:kube-controller-manager", organization: []string{"system:masters"}})
+	kcmCert, kcmKey, err := cp.ca.Issue(dir, "controller-manager", fakecloud.Leaf{CommonName: "system:kube-controller-manager", Organization: []string{"system:masters"}})
 	if err != nil {
 		return nil, err
 	}
 	// The proxy in front of the API server (see kubeProxy) authenticates
 	// client certificates itself and forwards who they name with this one.
-	frontProxyCA, err := newAuthority(dir, "front-proxy-ca")
+	frontProxyCA, err := fakecloud.NewAuthority(dir, "front-proxy-ca")
 	if err != nil {
 		return nil, err
 	}
-	cp.frontProxyCert, cp.frontProxyKey, err = frontProxyCA.issue(dir, "front-proxy-client", leaf{commonName: "front-proxy-client"})
+	cp.frontProxyCert, cp.frontProxyKey, err = frontProxyCA.Issue(dir, "front-proxy-client", fakecloud.Leaf{CommonName: "front-proxy-client"})
 	if err != nil {
 		return nil, err
 	}
-	cp.proxyCert, cp.proxyKey, err = cp.ca.issue(dir, "proxy", leaf{commonName: "lke-api-endpoint", hosts: []string{"127.0.0.1", "localhost", "::1"}})
+	cp.proxyCert, cp.proxyKey, err = cp.ca.Issue(dir, "proxy", fakecloud.Leaf{CommonName: "lke-api-endpoint", Hosts: []string{"127.0.0.1", "localhost", "::1"}})
 	if err != nil {
 		return nil, err
 	}
-	saKey, saPub, err := newServiceAccountKey(dir)
+	saKey, saPub, err := fakecloud.NewServiceAccountKey(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -181,12 +85,12 @@ func startControlPlane(ctx context.Context, bin, dir, etcdURL, prefix string, li
 	// take it first. kube-apiserver then exits with "address already in
 	// use", and is started again on another port.
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := fakecloud.FreePort()
 		if err != nil {
 			return nil, err
 		}
 		cp.host = "https://127.0.0.1:" + strconv.Itoa(port)
-		cp.apiserver, err = startProcess(dir, "kube-apiserver", bin, "kube-apiserver",
+		cp.apiserver, err = fakecloud.StartProcess(dir, "kube-apiserver", bin, "kube-apiserver",
 			"--etcd-servers="+etcdURL,
 			"--etcd-prefix="+prefix,
 			"--bind-address=127.0.0.1",
@@ -194,8 +98,8 @@ func startControlPlane(ctx context.Context, bin, dir, etcdURL, prefix string, li
 			"--secure-port="+strconv.Itoa(port),
 			"--tls-cert-file="+servingCert,
 			"--tls-private-key-file="+servingKey,
-			"--client-ca-file="+cp.ca.certPath,
-			"--requestheader-client-ca-file="+frontProxyCA.certPath,
+			"--client-ca-file="+cp.ca.CertPath,
+			"--requestheader-client-ca-file="+frontProxyCA.CertPath,
 			"--requestheader-allowed-names=front-proxy-client",
 			"--requestheader-username-headers=X-Remote-User",
 			"--requestheader-group-headers=X-Remote-Group",
@@ -221,7 +125,7 @@ func startControlPlane(ctx context.Context, bin, dir, etcdURL, prefix string, li
 		}
 		cp.admin = &rest.Config{
 			Host:            cp.host,
-			TLSClientConfig: rest.TLSClientConfig{CAFile: cp.ca.certPath, CertFile: adminCert, KeyFile: adminKey},
+			TLSClientConfig: rest.TLSClientConfig{CAFile: cp.ca.CertPath, CertFile: adminCert, KeyFile: adminKey},
 			QPS:             200,
 			Burst:           400,
 		}
@@ -229,34 +133,34 @@ func startControlPlane(ctx context.Context, bin, dir, etcdURL, prefix string, li
 		if err != nil {
 			return nil, err
 		}
-		err = waitHealthy(ctx, cp.apiserver, 90*time.Second, func(ctx context.Context) (bool, error) {
+		err = fakecloud.WaitHealthy(ctx, cp.apiserver, 90*time.Second, func(ctx context.Context) (bool, error) {
 			body, err := adminClient.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 			return err == nil && strings.TrimSpace(string(body)) == "ok", nil
 		})
 		if err == nil {
 			break
 		}
-		if tail := cp.apiserver.tail(8192); attempt < 3 && strings.Contains(tail, "address already in use") {
-			cp.apiserver.stop()
+		if tail := cp.apiserver.Tail(8192); attempt < 3 && strings.Contains(tail, "address already in use") {
+			cp.apiserver.Stop()
 			continue
 		}
-		return nil, fmt.Errorf("kube-apiserver did not become ready: %w\n--- kube-apiserver log tail ---\n%s", err, cp.apiserver.tail(8192))
+		return nil, fmt.Errorf("kube-apiserver did not become ready: %w\n--- kube-apiserver log tail ---\n%s", err, cp.apiserver.Tail(8192))
 	}
 
 	kcmKubeconfig := filepath.Join(dir, "controller-manager.kubeconfig")
-	if err := writeClientCertKubeconfig(kcmKubeconfig, "local", cp.host, cp.ca.certPEM(), kcmCert, kcmKey); err != nil {
+	if err := fakecloud.WriteClientCertKubeconfig(kcmKubeconfig, "local", cp.host, cp.ca.CertPEM(), kcmCert, kcmKey); err != nil {
 		return nil, err
 	}
-	cp.controller, err = startProcess(dir, "kube-controller-manager", bin, "kube-controller-manager",
+	cp.controller, err = fakecloud.StartProcess(dir, "kube-controller-manager", bin, "kube-controller-manager",
 		"--kubeconfig="+kcmKubeconfig,
 		"--authentication-skip-lookup=true",
 		"--secure-port=0",
 		"--leader-elect=false",
 		"--controllers="+strings.Join(limits.controllers(), ","),
 		"--service-account-private-key-file="+saKey,
-		"--root-ca-file="+cp.ca.certPath,
-		"--cluster-signing-cert-file="+cp.ca.certPath,
-		"--cluster-signing-key-file="+cp.ca.keyPath,
+		"--root-ca-file="+cp.ca.CertPath,
+		"--cluster-signing-cert-file="+cp.ca.CertPath,
+		"--cluster-signing-key-file="+cp.ca.KeyPath,
 		"--use-service-account-credentials=false",
 		"--concurrent-serviceaccount-token-syncs=10",
 		// The default 20 requests a second makes the token controller take
@@ -316,19 +220,19 @@ func (l cpLimits) controllers() []string {
 // stop ends the cluster's processes; the caller removes the directory.
 func (cp *controlPlane) stop() {
 	done := make(chan struct{})
-	go func() { cp.controller.stop(); close(done) }()
-	cp.apiserver.stop()
+	go func() { cp.controller.Stop(); close(done) }()
+	cp.apiserver.Stop()
 	<-done
 }
 
 // failed reports a process of the control plane that has exited.
 func (cp *controlPlane) failed() error {
-	for _, p := range []*process{cp.apiserver, cp.controller} {
+	for _, p := range []*fakecloud.Process{cp.apiserver, cp.controller} {
 		if p == nil {
 			continue
 		}
-		if ok, err := p.exited(); ok {
-			return errors.Join(fmt.Errorf("%s exited", p.name), err)
+		if ok, err := p.Exited(); ok {
+			return errors.Join(fmt.Errorf("%s exited", p.Name), err)
 		}
 	}
 	return nil

@@ -1,6 +1,6 @@
 //go:build !unit
 
-package lkelocal_test
+package lke_test
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 // newLinodeClient is a linodego client for the emulator as a user would
@@ -63,7 +63,7 @@ func servedKubeconfig(ctx context.Context, t *testing.T, lc *linodego.Client, id
 	return b
 }
 
-func TestListAndGetClusters(t *testing.T) {
+func TestAccListAndGetClusters(t *testing.T) {
 	ctx := t.Context()
 	lc := newLinodeClient(t, env.Emulator.Token)
 	clusters, err := lc.ListLKEClusters(ctx, nil)
@@ -87,7 +87,7 @@ func TestListAndGetClusters(t *testing.T) {
 	}
 }
 
-func TestServedKubeconfigReachesTheClusterAsLKEAdmin(t *testing.T) {
+func TestAccServedKubeconfigReachesTheClusterAsLKEAdmin(t *testing.T) {
 	ctx := t.Context()
 	c := env.Clusters()[0]
 	lc := newLinodeClient(t, env.Emulator.Token)
@@ -125,7 +125,7 @@ func TestServedKubeconfigReachesTheClusterAsLKEAdmin(t *testing.T) {
 	}
 }
 
-func TestKubeSystemHoldsLKEServiceAccountTokens(t *testing.T) {
+func TestAccKubeSystemHoldsLKEServiceAccountTokens(t *testing.T) {
 	ctx := t.Context()
 	admin, err := kubernetes.NewForConfig(env.Clusters()[0].AdminConfig())
 	if err != nil {
@@ -144,14 +144,14 @@ func TestKubeSystemHoldsLKEServiceAccountTokens(t *testing.T) {
 		}
 		bySA[s.Annotations[corev1.ServiceAccountNameKey]]++
 	}
-	for _, sa := range append([]string{lkelocal.AdminServiceAccount}, lkelocal.ControlPlaneServiceAccounts...) {
+	for _, sa := range append([]string{fakelke.AdminServiceAccount}, fakelke.ControlPlaneServiceAccounts...) {
 		if bySA[sa] != 1 {
 			t.Errorf("service account %s has %d token secrets, want 1", sa, bySA[sa])
 		}
 	}
 }
 
-func TestRegenerateReplacesTheAdminToken(t *testing.T) {
+func TestAccRegenerateReplacesTheAdminToken(t *testing.T) {
 	ctx := t.Context()
 	c := env.Clusters()[1]
 	lc := newLinodeClient(t, env.Emulator.Token)
@@ -215,7 +215,7 @@ func TestRegenerateReplacesTheAdminToken(t *testing.T) {
 	t.Logf("old token rejected %s after the new kubeconfig was served", time.Since(rejectedAfter).Round(100*time.Millisecond))
 }
 
-func TestRegenerateServiceTokenReplacesControlPlaneTokens(t *testing.T) {
+func TestAccRegenerateServiceTokenReplacesControlPlaneTokens(t *testing.T) {
 	ctx := t.Context()
 	c := env.Clusters()[1]
 	admin, err := kubernetes.NewForConfig(c.AdminConfig())
@@ -229,17 +229,17 @@ func TestRegenerateServiceTokenReplacesControlPlaneTokens(t *testing.T) {
 	}
 	waitKubeconfigServed(ctx, t, lc, c.ID)
 	after := tokenSecretNames(ctx, t, admin)
-	for _, sa := range lkelocal.ControlPlaneServiceAccounts {
+	for _, sa := range fakelke.ControlPlaneServiceAccounts {
 		if before[sa] == after[sa] || after[sa] == "" {
 			t.Errorf("%s token secret: before %q, after %q; want a new one", sa, before[sa], after[sa])
 		}
 	}
-	if before[lkelocal.AdminServiceAccount] != after[lkelocal.AdminServiceAccount] {
+	if before[fakelke.AdminServiceAccount] != after[fakelke.AdminServiceAccount] {
 		t.Errorf("regenerating the service token replaced the lke-admin secret too")
 	}
 }
 
-func TestRegenerateWithNothingToDoIsRejected(t *testing.T) {
+func TestAccRegenerateWithNothingToDoIsRejected(t *testing.T) {
 	lc := newLinodeClient(t, env.Emulator.Token)
 	_, err := lc.RegenerateLKECluster(t.Context(), env.Clusters()[0].ID, linodego.LKEClusterRegenerateOptions{})
 	var lerr *linodego.Error
@@ -251,7 +251,7 @@ func TestRegenerateWithNothingToDoIsRejected(t *testing.T) {
 	}
 }
 
-func TestWrongTokenAndUnknownClusterDecodeAsLinodeErrors(t *testing.T) {
+func TestAccWrongTokenAndUnknownClusterDecodeAsLinodeErrors(t *testing.T) {
 	ctx := t.Context()
 	_, err := newLinodeClient(t, "not-the-token").GetLKECluster(ctx, env.Clusters()[0].ID)
 	var lerr *linodego.Error
@@ -271,12 +271,12 @@ func TestWrongTokenAndUnknownClusterDecodeAsLinodeErrors(t *testing.T) {
 // A gateway's HTML error pages reach linodego as they do from the real
 // API's gateway: a linodego.Error value (not a pointer), which
 // linodego.ErrHasStatus does not see.
-func TestGatewayHTMLPagesDecodeAsLinodegoErrorValues(t *testing.T) {
+func TestAccGatewayHTMLPagesDecodeAsLinodegoErrorValues(t *testing.T) {
 	ctx := t.Context()
 	id := env.Clusters()[0].ID
 	lc := newLinodeClient(t, env.Emulator.Token)
 	for _, status := range []int{http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout} {
-		env.Emulator.InjectClusterFaults(id, lkelocal.EndpointGetCluster, lkelocal.Fault{Status: status, HTML: true})
+		env.Emulator.InjectClusterFaults(id, fakelke.EndpointGetCluster, fakelke.Fault{Status: status, HTML: true})
 		_, err := lc.GetLKECluster(ctx, id)
 		var value linodego.Error
 		var pointer *linodego.Error
@@ -290,14 +290,14 @@ func TestGatewayHTMLPagesDecodeAsLinodegoErrorValues(t *testing.T) {
 }
 
 // Tokens limited to OAuth scopes are refused as the Linode API refuses them.
-func TestScopedTokensAreRefusedWhatTheirScopesDoNotAllow(t *testing.T) {
+func TestAccScopedTokensAreRefusedWhatTheirScopesDoNotAllow(t *testing.T) {
 	ctx := t.Context()
 	id := env.Clusters()[0].ID
 	notAuthorized := func(err error) bool {
 		var lerr *linodego.Error
 		return errors.As(err, &lerr) && lerr.Code == http.StatusUnauthorized && lerr.Message == "Your OAuth token is not authorized to use this endpoint."
 	}
-	readOnly := newLinodeClient(t, env.Emulator.ScopedToken(lkelocal.ScopeLKEReadOnly))
+	readOnly := newLinodeClient(t, env.Emulator.ScopedToken(fakelke.ScopeLKEReadOnly))
 	if _, err := readOnly.GetLKECluster(ctx, id); err != nil {
 		t.Errorf("lke:read_only: reading the cluster: %v", err)
 	}
@@ -316,13 +316,13 @@ func TestScopedTokensAreRefusedWhatTheirScopesDoNotAllow(t *testing.T) {
 
 // Every answer carries the token's scopes and the endpoint's, as the API's
 // response headers do (X-OAuth-Scopes "*" for a token with every scope).
-func TestAnswersCarryTheOAuthScopeHeaders(t *testing.T) {
+func TestAccAnswersCarryTheOAuthScopeHeaders(t *testing.T) {
 	id := env.Clusters()[0].ID
 	for _, c := range []struct {
 		token, path, scopes, accepted string
 	}{
 		{env.Emulator.Token, fmt.Sprintf("/v4/lke/clusters/%d", id), "*", "lke:read_only"},
-		{env.Emulator.ScopedToken(lkelocal.ScopeLKEReadOnly), fmt.Sprintf("/v4/lke/clusters/%d/kubeconfig", id), "lke:read_only", "lke:read_write"},
+		{env.Emulator.ScopedToken(fakelke.ScopeLKEReadOnly), fmt.Sprintf("/v4/lke/clusters/%d/kubeconfig", id), "lke:read_only", "lke:read_write"},
 	} {
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, env.Emulator.URL+c.path, nil)
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -340,15 +340,15 @@ func TestAnswersCarryTheOAuthScopeHeaders(t *testing.T) {
 	}
 }
 
-func TestFaultSequencesAreReplayedInOrder(t *testing.T) {
+func TestAccFaultSequencesAreReplayedInOrder(t *testing.T) {
 	ctx := t.Context()
 	id := env.Clusters()[0].ID
 	env.Emulator.ResetRequests()
-	env.Emulator.InjectFaults(lkelocal.EndpointGetCluster,
-		lkelocal.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second},
-		lkelocal.Fault{Status: http.StatusInternalServerError},
-		lkelocal.Fault{Drop: true},
-		lkelocal.Fault{Status: http.StatusBadGateway},
+	env.Emulator.InjectFaults(fakelke.EndpointGetCluster,
+		fakelke.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second},
+		fakelke.Fault{Status: http.StatusInternalServerError},
+		fakelke.Fault{Drop: true},
+		fakelke.Fault{Status: http.StatusBadGateway},
 	)
 	lc := newLinodeClient(t, env.Emulator.Token)
 	want := []int{429, 500, 0, 502, 200}
@@ -368,17 +368,17 @@ func TestFaultSequencesAreReplayedInOrder(t *testing.T) {
 		t.Fatalf("emulator logged %d requests, want %d", len(log), len(want))
 	}
 	for i, r := range log {
-		if r.Endpoint != lkelocal.EndpointGetCluster || r.Status != want[i] {
-			t.Errorf("request %d logged as %s %d, want %s %d", i, r.Endpoint, r.Status, lkelocal.EndpointGetCluster, want[i])
+		if r.Endpoint != fakelke.EndpointGetCluster || r.Status != want[i] {
+			t.Errorf("request %d logged as %s %d, want %s %d", i, r.Endpoint, r.Status, fakelke.EndpointGetCluster, want[i])
 		}
 	}
 }
 
-func TestLinodegoRetriesHonourRetryAfter(t *testing.T) {
+func TestAccLinodegoRetriesHonourRetryAfter(t *testing.T) {
 	ctx := t.Context()
 	lc := newLinodeClient(t, env.Emulator.Token)
 	lc.SetRetryCount(3)
-	env.Emulator.InjectFaults(lkelocal.EndpointGetCluster, lkelocal.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second})
+	env.Emulator.InjectFaults(fakelke.EndpointGetCluster, fakelke.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Second})
 	start := time.Now()
 	if _, err := lc.GetLKECluster(ctx, env.Clusters()[0].ID); err != nil {
 		t.Fatalf("linodego should retry a 429: %v", err)
@@ -388,10 +388,10 @@ func TestLinodegoRetriesHonourRetryAfter(t *testing.T) {
 	}
 }
 
-func TestHangingRequestTimesOutAndTheNextSucceeds(t *testing.T) {
+func TestAccHangingRequestTimesOutAndTheNextSucceeds(t *testing.T) {
 	ctx := t.Context()
 	id := env.Clusters()[0].ID
-	env.Emulator.InjectFaults(lkelocal.EndpointListPools, lkelocal.Fault{Hang: true})
+	env.Emulator.InjectFaults(fakelke.EndpointListPools, fakelke.Fault{Hang: true})
 	lc := newLinodeClient(t, env.Emulator.Token)
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
@@ -403,7 +403,7 @@ func TestHangingRequestTimesOutAndTheNextSucceeds(t *testing.T) {
 	}
 }
 
-func TestRecycleReplacesNodesWithNewReadyOnes(t *testing.T) {
+func TestAccRecycleReplacesNodesWithNewReadyOnes(t *testing.T) {
 	ctx := t.Context()
 	c := env.Clusters()[0]
 	c.SetRecycleDelay(500 * time.Millisecond)
@@ -451,7 +451,7 @@ func TestRecycleReplacesNodesWithNewReadyOnes(t *testing.T) {
 	}
 }
 
-func TestClustersDoNotAcceptEachOthersTokens(t *testing.T) {
+func TestAccClustersDoNotAcceptEachOthersTokens(t *testing.T) {
 	ctx := t.Context()
 	clusters := env.Clusters()
 	lc := newLinodeClient(t, env.Emulator.Token)
@@ -471,7 +471,7 @@ func TestClustersDoNotAcceptEachOthersTokens(t *testing.T) {
 	}
 }
 
-func TestAPIEndpointsNameTheAPIServer(t *testing.T) {
+func TestAccAPIEndpointsNameTheAPIServer(t *testing.T) {
 	lc := newLinodeClient(t, env.Emulator.Token)
 	c := env.Clusters()[0]
 	eps, err := lc.ListLKEClusterAPIEndpoints(t.Context(), c.ID, nil)

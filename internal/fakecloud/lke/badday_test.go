@@ -1,6 +1,6 @@
 //go:build !unit
 
-package lkelocal_test
+package lke_test
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	certutil "k8s.io/client-go/util/cert"
 
-	"github.com/kubecreds/terraform-provider-kubecreds/internal/lkelocal"
+	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
 // rawRequest sends one request to the emulator and returns the answer with
@@ -48,7 +48,7 @@ func rawRequest(t *testing.T, token, method, path, body string) (*http.Response,
 	return resp, b
 }
 
-func TestRegenerateAnswersTheEmptyObjectTheAPIReferenceDocuments(t *testing.T) {
+func TestAccRegenerateAnswersTheEmptyObjectTheAPIReferenceDocuments(t *testing.T) {
 	c := env.Clusters()[1]
 	resp, body := rawRequest(t, env.Emulator.Token, http.MethodPost, "/lke/clusters/"+itoa(c.ID)+"/regenerate", `{"kubeconfig":true}`)
 	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "{}" {
@@ -57,10 +57,10 @@ func TestRegenerateAnswersTheEmptyObjectTheAPIReferenceDocuments(t *testing.T) {
 	waitKubeconfigServed(t.Context(), t, newLinodeClient(t, env.Emulator.Token), c.ID)
 }
 
-func TestRateLimitsAnswer429WithTheRealHeaders(t *testing.T) {
-	env.Emulator.SetRateLimits(lkelocal.RateLimits{PerMinute: 4, CollectionPerMinute: 2})
-	t.Cleanup(func() { env.Emulator.SetRateLimits(lkelocal.RateLimits{}) })
-	token := env.Emulator.ScopedToken(lkelocal.ScopeLKEReadWrite)
+func TestAccRateLimitsAnswer429WithTheRealHeaders(t *testing.T) {
+	env.Emulator.SetRateLimits(fakelke.RateLimits{PerMinute: 4, CollectionPerMinute: 2})
+	t.Cleanup(func() { env.Emulator.SetRateLimits(fakelke.RateLimits{}) })
+	token := env.Emulator.ScopedToken(fakelke.ScopeLKEReadWrite)
 	c := env.Clusters()[0]
 	for i := 1; i <= 5; i++ {
 		resp, body := rawRequest(t, token, http.MethodGet, "/lke/clusters/"+itoa(c.ID), "")
@@ -104,9 +104,9 @@ func TestRateLimitsAnswer429WithTheRealHeaders(t *testing.T) {
 	}
 }
 
-func TestMaintenanceAnswers503WithTheMaintenanceHeader(t *testing.T) {
+func TestAccMaintenanceAnswers503WithTheMaintenanceHeader(t *testing.T) {
 	c := env.Clusters()[0]
-	env.Emulator.InjectClusterFaults(c.ID, lkelocal.EndpointGetCluster, lkelocal.Fault{Maintenance: true, RetryAfter: time.Second})
+	env.Emulator.InjectClusterFaults(c.ID, fakelke.EndpointGetCluster, fakelke.Fault{Maintenance: true, RetryAfter: time.Second})
 	resp, body := rawRequest(t, env.Emulator.Token, http.MethodGet, "/lke/clusters/"+itoa(c.ID), "")
 	var envelope struct {
 		Errors []struct{ Reason string } `json:"errors"`
@@ -121,12 +121,12 @@ func TestMaintenanceAnswers503WithTheMaintenanceHeader(t *testing.T) {
 	lc := newLinodeClient(t, env.Emulator.Token)
 	lc.SetRetryCount(5)
 	env.Emulator.StartMaintenance(2 * time.Second)
-	before := env.Emulator.CountClusterRequests(c.ID, lkelocal.EndpointGetCluster)
+	before := env.Emulator.CountClusterRequests(c.ID, fakelke.EndpointGetCluster)
 	_, err := lc.GetLKECluster(t.Context(), c.ID)
 	if lerr, ok := err.(*linodego.Error); !ok || lerr.Code != http.StatusServiceUnavailable {
 		t.Fatalf("during maintenance: %v; want a 503 *linodego.Error", err)
 	}
-	if n := env.Emulator.CountClusterRequests(c.ID, lkelocal.EndpointGetCluster) - before; n != 1 {
+	if n := env.Emulator.CountClusterRequests(c.ID, fakelke.EndpointGetCluster) - before; n != 1 {
 		t.Errorf("linodego sent %d requests during maintenance; want 1 (no retries)", n)
 	}
 	time.Sleep(2100 * time.Millisecond)
@@ -135,7 +135,7 @@ func TestMaintenanceAnswers503WithTheMaintenanceHeader(t *testing.T) {
 	}
 }
 
-func TestRecycleReplacesNodesOneAtATime(t *testing.T) {
+func TestAccRecycleReplacesNodesOneAtATime(t *testing.T) {
 	ctx := t.Context()
 	c := env.Clusters()[1]
 	c.SetRecycleDelay(800 * time.Millisecond)
@@ -209,7 +209,7 @@ func TestRecycleReplacesNodesOneAtATime(t *testing.T) {
 	}
 }
 
-func TestControlPlaneRestartCutsRequestsInFlight(t *testing.T) {
+func TestAccControlPlaneRestartCutsRequestsInFlight(t *testing.T) {
 	ctx := t.Context()
 	c := env.Clusters()[1]
 	lc := newLinodeClient(t, env.Emulator.Token)
@@ -244,27 +244,27 @@ func TestControlPlaneRestartCutsRequestsInFlight(t *testing.T) {
 	}
 }
 
-func TestTokenRequestsAreCappedAtTheMaxTokenExpiration(t *testing.T) {
+func TestAccTokenRequestsAreCappedAtTheMaxTokenExpiration(t *testing.T) {
 	ctx := t.Context()
 	admin, err := kubernetes.NewForConfig(env.Clusters()[0].AdminConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	seconds := int64((48 * time.Hour).Seconds())
-	tr, err := admin.CoreV1().ServiceAccounts("kube-system").CreateToken(ctx, lkelocal.AdminServiceAccount,
+	tr, err := admin.CoreV1().ServiceAccounts("kube-system").CreateToken(ctx, fakelke.AdminServiceAccount,
 		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &seconds}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := time.Until(tr.Status.ExpirationTimestamp.Time)
-	if got > lkelocal.DefaultMaxTokenExpiration || got < lkelocal.DefaultMaxTokenExpiration-time.Minute {
-		t.Fatalf("a 48h token expires in %s; want the cap, %s", got.Round(time.Second), lkelocal.DefaultMaxTokenExpiration)
+	if got > fakelke.DefaultMaxTokenExpiration || got < fakelke.DefaultMaxTokenExpiration-time.Minute {
+		t.Fatalf("a 48h token expires in %s; want the cap, %s", got.Round(time.Second), fakelke.DefaultMaxTokenExpiration)
 	}
 }
 
-func TestClusterWithoutCSRSigningNeverIssuesCertificates(t *testing.T) {
+func TestAccClusterWithoutCSRSigningNeverIssuesCertificates(t *testing.T) {
 	ctx := t.Context()
-	c, err := env.AddCluster(ctx, lkelocal.ClusterSpec{NoCSRSigning: true, Pools: []int{1}})
+	c, err := env.AddCluster(ctx, fakelke.ClusterSpec{NoCSRSigning: true, Pools: []int{1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,9 +343,9 @@ func testCSR(t *testing.T) []byte {
 // Each operation can have a limit of its own besides the general one; its
 // headers are reported when it is the tighter, and another operation is
 // not held by it.
-func TestPerOperationRateLimitAnswers429ForThatOperationOnly(t *testing.T) {
-	token := env.Emulator.ScopedToken(lkelocal.ScopeLKEReadWrite)
-	env.Emulator.SetTokenRateLimits(token, lkelocal.RateLimits{PerOperation: 2})
+func TestAccPerOperationRateLimitAnswers429ForThatOperationOnly(t *testing.T) {
+	token := env.Emulator.ScopedToken(fakelke.ScopeLKEReadWrite)
+	env.Emulator.SetTokenRateLimits(token, fakelke.RateLimits{PerOperation: 2})
 	c := env.Clusters()[0]
 	for i, want := range []int{http.StatusOK, http.StatusOK, http.StatusTooManyRequests} {
 		resp, _ := rawRequest(t, token, http.MethodGet, "/lke/clusters/"+itoa(c.ID)+"/kubeconfig", "")
@@ -360,12 +360,12 @@ func TestPerOperationRateLimitAnswers429ForThatOperationOnly(t *testing.T) {
 
 // A fault with For answers every request for its span, then the queue moves
 // on; a body fault answers JSON without Linode's error list.
-func TestFaultsInTimeAndBodiesWithoutTheErrorList(t *testing.T) {
+func TestAccFaultsInTimeAndBodiesWithoutTheErrorList(t *testing.T) {
 	c := env.Clusters()[0]
 	t.Cleanup(func() { env.Emulator.ClearClusterFaults(c.ID) })
-	env.Emulator.InjectClusterFaults(c.ID, lkelocal.EndpointGetCluster,
-		lkelocal.Fault{Status: http.StatusBadGateway, HTML: true, For: 300 * time.Millisecond},
-		lkelocal.Fault{Status: http.StatusInternalServerError, Body: "{}"})
+	env.Emulator.InjectClusterFaults(c.ID, fakelke.EndpointGetCluster,
+		fakelke.Fault{Status: http.StatusBadGateway, HTML: true, For: 300 * time.Millisecond},
+		fakelke.Fault{Status: http.StatusInternalServerError, Body: "{}"})
 	path := "/lke/clusters/" + itoa(c.ID)
 	start := time.Now()
 	for n := 0; time.Since(start) < 250*time.Millisecond; n++ {

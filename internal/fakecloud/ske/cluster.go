@@ -1,4 +1,4 @@
-package lkelocal
+package ske
 
 import (
 	"bytes"
@@ -22,22 +22,24 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud"
 )
 
 // SKE credentials rotation phases and cluster states, as the SKE API names them.
 const (
-	SKEPhaseNever      = "NEVER"
-	SKEPhasePreparing  = "PREPARING"
-	SKEPhasePrepared   = "PREPARED"
-	SKEPhaseCompleting = "COMPLETING"
-	SKEPhaseCompleted  = "COMPLETED"
+	PhaseNever      = "NEVER"
+	PhasePreparing  = "PREPARING"
+	PhasePrepared   = "PREPARED"
+	PhaseCompleting = "COMPLETING"
+	PhaseCompleted  = "COMPLETED"
 
-	SKEStateHealthy     = "STATE_HEALTHY"
-	SKEStateReconciling = "STATE_RECONCILING"
-	SKEStateHibernated  = "STATE_HIBERNATED"
-	SKEStateHibernating = "STATE_HIBERNATING"
-	SKEStateWakingUp    = "STATE_WAKINGUP"
-	SKEStateUnhealthy   = "STATE_UNHEALTHY"
+	StateHealthy     = "STATE_HEALTHY"
+	StateReconciling = "STATE_RECONCILING"
+	StateHibernated  = "STATE_HIBERNATED"
+	StateHibernating = "STATE_HIBERNATING"
+	StateWakingUp    = "STATE_WAKINGUP"
+	StateUnhealthy   = "STATE_UNHEALTHY"
 )
 
 // skeGeneration is one set of a cluster's credentials: the CA that signs
@@ -47,16 +49,16 @@ const (
 // drops the old one (complete).
 type skeGeneration struct {
 	n            int
-	ca           *authority
+	ca           *fakecloud.Authority
 	saKey, saPub string
 	encKey       []byte // AES-256, for etcd encryption
 }
 
-// SKECluster is one emulated STACKIT SKE cluster: the SKE-side record
+// Cluster is one emulated STACKIT SKE cluster: the SKE-side record
 // (aggregated state, credentials rotation phase) backed by a real
 // kube-apiserver and kube-controller-manager that are restarted with new
 // trust as the rotation moves on.
-type SKECluster struct {
+type Cluster struct {
 	ProjectID, Region, Name string
 
 	env      *Environment
@@ -68,7 +70,7 @@ type SKECluster struct {
 	bg       sync.WaitGroup
 	// harnessToken is a static system:masters token (--token-auth-file),
 	// for tests to look at the cluster whatever its credentials: it
-	// survives rotations, as lkelocal's admin certificate does for LKE.
+	// survives rotations, as the local LKE's admin certificate does there.
 	harnessToken string
 
 	mu              sync.Mutex
@@ -81,8 +83,8 @@ type SKECluster struct {
 	lastCompletion  *time.Time
 	prepareDuration time.Duration // start: how long until PREPARED (the node roll)
 	completeDelay   time.Duration // complete: how long until COMPLETED
-	apiserver       *process
-	controller      *process
+	apiserver       *fakecloud.Process
+	controller      *fakecloud.Process
 	restarts        int
 	starts          int // rotations started (acted on)
 	completes       int // rotations completed (acted on)
@@ -95,21 +97,21 @@ type SKECluster struct {
 	// errors are status.errors (the first also as the deprecated
 	// status.error). While the cluster is hibernating, hibernated, waking
 	// up or unhealthy, a node roll under way holds: PREPARED waits.
-	errors []SKEError
+	errors []ClusterError
 	odd    struct {
 		phase string
 		until time.Time
 	}
 }
 
-// SKEError is one of a cluster's status.errors, as the SKE API lists them.
-type SKEError struct{ Code, Message string }
+// ClusterError is one of a cluster's status.errors, as the SKE API lists them.
+type ClusterError struct{ Code, Message string }
 
 // hibernation tells whether the cluster is hibernated, or on its way into
 // or out of it. c.mu is held.
-func (c *SKECluster) hibernation() bool {
+func (c *Cluster) hibernation() bool {
 	switch c.aggregated {
-	case SKEStateHibernating, SKEStateHibernated, SKEStateWakingUp:
+	case StateHibernating, StateHibernated, StateWakingUp:
 		return true
 	}
 	return false
@@ -123,9 +125,9 @@ func gardenerHibernatedRefusal(op string) string {
 }
 
 // held tells whether a node roll under way cannot go on. c.mu is held.
-func (c *SKECluster) held() bool {
+func (c *Cluster) held() bool {
 	switch c.aggregated {
-	case SKEStateHibernating, SKEStateHibernated, SKEStateWakingUp, SKEStateUnhealthy:
+	case StateHibernating, StateHibernated, StateWakingUp, StateUnhealthy:
 		return true
 	}
 	return false
@@ -134,30 +136,30 @@ func (c *SKECluster) held() bool {
 // Hibernate hibernates the cluster, as its hibernation schedule does:
 // STATE_HIBERNATING, then STATE_HIBERNATED a second later. A credentials
 // rotation under way stays in its phase, its node roll held, until WakeUp.
-func (c *SKECluster) Hibernate() {
+func (c *Cluster) Hibernate() {
 	c.mu.Lock()
-	c.aggregated = SKEStateHibernating
+	c.aggregated = StateHibernating
 	c.mu.Unlock()
 	c.after(time.Second, func() {
-		if c.aggregated == SKEStateHibernating {
-			c.aggregated = SKEStateHibernated
+		if c.aggregated == StateHibernating {
+			c.aggregated = StateHibernated
 		}
 	})
 }
 
 // WakeUp wakes a hibernated cluster: STATE_WAKINGUP, then a second later
 // STATE_RECONCILING if a rotation's roll goes on, else STATE_HEALTHY.
-func (c *SKECluster) WakeUp() {
+func (c *Cluster) WakeUp() {
 	c.mu.Lock()
-	c.aggregated = SKEStateWakingUp
+	c.aggregated = StateWakingUp
 	c.mu.Unlock()
 	c.after(time.Second, func() {
-		if c.aggregated != SKEStateWakingUp {
+		if c.aggregated != StateWakingUp {
 			return
 		}
-		c.aggregated = SKEStateHealthy
-		if c.phase == SKEPhasePreparing || c.phase == SKEPhaseCompleting {
-			c.aggregated = SKEStateReconciling
+		c.aggregated = StateHealthy
+		if c.phase == PhasePreparing || c.phase == PhaseCompleting {
+			c.aggregated = StateReconciling
 		}
 	})
 }
@@ -165,30 +167,30 @@ func (c *SKECluster) WakeUp() {
 // SetErrors makes the cluster report errs in status.errors (the first
 // also in the deprecated status.error) and STATE_UNHEALTHY: a node roll
 // under way holds until ClearErrors.
-func (c *SKECluster) SetErrors(errs ...SKEError) {
+func (c *Cluster) SetErrors(errs ...ClusterError) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.errors = append([]SKEError(nil), errs...)
-	c.aggregated = SKEStateUnhealthy
+	c.errors = append([]ClusterError(nil), errs...)
+	c.aggregated = StateUnhealthy
 }
 
 // ClearErrors removes the errors; an unhealthy cluster is well again (a
 // hibernating one stays so), and a roll under way goes on.
-func (c *SKECluster) ClearErrors() {
+func (c *Cluster) ClearErrors() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.errors = nil
-	if c.aggregated != SKEStateUnhealthy {
+	if c.aggregated != StateUnhealthy {
 		return
 	}
-	c.aggregated = SKEStateHealthy
-	if c.phase == SKEPhasePreparing || c.phase == SKEPhaseCompleting {
-		c.aggregated = SKEStateReconciling
+	c.aggregated = StateHealthy
+	if c.phase == PhasePreparing || c.phase == PhaseCompleting {
+		c.aggregated = StateReconciling
 	}
 }
 
 // after runs f, with c.mu held, after d (unless the cluster stops first).
-func (c *SKECluster) after(d time.Duration, f func()) {
+func (c *Cluster) after(d time.Duration, f func()) {
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
@@ -207,11 +209,11 @@ func (c *SKECluster) after(d time.Duration, f func()) {
 type skeStatus struct {
 	aggregated, phase              string
 	lastInitiation, lastCompletion *time.Time
-	errors                         []SKEError
+	errors                         []ClusterError
 }
 
 // status is the cluster's status as a read shows it now. c.mu is held.
-func (c *SKECluster) status() skeStatus {
+func (c *Cluster) status() skeStatus {
 	if time.Now().Before(c.lagUntil) {
 		return c.lagged
 	}
@@ -225,7 +227,7 @@ func (c *SKECluster) status() skeStatus {
 // ShowPhase makes reads report phase (one the API does not document, as a
 // later version of it might add) for d, whatever the rotation does
 // meanwhile.
-func (c *SKECluster) ShowPhase(phase string, d time.Duration) {
+func (c *Cluster) ShowPhase(phase string, d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.odd.phase, c.odd.until = phase, time.Now().Add(d)
@@ -233,14 +235,14 @@ func (c *SKECluster) ShowPhase(phase string, d time.Duration) {
 
 // SetStatusLag makes reads show, for d after each start or complete, the
 // status from before it (0, the default, shows every change at once).
-func (c *SKECluster) SetStatusLag(d time.Duration) {
+func (c *Cluster) SetStatusLag(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.statusLag = d
 }
 
 // beginLag starts a status lag before a change. c.mu is held.
-func (c *SKECluster) beginLag() {
+func (c *Cluster) beginLag() {
 	if c.statusLag > 0 {
 		c.lagged = skeStatus{c.aggregated, c.phase, c.lastInitiation, c.lastCompletion, c.errors}
 		c.lagUntil = time.Now().Add(c.statusLag)
@@ -250,14 +252,14 @@ func (c *SKECluster) beginLag() {
 // skeClusterName is the SKE v2 API's pattern for cluster names.
 var skeClusterName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,9}[a-z0-9])?$`)
 
-// SKEClusterSpec shapes a new emulated SKE cluster.
-type SKEClusterSpec struct {
+// ClusterSpec shapes a new emulated SKE cluster.
+type ClusterSpec struct {
 	ProjectID, Region, Name string
 }
 
-// AddSKECluster starts an emulated SKE cluster. Its credentials rotation
-// takes Options.SKEPrepareDuration to prepare.
-func (env *Environment) AddSKECluster(ctx context.Context, spec SKEClusterSpec) (_ *SKECluster, err error) {
+// AddCluster starts an emulated SKE cluster. Its credentials rotation
+// takes Options.PrepareDuration to prepare.
+func (env *Environment) AddCluster(ctx context.Context, spec ClusterSpec) (_ *Cluster, err error) {
 	if spec.ProjectID == "" || spec.Region == "" || spec.Name == "" {
 		return nil, errors.New("an SKE cluster needs a project, a region and a name")
 	}
@@ -267,16 +269,16 @@ func (env *Environment) AddSKECluster(ctx context.Context, spec SKEClusterSpec) 
 	// Reserved under the lock: clusters started at the same time must not
 	// share an etcd prefix (they would see each other's objects).
 	env.mu.Lock()
-	env.skeSeq++
-	n := env.skeSeq
+	env.seq++
+	n := env.seq
 	env.mu.Unlock()
-	cctx, cancel := context.WithCancel(env.ctx)
-	c := &SKECluster{
+	cctx, cancel := context.WithCancel(env.base.Context())
+	c := &Cluster{
 		ProjectID: spec.ProjectID, Region: spec.Region, Name: spec.Name,
 		env: env, dir: filepath.Join(env.Dir, "ske"+strconv.Itoa(n)+"-"+spec.Name), etcdPref: "/ske" + strconv.Itoa(n),
-		ctx: cctx, cancel: cancel, harnessToken: randomHex(32),
-		phase: SKEPhaseNever, aggregated: SKEStateHealthy,
-		prepareDuration: env.opts.SKEPrepareDuration, completeDelay: env.opts.SKECompleteDelay,
+		ctx: cctx, cancel: cancel, harnessToken: fakecloud.RandomHex(32),
+		phase: PhaseNever, aggregated: StateHealthy,
+		prepareDuration: env.opts.PrepareDuration, completeDelay: env.opts.CompleteDelay,
 	}
 	defer func() {
 		if err != nil {
@@ -286,7 +288,7 @@ func (env *Environment) AddSKECluster(ctx context.Context, spec SKEClusterSpec) 
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return nil, err
 	}
-	if c.port, err = freePort(); err != nil {
+	if c.port, err = fakecloud.FreePort(); err != nil {
 		return nil, err
 	}
 	g, err := c.newGeneration()
@@ -301,22 +303,22 @@ func (env *Environment) AddSKECluster(ctx context.Context, spec SKEClusterSpec) 
 		return nil, fmt.Errorf("ske cluster %s: bootstrap: %w", spec.Name, err)
 	}
 	env.mu.Lock()
-	env.ske = append(env.ske, c)
+	env.clusters = append(env.clusters, c)
 	env.mu.Unlock()
 	return c, nil
 }
 
-// SKEClusters returns the emulated SKE clusters.
-func (env *Environment) SKEClusters() []*SKECluster {
+// Clusters returns the emulated SKE clusters.
+func (env *Environment) Clusters() []*Cluster {
 	env.mu.Lock()
 	defer env.mu.Unlock()
-	return append([]*SKECluster(nil), env.ske...)
+	return append([]*Cluster(nil), env.clusters...)
 }
 
-func (env *Environment) skeCluster(project, region, name string) *SKECluster {
+func (env *Environment) cluster(project, region, name string) *Cluster {
 	env.mu.Lock()
 	defer env.mu.Unlock()
-	for _, c := range env.ske {
+	for _, c := range env.clusters {
 		if c.ProjectID == project && c.Region == region && c.Name == name {
 			return c
 		}
@@ -324,7 +326,7 @@ func (env *Environment) skeCluster(project, region, name string) *SKECluster {
 	return nil
 }
 
-func (c *SKECluster) newGeneration() (*skeGeneration, error) {
+func (c *Cluster) newGeneration() (*skeGeneration, error) {
 	c.mu.Lock()
 	c.nextGen++
 	n := c.nextGen
@@ -333,11 +335,11 @@ func (c *SKECluster) newGeneration() (*skeGeneration, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	ca, err := newAuthority(dir, "ske-ca-"+strconv.Itoa(n))
+	ca, err := fakecloud.NewAuthority(dir, "ske-ca-"+strconv.Itoa(n))
 	if err != nil {
 		return nil, err
 	}
-	saKey, saPub, err := newServiceAccountKey(dir)
+	saKey, saPub, err := fakecloud.NewServiceAccountKey(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -346,13 +348,13 @@ func (c *SKECluster) newGeneration() (*skeGeneration, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	c.allCAs = append(c.allCAs, ca.certPEM())
+	c.allCAs = append(c.allCAs, ca.CertPEM())
 	c.mu.Unlock()
 	return &skeGeneration{n: n, ca: ca, saKey: saKey, saPub: saPub, encKey: enc}, nil
 }
 
 // Host is the cluster's API server.
-func (c *SKECluster) Host() string { return "https://127.0.0.1:" + strconv.Itoa(c.port) }
+func (c *Cluster) Host() string { return "https://127.0.0.1:" + strconv.Itoa(c.port) }
 
 // restart (re)starts kube-apiserver and kube-controller-manager with the
 // trust of the current generations: client certificates and service-account
@@ -360,7 +362,7 @@ func (c *SKECluster) Host() string { return "https://127.0.0.1:" + strconv.Itoa(
 // from the oldest (so that kubeconfigs from before a rotation keep working
 // until it completes); new tokens are signed, and Secrets encrypted, with
 // the newest.
-func (c *SKECluster) restart(ctx context.Context) error {
+func (c *Cluster) restart(ctx context.Context) error {
 	c.mu.Lock()
 	gens := append([]*skeGeneration(nil), c.gens...)
 	c.restarts++
@@ -373,17 +375,17 @@ func (c *SKECluster) restart(ctx context.Context) error {
 	}
 	var bundle bytes.Buffer
 	for _, g := range gens {
-		bundle.Write(g.ca.certPEM())
+		bundle.Write(g.ca.CertPEM())
 	}
 	clientCA := filepath.Join(dir, "client-ca.crt")
 	if err := os.WriteFile(clientCA, bundle.Bytes(), 0o600); err != nil {
 		return err
 	}
-	servingCert, servingKey, err := oldest.ca.issue(dir, "apiserver", leaf{commonName: "kube-apiserver", hosts: []string{"127.0.0.1", "localhost", "kubernetes.default.svc"}})
+	servingCert, servingKey, err := oldest.ca.Issue(dir, "apiserver", fakecloud.Leaf{CommonName: "kube-apiserver", Hosts: []string{"127.0.0.1", "localhost", "kubernetes.default.svc"}})
 	if err != nil {
 		return err
 	}
-	kcmCert, kcmKey, err := newest.ca.issue(dir, "controller-manager", leaf{commonName: "system:kube-controller-manager", organization: []string{"system:masters"}})
+	kcmCert, kcmKey, err := newest.ca.Issue(dir, "controller-manager", fakecloud.Leaf{CommonName: "system:kube-controller-manager", Organization: []string{"system:masters"}})
 	if err != nil {
 		return err
 	}
@@ -397,7 +399,7 @@ func (c *SKECluster) restart(ctx context.Context) error {
 	}
 	c.stopProcesses()
 	args := []string{
-		"--etcd-servers=" + c.env.etcd.url,
+		"--etcd-servers=" + c.env.base.EtcdURL(),
 		"--etcd-prefix=" + c.etcdPref,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -418,7 +420,7 @@ func (c *SKECluster) restart(ctx context.Context) error {
 	for i := len(gens) - 1; i >= 0; i-- {
 		args = append(args, "--service-account-key-file="+gens[i].saPub)
 	}
-	apiserver, err := startProcess(dir, "kube-apiserver", c.env.bin, append([]string{"kube-apiserver"}, args...)...)
+	apiserver, err := fakecloud.StartProcess(dir, "kube-apiserver", c.env.base.Binary, append([]string{"kube-apiserver"}, args...)...)
 	if err != nil {
 		return err
 	}
@@ -429,18 +431,18 @@ func (c *SKECluster) restart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = waitHealthy(ctx, apiserver, 90*time.Second, func(ctx context.Context) (bool, error) {
+	err = fakecloud.WaitHealthy(ctx, apiserver, 90*time.Second, func(ctx context.Context) (bool, error) {
 		body, err := admin.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err == nil && strings.TrimSpace(string(body)) == "ok", nil
 	})
 	if err != nil {
-		return fmt.Errorf("kube-apiserver of SKE cluster %s did not become ready: %w\n%s", c.Name, err, apiserver.tail(4096))
+		return fmt.Errorf("kube-apiserver of SKE cluster %s did not become ready: %w\n%s", c.Name, err, apiserver.Tail(4096))
 	}
 	kcmKubeconfig := filepath.Join(dir, "controller-manager.kubeconfig")
-	if err := writeClientCertKubeconfig(kcmKubeconfig, "local", c.Host(), bundle.Bytes(), kcmCert, kcmKey); err != nil {
+	if err := fakecloud.WriteClientCertKubeconfig(kcmKubeconfig, "local", c.Host(), bundle.Bytes(), kcmCert, kcmKey); err != nil {
 		return err
 	}
-	controller, err := startProcess(dir, "kube-controller-manager", c.env.bin, "kube-controller-manager",
+	controller, err := fakecloud.StartProcess(dir, "kube-controller-manager", c.env.base.Binary, "kube-controller-manager",
 		"--kubeconfig="+kcmKubeconfig,
 		"--authentication-skip-lookup=true",
 		"--secure-port=0",
@@ -473,7 +475,7 @@ func encryptionConfig(gens []*skeGeneration) []byte {
 }
 
 // bootstrap puts a Node per (emulated) machine in the cluster.
-func (c *SKECluster) bootstrap(ctx context.Context) error {
+func (c *Cluster) bootstrap(ctx context.Context) error {
 	cs, err := kubernetes.NewForConfig(c.AdminConfig())
 	if err != nil {
 		return err
@@ -483,13 +485,13 @@ func (c *SKECluster) bootstrap(ctx context.Context) error {
 
 // rollNodes replaces the cluster's Nodes by new ones, as SKE's rolling
 // update after the start of a rotation does.
-func (c *SKECluster) rollNodes(ctx context.Context, cs kubernetes.Interface) error {
+func (c *Cluster) rollNodes(ctx context.Context, cs kubernetes.Interface) error {
 	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err
 	}
 	for i := range 2 {
-		name := fmt.Sprintf("shoot--%s--%s-worker-%s-%d", c.ProjectID, c.Name, randomHex(3), i)
+		name := fmt.Sprintf("shoot--%s--%s-worker-%s-%d", c.ProjectID, c.Name, fakecloud.RandomHex(3), i)
 		if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 			return err
 		}
@@ -504,7 +506,7 @@ func (c *SKECluster) rollNodes(ctx context.Context, cs kubernetes.Interface) err
 
 // AdminConfig reaches the cluster with the harness token, trusting every
 // CA the cluster ever had: it works whatever the rotation has done.
-func (c *SKECluster) AdminConfig() *rest.Config {
+func (c *Cluster) AdminConfig() *rest.Config {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return &rest.Config{Host: c.Host(), BearerToken: c.harnessToken,
@@ -514,7 +516,7 @@ func (c *SKECluster) AdminConfig() *rest.Config {
 // Kubeconfig issues an admin kubeconfig as POST …/kubeconfig does: a
 // system:masters client certificate from the newest CA, valid for
 // expiration, trusting every current CA.
-func (c *SKECluster) Kubeconfig(expiration time.Duration) ([]byte, time.Time, error) {
+func (c *Cluster) Kubeconfig(expiration time.Duration) ([]byte, time.Time, error) {
 	c.mu.Lock()
 	gens := append([]*skeGeneration(nil), c.gens...)
 	c.mu.Unlock()
@@ -525,7 +527,7 @@ func (c *SKECluster) Kubeconfig(expiration time.Duration) ([]byte, time.Time, er
 	}
 	defer os.RemoveAll(dir)
 	expires := time.Now().Add(expiration).UTC().Truncate(time.Second)
-	certPath, keyPath, err := newest.ca.issueUntil(dir, "admin", leaf{commonName: "ske-admin-" + randomHex(4), organization: []string{"system:masters"}}, expires)
+	certPath, keyPath, err := newest.ca.IssueUntil(dir, "admin", fakecloud.Leaf{CommonName: "ske-admin-" + fakecloud.RandomHex(4), Organization: []string{"system:masters"}}, expires)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -539,7 +541,7 @@ func (c *SKECluster) Kubeconfig(expiration time.Duration) ([]byte, time.Time, er
 	}
 	var bundle bytes.Buffer
 	for _, g := range gens {
-		bundle.Write(g.ca.certPEM())
+		bundle.Write(g.ca.CertPEM())
 	}
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters[c.Name] = &clientcmdapi.Cluster{Server: c.Host(), CertificateAuthorityData: bundle.Bytes()}
@@ -551,28 +553,28 @@ func (c *SKECluster) Kubeconfig(expiration time.Duration) ([]byte, time.Time, er
 }
 
 // Phase is the credentials rotation's phase; Aggregated the cluster's state.
-func (c *SKECluster) Phase() (phase, aggregated string) {
+func (c *Cluster) Phase() (phase, aggregated string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.phase, c.aggregated
 }
 
 // SetAggregated sets the cluster's aggregated state (STATE_HIBERNATED, …).
-func (c *SKECluster) SetAggregated(state string) {
+func (c *Cluster) SetAggregated(state string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.aggregated = state
 }
 
 // SetPrepareDuration sets how long a started rotation takes to be PREPARED.
-func (c *SKECluster) SetPrepareDuration(d time.Duration) {
+func (c *Cluster) SetPrepareDuration(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.prepareDuration = d
 }
 
 // Rotations counts the starts and completions the API acted on.
-func (c *SKECluster) Rotations() (starts, completes int) {
+func (c *Cluster) Rotations() (starts, completes int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.starts, c.completes
@@ -587,20 +589,20 @@ func (e errRotationConflict) Error() string { return e.msg }
 // once the phase is PREPARING; in the background a new generation is made,
 // the control plane restarted trusting both, Secrets re-encrypted, the
 // nodes rolled, and after the prepare duration the phase is PREPARED.
-func (c *SKECluster) startRotation() error {
+func (c *Cluster) startRotation() error {
 	c.mu.Lock()
 	switch {
 	case c.hibernation():
 		c.mu.Unlock()
 		return errRotationConflict{gardenerHibernatedRefusal("rotate-credentials-start")}
-	case c.phase == SKEPhasePreparing || c.phase == SKEPhasePrepared || c.phase == SKEPhaseCompleting:
+	case c.phase == PhasePreparing || c.phase == PhasePrepared || c.phase == PhaseCompleting:
 		phase := c.phase
 		c.mu.Unlock()
 		return errRotationConflict{"credentials rotation is already in phase " + phase}
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	c.beginLag()
-	c.phase, c.aggregated, c.lastInitiation = SKEPhasePreparing, SKEStateReconciling, &now
+	c.phase, c.aggregated, c.lastInitiation = PhasePreparing, StateReconciling, &now
 	c.starts++
 	wait := c.prepareDuration
 	c.mu.Unlock()
@@ -610,8 +612,8 @@ func (c *SKECluster) startRotation() error {
 		start := time.Now()
 		if err := c.prepare(); err != nil {
 			if c.ctx.Err() == nil {
-				log.Printf("lkelocal: ske cluster %s: prepare the credentials rotation: %v", c.Name, err)
-				c.SetAggregated(SKEStateUnhealthy)
+				log.Printf("fakecloud: ske cluster %s: prepare the credentials rotation: %v", c.Name, err)
+				c.SetAggregated(StateUnhealthy)
 			}
 			return
 		}
@@ -619,7 +621,7 @@ func (c *SKECluster) startRotation() error {
 			return
 		}
 		c.mu.Lock()
-		c.phase, c.aggregated = SKEPhasePrepared, SKEStateHealthy
+		c.phase, c.aggregated = PhasePrepared, StateHealthy
 		c.mu.Unlock()
 	}()
 	return nil
@@ -627,7 +629,7 @@ func (c *SKECluster) startRotation() error {
 
 // waitUnheld waits until d has passed since start and the cluster's roll
 // is not held (hibernation, errors); false if the cluster stopped.
-func (c *SKECluster) waitUnheld(start time.Time, d time.Duration) bool {
+func (c *Cluster) waitUnheld(start time.Time, d time.Duration) bool {
 	for {
 		c.mu.Lock()
 		held := c.held()
@@ -643,7 +645,7 @@ func (c *SKECluster) waitUnheld(start time.Time, d time.Duration) bool {
 	}
 }
 
-func (c *SKECluster) prepare() error {
+func (c *Cluster) prepare() error {
 	g, err := c.newGeneration()
 	if err != nil {
 		return err
@@ -674,19 +676,19 @@ func (c *SKECluster) prepare() error {
 // completeRotation ends it, as POST …/complete-credentials-rotation: the
 // phase is COMPLETING at once; in the background the control plane is
 // restarted trusting the new generation only, and the phase is COMPLETED.
-func (c *SKECluster) completeRotation() error {
+func (c *Cluster) completeRotation() error {
 	c.mu.Lock()
 	if c.hibernation() {
 		c.mu.Unlock()
 		return errRotationConflict{gardenerHibernatedRefusal("rotate-credentials-complete")}
 	}
-	if c.phase != SKEPhasePrepared {
+	if c.phase != PhasePrepared {
 		phase := c.phase
 		c.mu.Unlock()
 		return errRotationConflict{"credentials rotation cannot be completed in phase " + phase + "; it must be PREPARED"}
 	}
 	c.beginLag()
-	c.phase, c.aggregated = SKEPhaseCompleting, SKEStateReconciling
+	c.phase, c.aggregated = PhaseCompleting, StateReconciling
 	c.completes++
 	delay := c.completeDelay
 	c.mu.Unlock()
@@ -698,8 +700,8 @@ func (c *SKECluster) completeRotation() error {
 		c.mu.Unlock()
 		if err := c.restart(c.ctx); err != nil {
 			if c.ctx.Err() == nil {
-				log.Printf("lkelocal: ske cluster %s: complete the credentials rotation: %v", c.Name, err)
-				c.SetAggregated(SKEStateUnhealthy)
+				log.Printf("fakecloud: ske cluster %s: complete the credentials rotation: %v", c.Name, err)
+				c.SetAggregated(StateUnhealthy)
 			}
 			return
 		}
@@ -708,38 +710,38 @@ func (c *SKECluster) completeRotation() error {
 		}
 		now := time.Now().UTC().Truncate(time.Second)
 		c.mu.Lock()
-		c.phase, c.aggregated, c.lastCompletion = SKEPhaseCompleted, SKEStateHealthy, &now
+		c.phase, c.aggregated, c.lastCompletion = PhaseCompleted, StateHealthy, &now
 		c.mu.Unlock()
 	}()
 	return nil
 }
 
-func (c *SKECluster) stopProcesses() {
+func (c *Cluster) stopProcesses() {
 	c.mu.Lock()
 	apiserver, controller := c.apiserver, c.controller
 	c.apiserver, c.controller = nil, nil
 	c.mu.Unlock()
 	if controller != nil {
-		controller.stop()
+		controller.Stop()
 	}
 	if apiserver != nil {
-		apiserver.stop()
+		apiserver.Stop()
 	}
 }
 
-func (c *SKECluster) stop() {
+func (c *Cluster) stop() {
 	c.cancel()
 	c.bg.Wait()
 	c.stopProcesses()
 }
 
 // LogTail returns the end of the cluster's API server log.
-func (c *SKECluster) LogTail() string {
+func (c *Cluster) LogTail() string {
 	c.mu.Lock()
 	p := c.apiserver
 	c.mu.Unlock()
 	if p == nil {
 		return ""
 	}
-	return fmt.Sprintf("--- kube-apiserver (SKE cluster %s) log tail ---\n%s\n", c.Name, p.tail(4096))
+	return fmt.Sprintf("--- kube-apiserver (SKE cluster %s) log tail ---\n%s\n", c.Name, p.Tail(4096))
 }

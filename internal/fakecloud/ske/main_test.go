@@ -1,0 +1,52 @@
+//go:build !unit
+
+package ske_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	fakeske "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/ske"
+)
+
+// env is the local SKE shared by this package's tests: starting a control
+// plane takes seconds, so tests share one and each adds its own clusters.
+var env *fakeske.Environment
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	flag.Parse()
+	// As terraform-plugin-testing does: the TestAcc tests need a control
+	// plane and run only with TF_ACC set; without it nothing is started.
+	if os.Getenv("TF_ACC") == "" {
+		skip := "^TestAcc"
+		if s := flag.Lookup("test.skip").Value.String(); s != "" {
+			skip = s + "|" + skip
+		}
+		_ = flag.Set("test.skip", skip)
+		fmt.Println("fakeske: acceptance tests (TestAcc…, against a local SKE) not run: TF_ACC is unset; make test, or TF_ACC=1 go test, runs them")
+		return m.Run()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var err error
+	env, err = fakeske.Start(ctx, fakeske.Options{})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: TF_ACC is set but the local SKE these tests need cannot start: %v\n", err)
+		return 1
+	}
+	defer env.Close()
+	env.CloseOnSignal()
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "%s", env.LogTail())
+	}
+	return code
+}
