@@ -35,7 +35,7 @@ func newLKERotateCredentialsAction() action.Action {
 // or an action_trigger): the same runbook as kubecreds_lke_secret_rotation,
 // with nothing kept in the state.
 type lkeRotateCredentialsAction struct {
-	data *providerData
+	actionBase
 }
 
 type lkeRotateCredentialsModel struct {
@@ -131,12 +131,6 @@ func checkInvokeTimeout(ctx context.Context, t timeouts.Value, diags *diag.Diagn
 	}
 	d, dd := t.Invoke(ctx, time.Minute)
 	positiveTimeout("invoke", d, dd, diags)
-}
-
-func (a *lkeRotateCredentialsAction) Configure(_ context.Context, req action.ConfigureRequest, resp *action.ConfigureResponse) {
-	if req.ProviderData != nil {
-		a.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
-	}
 }
 
 func (a *lkeRotateCredentialsAction) Invoke(ctx context.Context, req action.InvokeRequest, resp *action.InvokeResponse) {

@@ -27,7 +27,7 @@ func newLKEServiceAccountTokensDataSource() datasource.DataSource {
 }
 
 type lkeServiceAccountTokensDataSource struct {
-	data *providerData
+	dataSourceBase
 }
 
 type lkeServiceAccountTokensModel struct {
@@ -113,13 +113,6 @@ func (d *lkeServiceAccountTokensDataSource) Schema(_ context.Context, _ datasour
 // namespaceNameValidators check a Kubernetes namespace name.
 func namespaceNameValidators() []validator.String {
 	return []validator.String{namespaceName}
-}
-
-func (d *lkeServiceAccountTokensDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
-	}
-	d.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
 }
 
 func (d *lkeServiceAccountTokensDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {

@@ -53,7 +53,7 @@ func newLKESecretRotationResource() resource.Resource {
 }
 
 type lkeSecretRotationResource struct {
-	data *providerData
+	resourceBase
 }
 
 type lkeSecretRotationModel struct {
@@ -235,12 +235,6 @@ type resourceCheck struct{ rotationConfigCheck }
 
 func (c resourceCheck) ValidateResource(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
 	c.check(ctx, req.Config, &resp.Diagnostics)
-}
-
-func (r *lkeSecretRotationResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData != nil {
-		r.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
-	}
 }
 
 // ModifyPlan schedules rotations: when rotate_every has elapsed since the last

@@ -28,6 +28,7 @@ import (
 )
 
 var (
+	_ resource.ResourceWithConfigure   = (*skeRotationResource)(nil)
 	_ resource.ResourceWithModifyPlan  = (*skeRotationResource)(nil)
 	_ resource.ResourceWithImportState = (*skeRotationResource)(nil)
 )
@@ -41,7 +42,7 @@ const defaultSKEPhaseTimeout = 45 * time.Minute
 func newSKERotationResource() resource.Resource { return &skeRotationResource{} }
 
 type skeRotationResource struct {
-	data *providerData
+	resourceBase
 }
 
 type skeRotationModel struct {
@@ -153,13 +154,6 @@ func (r *skeRotationResource) Schema(ctx context.Context, _ resource.SchemaReque
 			"timeouts": timeouts.Block(ctx, timeouts.Opts{Create: true, Update: true}),
 		},
 	}
-}
-
-func (r *skeRotationResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
-	}
-	r.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
 }
 
 func (m *skeRotationModel) ref() ske.ClusterRef {
