@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -79,23 +80,13 @@ func (a *lkeRotateCredentialsAction) Schema(ctx context.Context, _ action.Schema
 			"verify":                   schema.BoolAttribute{Description: descVerify, Optional: true},
 		},
 		Blocks: map[string]schema.Block{
-			"restart_workloads": schema.SingleNestedBlock{
-				Description: descRestartWorkloads,
-				Attributes: map[string]schema.Attribute{
-					"namespaces": schema.SetAttribute{
-						Description: descRestartNamespaces,
-						ElementType: types.StringType,
-						Optional:    true,
-						Validators:  namespacesValidators(),
-					},
-					"kinds": schema.SetAttribute{
-						Description: descRestartKinds,
-						ElementType: types.StringType,
-						Optional:    true,
-						Validators:  workloadKindsValidators(),
-					},
+			"restart_workloads": restartWorkloadsBlock(
+				func(d string, v []validator.Set) schema.Attribute {
+					return schema.SetAttribute{Description: d, ElementType: types.StringType, Optional: true, Validators: v}
 				},
-			},
+				func(d string, a map[string]schema.Attribute) schema.Block {
+					return schema.SingleNestedBlock{Description: d, Attributes: a}
+				}),
 			"timeouts": timeouts.Block(ctx),
 		},
 	}
@@ -187,11 +178,11 @@ func (m *lkeRotateCredentialsModel) options(ctx context.Context) (lke.Options, d
 	}
 	opts := lke.Options{
 		ClusterID:              int(m.ClusterID.ValueInt64()),
-		RegenerateKubeconfig:   or(m.RegenerateKubeconfig, true),
-		RegenerateServiceToken: or(m.RegenerateServiceToken, true),
-		RecycleNodes:           or(m.RecycleNodes, false),
-		Verify:                 or(m.Verify, true),
-		Namespaces:             []string{"kube-system"},
+		RegenerateKubeconfig:   or(m.RegenerateKubeconfig, lkeDefaults.RegenerateKubeconfig),
+		RegenerateServiceToken: or(m.RegenerateServiceToken, lkeDefaults.RegenerateServiceToken),
+		RecycleNodes:           or(m.RecycleNodes, lkeDefaults.RecycleNodes),
+		Verify:                 or(m.Verify, lkeDefaults.Verify),
+		Namespaces:             slices.Clone(lkeDefaults.Namespaces),
 	}
 	if !m.Namespaces.IsNull() {
 		opts.Namespaces = nil
