@@ -238,7 +238,7 @@ func (r *lkeSecretRotationResource) ModifyPlan(ctx context.Context, req resource
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	r.data.needLinodeToken(&resp.Diagnostics, "kubecreds_lke_secret_rotation")
+	r.data.linode.need(&resp.Diagnostics, "kubecreds_lke_secret_rotation")
 	checkTimeouts(ctx, plan.Timeouts, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return

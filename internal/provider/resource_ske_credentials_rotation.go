@@ -195,7 +195,7 @@ func (r *skeRotationResource) ModifyPlan(ctx context.Context, req resource.Modif
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	r.data.needSTACKIT(&resp.Diagnostics, "kubecreds_ske_credentials_rotation")
+	r.data.stackit.need(&resp.Diagnostics, "kubecreds_ske_credentials_rotation")
 	checkTimeouts(ctx, plan.Timeouts, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
