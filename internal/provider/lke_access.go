@@ -123,6 +123,12 @@ func (a *linodeAccess) need(diags *diag.Diagnostics, what string) {
 	if a.profile != nil {
 		return
 	}
+	addMissingLinodeToken(diags, what)
+}
+
+// addMissingLinodeToken reports that an operation (what) calls the Linode
+// API and the provider has no token.
+func addMissingLinodeToken(diags *diag.Diagnostics, what string) {
 	diags.AddError("Missing Linode API token", what+" calls the Linode API, and the provider has no token: "+missingLinodeTokenHelp)
 }
 
@@ -158,7 +164,7 @@ func (a *linodeAccess) connect(userAgent string, timeout time.Duration, policy r
 		return nil, diags
 	}
 	if target.token == "" {
-		diags.AddError("Missing Linode API token", "This operation calls the Linode API and no token is configured: "+missingLinodeTokenHelp)
+		addMissingLinodeToken(&diags, "This operation")
 		return nil, diags
 	}
 	roots, err := a.roots()

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -62,7 +61,6 @@ type providerData struct {
 	requestTimeout time.Duration
 	retry          retry.Policy
 
-	mu       sync.Mutex
 	clusters lookups[struct{}]
 	// servedSHAs are the SHA-256 of the kubeconfig each cluster serves, as
 	// refresh compares them with the state; for seconds only, since they
