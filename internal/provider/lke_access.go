@@ -343,14 +343,6 @@ func parseLinodeURL(raw string) (base, version string, err error) {
 	return u.Scheme + "://" + u.Host, version, nil
 }
 
-// shownURL quotes a URL for a message, with any password masked.
-func shownURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return strconv.Quote(u.Redacted())
-	}
-	return strconv.Quote(raw)
-}
-
 // linodeProfile is the profile of a linode-cli config file that the token
 // (and, where unset, the API URL and version) come from.
 type linodeProfile struct {

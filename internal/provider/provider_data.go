@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -140,6 +142,14 @@ func expandHome(p string) (string, error) {
 		return "", fmt.Errorf("~ cannot be expanded: %w", err)
 	}
 	return filepath.Join(home, p[1:]), nil
+}
+
+// shownURL quotes a URL for a message, with any password masked.
+func shownURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return strconv.Quote(u.Redacted())
+	}
+	return strconv.Quote(raw)
 }
 
 // attrPath is the path of a provider attribute named as in messages
