@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -35,7 +36,7 @@ func newLKERotateCredentialsAction() action.Action {
 // or an action_trigger): the same runbook as kubecreds_lke_secret_rotation,
 // with nothing kept in the state.
 type lkeRotateCredentialsAction struct {
-	data *providerData
+	actionBase
 }
 
 type lkeRotateCredentialsModel struct {
@@ -79,23 +80,13 @@ func (a *lkeRotateCredentialsAction) Schema(ctx context.Context, _ action.Schema
 			"verify":                   schema.BoolAttribute{Description: descVerify, Optional: true},
 		},
 		Blocks: map[string]schema.Block{
-			"restart_workloads": schema.SingleNestedBlock{
-				Description: descRestartWorkloads,
-				Attributes: map[string]schema.Attribute{
-					"namespaces": schema.SetAttribute{
-						Description: descRestartNamespaces,
-						ElementType: types.StringType,
-						Optional:    true,
-						Validators:  namespacesValidators(),
-					},
-					"kinds": schema.SetAttribute{
-						Description: descRestartKinds,
-						ElementType: types.StringType,
-						Optional:    true,
-						Validators:  workloadKindsValidators(),
-					},
+			"restart_workloads": restartWorkloadsBlock(
+				func(d string, v []validator.Set) schema.Attribute {
+					return schema.SetAttribute{Description: d, ElementType: types.StringType, Optional: true, Validators: v}
 				},
-			},
+				func(d string, a map[string]schema.Attribute) schema.Block {
+					return schema.SingleNestedBlock{Description: d, Attributes: a}
+				}),
 			"timeouts": timeouts.Block(ctx),
 		},
 	}
@@ -131,12 +122,6 @@ func checkInvokeTimeout(ctx context.Context, t timeouts.Value, diags *diag.Diagn
 	}
 	d, dd := t.Invoke(ctx, time.Minute)
 	positiveTimeout("invoke", d, dd, diags)
-}
-
-func (a *lkeRotateCredentialsAction) Configure(_ context.Context, req action.ConfigureRequest, resp *action.ConfigureResponse) {
-	if req.ProviderData != nil {
-		a.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
-	}
 }
 
 func (a *lkeRotateCredentialsAction) Invoke(ctx context.Context, req action.InvokeRequest, resp *action.InvokeResponse) {
@@ -193,11 +178,11 @@ func (m *lkeRotateCredentialsModel) options(ctx context.Context) (lke.Options, d
 	}
 	opts := lke.Options{
 		ClusterID:              int(m.ClusterID.ValueInt64()),
-		RegenerateKubeconfig:   or(m.RegenerateKubeconfig, true),
-		RegenerateServiceToken: or(m.RegenerateServiceToken, true),
-		RecycleNodes:           or(m.RecycleNodes, false),
-		Verify:                 or(m.Verify, true),
-		Namespaces:             []string{"kube-system"},
+		RegenerateKubeconfig:   or(m.RegenerateKubeconfig, lkeDefaults.RegenerateKubeconfig),
+		RegenerateServiceToken: or(m.RegenerateServiceToken, lkeDefaults.RegenerateServiceToken),
+		RecycleNodes:           or(m.RecycleNodes, lkeDefaults.RecycleNodes),
+		Verify:                 or(m.Verify, lkeDefaults.Verify),
+		Namespaces:             slices.Clone(lkeDefaults.Namespaces),
 	}
 	if !m.Namespaces.IsNull() {
 		opts.Namespaces = nil

@@ -27,7 +27,7 @@ func newSKECompleteRotationAction() action.Action { return &skeRotationPhaseActi
 // code as kubecreds_ske_credentials_rotation, resuming what it finds.
 type skeRotationPhaseAction struct {
 	complete bool
-	data     *providerData
+	actionBase
 }
 
 type skeRotationPhaseModel struct {
@@ -79,12 +79,6 @@ func (a *skeRotationPhaseAction) ValidateConfig(ctx context.Context, req action.
 	var m skeRotationPhaseModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	checkInvokeTimeout(ctx, m.Timeouts, &resp.Diagnostics)
-}
-
-func (a *skeRotationPhaseAction) Configure(_ context.Context, req action.ConfigureRequest, resp *action.ConfigureResponse) {
-	if req.ProviderData != nil {
-		a.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
-	}
 }
 
 func (a *skeRotationPhaseAction) Invoke(ctx context.Context, req action.InvokeRequest, resp *action.InvokeResponse) {

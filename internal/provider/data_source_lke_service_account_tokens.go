@@ -3,11 +3,11 @@ package provider
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
-	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -27,7 +27,7 @@ func newLKEServiceAccountTokensDataSource() datasource.DataSource {
 }
 
 type lkeServiceAccountTokensDataSource struct {
-	data *providerData
+	dataSourceBase
 }
 
 type lkeServiceAccountTokensModel struct {
@@ -52,9 +52,6 @@ type podUseModel struct {
 	Via   types.String `tfsdk:"via"`
 }
 
-// defaultNamespaces is where the runbook looks when no namespaces are given.
-var defaultNamespaces = []string{"kube-system"}
-
 func (d *lkeServiceAccountTokensDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
 	resp.TypeName = req.ProviderTypeName + "_lke_service_account_tokens"
 }
@@ -76,13 +73,10 @@ func (d *lkeServiceAccountTokensDataSource) Schema(_ context.Context, _ datasour
 				Validators:  []validator.Int64{int64validator.AtLeast(1)},
 			},
 			"namespaces": schema.SetAttribute{
-				Description: "Namespaces to list token secrets in. Defaults to `[\"kube-system\"]`.",
+				Description: "Namespaces to list token secrets in. Defaults to " + defaultNamespacesDoc() + ".",
 				ElementType: types.StringType,
 				Optional:    true,
-				Validators: []validator.Set{
-					setvalidator.SizeAtLeast(1),
-					setvalidator.ValueStringsAre(namespaceNameValidators()...),
-				},
+				Validators:  namespacesValidators(),
 			},
 			"tokens": schema.ListNestedAttribute{
 				Description: "The token secrets, sorted by namespace and name.",
@@ -115,13 +109,6 @@ func namespaceNameValidators() []validator.String {
 	return []validator.String{namespaceName}
 }
 
-func (d *lkeServiceAccountTokensDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
-	}
-	d.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
-}
-
 func (d *lkeServiceAccountTokensDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
 	var m lkeServiceAccountTokensModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
@@ -129,7 +116,7 @@ func (d *lkeServiceAccountTokensDataSource) Read(ctx context.Context, req dataso
 		return
 	}
 	clusterID := int(m.ClusterID.ValueInt64())
-	namespaces := defaultNamespaces
+	namespaces := slices.Clone(lkeDefaults.Namespaces)
 	if !m.Namespaces.IsNull() {
 		namespaces = nil
 		resp.Diagnostics.Append(m.Namespaces.ElementsAs(ctx, &namespaces, false)...)

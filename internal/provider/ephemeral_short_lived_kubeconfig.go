@@ -53,7 +53,7 @@ var ttlRange = durationBetween{min: kubeconfig.MinTTL, max: 4320 * time.Hour, ex
 func newShortLivedKubeconfig() ephemeral.EphemeralResource { return &shortLivedKubeconfig{} }
 
 type shortLivedKubeconfig struct {
-	data *providerData
+	ephemeralBase
 }
 
 type shortLivedKubeconfigModel struct {
@@ -237,12 +237,6 @@ func (r *shortLivedKubeconfig) ValidateConfig(ctx context.Context, req ephemeral
 	if sa := m.ServiceAccount; sa != nil && (sa.Namespace.IsNull() || sa.Name.IsNull()) {
 		resp.Diagnostics.AddAttributeError(path.Root("service_account"), "Incomplete service account",
 			"service_account needs both namespace and name.")
-	}
-}
-
-func (r *shortLivedKubeconfig) Configure(_ context.Context, req ephemeral.ConfigureRequest, resp *ephemeral.ConfigureResponse) {
-	if req.ProviderData != nil {
-		r.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
 	}
 }
 

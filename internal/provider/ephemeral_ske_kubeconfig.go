@@ -41,7 +41,7 @@ func skeClusterNameValidators() []validator.String {
 func notEmpty() []validator.String { return []validator.String{stringvalidator.LengthAtLeast(1)} }
 
 type skeKubeconfig struct {
-	data *providerData
+	ephemeralBase
 }
 
 var _ ephemeral.EphemeralResourceWithConfigure = (*skeKubeconfig)(nil)
@@ -116,13 +116,6 @@ func (r *skeKubeconfig) Schema(_ context.Context, _ ephemeral.SchemaRequest, res
 			},
 		},
 	}
-}
-
-func (r *skeKubeconfig) Configure(_ context.Context, req ephemeral.ConfigureRequest, resp *ephemeral.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
-	}
-	r.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
 }
 
 func (r *skeKubeconfig) Open(ctx context.Context, req ephemeral.OpenRequest, resp *ephemeral.OpenResponse) {

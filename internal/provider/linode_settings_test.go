@@ -362,7 +362,7 @@ func TestLinodeConfigFile_problemsAtTheDefaultPlaceWaitUntilTheAPIIsNeeded(t *te
 	if diags.HasError() {
 		t.Fatalf("a config file nobody named, at configure: %s; want no error until the Linode API is needed", diagText(diags))
 	}
-	d.needLinodeToken(&diags, "kubecreds_lke_secret_rotation")
+	d.linode.need(&diags, "kubecreds_lke_secret_rotation")
 	mustContainAll(t, "a rotation's plan", diagText(diags), "kubecreds_lke_secret_rotation calls the Linode API", `is "default"`, "has no token",
 		"profiles with a token: prod")
 }
@@ -374,7 +374,7 @@ func TestLinodeConfigFile_missingTokenNamesEveryWay(t *testing.T) {
 		t.Fatal(diagText(diags))
 	}
 	_, diags = d.Linode(t.Context())
-	d.needLinodeToken(&diags, "kubecreds_lke_secret_rotation")
+	d.linode.need(&diags, "kubecreds_lke_secret_rotation")
 	if diags.ErrorsCount() != 2 {
 		t.Fatalf("%s; want the missing token at use and at plan", diagText(diags))
 	}
@@ -404,7 +404,7 @@ func TestPaths_leadingTildeIsTheHomeDirectory(t *testing.T) {
 	}
 	for what, got := range map[string][2]string{
 		"kubernetes.config_path":           {d.kube.ConfigPath, kc},
-		"linode_ca_path":                   {d.linodeCA.value, ca},
+		"linode_ca_path":                   {d.linode.ca.value, ca},
 		"stackit.service_account_key_path": {d.stackit.keyPath.value, key},
 		"stackit.private_key_path":         {d.stackit.privateKeyPath.value, pk},
 	} {

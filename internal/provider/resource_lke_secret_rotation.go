@@ -53,7 +53,7 @@ func newLKESecretRotationResource() resource.Resource {
 }
 
 type lkeSecretRotationResource struct {
-	data *providerData
+	resourceBase
 }
 
 type lkeSecretRotationModel struct {
@@ -126,32 +126,32 @@ func (r *lkeSecretRotationResource) Schema(ctx context.Context, _ resource.Schem
 				ElementType: types.StringType,
 				Optional:    true,
 				Computed:    true,
-				Default:     setdefault.StaticValue(types.SetValueMust(types.StringType, []attr.Value{types.StringValue("kube-system")})),
+				Default:     setdefault.StaticValue(lkeDefaultNamespaces()),
 				Validators:  namespacesValidators(),
 			},
 			"regenerate_kubeconfig": schema.BoolAttribute{
 				Description: descRegenerateKubeconfig,
 				Optional:    true,
 				Computed:    true,
-				Default:     booldefault.StaticBool(true),
+				Default:     booldefault.StaticBool(lkeDefaults.RegenerateKubeconfig),
 			},
 			"regenerate_service_token": schema.BoolAttribute{
 				Description: descRegenerateServiceToken,
 				Optional:    true,
 				Computed:    true,
-				Default:     booldefault.StaticBool(true),
+				Default:     booldefault.StaticBool(lkeDefaults.RegenerateServiceToken),
 			},
 			"recycle_nodes": schema.BoolAttribute{
 				Description: descRecycleNodes,
 				Optional:    true,
 				Computed:    true,
-				Default:     booldefault.StaticBool(false),
+				Default:     booldefault.StaticBool(lkeDefaults.RecycleNodes),
 			},
 			"verify": schema.BoolAttribute{
 				Description: descVerify,
 				Optional:    true,
 				Computed:    true,
-				Default:     booldefault.StaticBool(true),
+				Default:     booldefault.StaticBool(lkeDefaults.Verify),
 			},
 			"rotated_at": schema.StringAttribute{
 				CustomType:    timetypes.RFC3339Type{},
@@ -200,23 +200,13 @@ func (r *lkeSecretRotationResource) Schema(ctx context.Context, _ resource.Schem
 			},
 		},
 		Blocks: map[string]schema.Block{
-			"restart_workloads": schema.SingleNestedBlock{
-				Description: descRestartWorkloads,
-				Attributes: map[string]schema.Attribute{
-					"namespaces": schema.SetAttribute{
-						Description: descRestartNamespaces,
-						ElementType: types.StringType,
-						Optional:    true,
-						Validators:  namespacesValidators(),
-					},
-					"kinds": schema.SetAttribute{
-						Description: descRestartKinds,
-						ElementType: types.StringType,
-						Optional:    true,
-						Validators:  workloadKindsValidators(),
-					},
+			"restart_workloads": restartWorkloadsBlock(
+				func(d string, v []validator.Set) schema.Attribute {
+					return schema.SetAttribute{Description: d, ElementType: types.StringType, Optional: true, Validators: v}
 				},
-			},
+				func(d string, a map[string]schema.Attribute) schema.Block {
+					return schema.SingleNestedBlock{Description: d, Attributes: a}
+				}),
 			"timeouts": timeouts.Block(ctx, timeouts.Opts{Create: true, Update: true}),
 		},
 	}
@@ -237,12 +227,6 @@ func (c resourceCheck) ValidateResource(ctx context.Context, req resource.Valida
 	c.check(ctx, req.Config, &resp.Diagnostics)
 }
 
-func (r *lkeSecretRotationResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData != nil {
-		r.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
-	}
-}
-
 // ModifyPlan schedules rotations: when rotate_every has elapsed since the last
 // rotation, the plan replaces the resource and says why.
 func (r *lkeSecretRotationResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
@@ -254,7 +238,7 @@ func (r *lkeSecretRotationResource) ModifyPlan(ctx context.Context, req resource
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	r.data.needLinodeToken(&resp.Diagnostics, "kubecreds_lke_secret_rotation")
+	r.data.linode.need(&resp.Diagnostics, "kubecreds_lke_secret_rotation")
 	checkTimeouts(ctx, plan.Timeouts, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
@@ -502,11 +486,11 @@ func (r *lkeSecretRotationResource) ImportState(ctx context.Context, req resourc
 		ClusterID:              newWholeNumber(int64(id), clusterIDExample),
 		Keepers:                types.MapNull(types.StringType),
 		RotateEvery:            nullDuration(rotateEveryRange),
-		Namespaces:             types.SetValueMust(types.StringType, []attr.Value{types.StringValue("kube-system")}),
-		RegenerateKubeconfig:   types.BoolValue(true),
-		RegenerateServiceToken: types.BoolValue(true),
-		RecycleNodes:           types.BoolValue(false),
-		Verify:                 types.BoolValue(true),
+		Namespaces:             lkeDefaultNamespaces(),
+		RegenerateKubeconfig:   types.BoolValue(lkeDefaults.RegenerateKubeconfig),
+		RegenerateServiceToken: types.BoolValue(lkeDefaults.RegenerateServiceToken),
+		RecycleNodes:           types.BoolValue(lkeDefaults.RecycleNodes),
+		Verify:                 types.BoolValue(lkeDefaults.Verify),
 		Timeouts:               timeouts.Value{Object: types.ObjectNull(map[string]attr.Type{"create": types.StringType, "update": types.StringType})},
 		RotatedAt:              timetypes.NewRFC3339Null(),
 		NextRotationAt:         timetypes.NewRFC3339Null(),

@@ -28,6 +28,7 @@ import (
 )
 
 var (
+	_ resource.ResourceWithConfigure   = (*skeRotationResource)(nil)
 	_ resource.ResourceWithModifyPlan  = (*skeRotationResource)(nil)
 	_ resource.ResourceWithImportState = (*skeRotationResource)(nil)
 )
@@ -41,7 +42,7 @@ const defaultSKEPhaseTimeout = 45 * time.Minute
 func newSKERotationResource() resource.Resource { return &skeRotationResource{} }
 
 type skeRotationResource struct {
-	data *providerData
+	resourceBase
 }
 
 type skeRotationModel struct {
@@ -155,13 +156,6 @@ func (r *skeRotationResource) Schema(ctx context.Context, _ resource.SchemaReque
 	}
 }
 
-func (r *skeRotationResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
-	}
-	r.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
-}
-
 func (m *skeRotationModel) ref() ske.ClusterRef {
 	return ske.ClusterRef{ProjectID: m.ProjectID.ValueString(), Region: m.Region.ValueString(), Name: m.ClusterName.ValueString()}
 }
@@ -201,7 +195,7 @@ func (r *skeRotationResource) ModifyPlan(ctx context.Context, req resource.Modif
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	r.data.needSTACKIT(&resp.Diagnostics, "kubecreds_ske_credentials_rotation")
+	r.data.stackit.need(&resp.Diagnostics, "kubecreds_ske_credentials_rotation")
 	checkTimeouts(ctx, plan.Timeouts, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return

@@ -3,10 +3,13 @@ package provider
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -14,23 +17,62 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lke"
 )
+
+// lkeDefaults is what an LKE rotation does where its configuration is
+// silent, as the LKE runbook does it: the resource's schema defaults and
+// import, the action's options, the data source's namespaces and the
+// descriptions below all read it.
+var lkeDefaults = lke.Options{
+	Namespaces:             []string{"kube-system"},
+	RegenerateKubeconfig:   true,
+	RegenerateServiceToken: true,
+	RecycleNodes:           false,
+	Verify:                 true,
+}
+
+// lkeDefaultNamespaces is lkeDefaults.Namespaces as a set, the resource's
+// default and an imported resource's value.
+func lkeDefaultNamespaces() types.Set {
+	var v []attr.Value
+	for _, ns := range lkeDefaults.Namespaces {
+		v = append(v, types.StringValue(ns))
+	}
+	return types.SetValueMust(types.StringType, v)
+}
+
+// defaultNamespacesDoc is lkeDefaults.Namespaces as a description writes
+// it: `["kube-system"]`.
+func defaultNamespacesDoc() string {
+	quoted := make([]string, len(lkeDefaults.Namespaces))
+	for i, ns := range lkeDefaults.Namespaces {
+		quoted[i] = strconv.Quote(ns)
+	}
+	return "`[" + strings.Join(quoted, ", ") + "]`"
+}
+
+// defaultsTo is the sentence a description gives a boolean default.
+func defaultsTo(b bool) string { return fmt.Sprintf("Defaults to %t.", b) }
 
 // The settings of an LKE rotation, shared by the kubecreds_lke_secret_rotation
 // resource and the kubecreds_lke_rotate_credentials action: one runbook, one
 // description of each setting, the same checks.
-const (
-	descNamespaces = "Namespaces whose `kubernetes.io/service-account-token` secrets are deleted. Defaults to `[\"kube-system\"]`, " +
+var (
+	descNamespaces = "Namespaces whose `kubernetes.io/service-account-token` secrets are deleted. Defaults to " + defaultNamespacesDoc() + ", " +
 		"as the LKE runbook does; add namespaces that hold your own token secrets. In kube-system, the tokens of LKE's " +
 		"control-plane components (`ccm-user`, `cluster-autoscaler-user`, `kubernetes-dashboard-lke-user`) are deleted only when " +
 		"`regenerate_service_token` is true, and `lke-admin`'s only when `regenerate_kubeconfig` is true, since nothing else replaces them."
-	descRegenerateKubeconfig = "Regenerate the kubeconfig (the `lke-admin` token) through the Linode API. Defaults to true. " +
+	descRegenerateKubeconfig = "Regenerate the kubeconfig (the `lke-admin` token) through the Linode API. " + defaultsTo(lkeDefaults.RegenerateKubeconfig) + " " +
 		"At least one of `regenerate_kubeconfig` and `regenerate_service_token` must be true."
-	descRegenerateServiceToken = "Regenerate the service token of LKE's control-plane components through the Linode API. Defaults to true. " +
+	descRegenerateServiceToken = "Regenerate the service token of LKE's control-plane components through the Linode API. " +
+		defaultsTo(lkeDefaults.RegenerateServiceToken) + " " +
 		"On standard (non-HA) clusters this briefly restarts the control plane."
-	descRecycleNodes = "After rotating, recycle every node through the Linode API and wait until the replacement nodes are Ready. Defaults to false."
-	descVerify       = "Wait for the new kubeconfig, list nodes with it, and confirm that the previous admin token and a short-lived token " +
-		"issued before the revocation are rejected (the API server caches authentication for about 10 seconds, so this adds 10–15 seconds). Defaults to true."
+	descRecycleNodes = "After rotating, recycle every node through the Linode API and wait until the replacement nodes are Ready. " +
+		defaultsTo(lkeDefaults.RecycleNodes)
+	descVerify = "Wait for the new kubeconfig, list nodes with it, and confirm that the previous admin token and a short-lived token " +
+		"issued before the revocation are rejected (the API server caches authentication for about 10 seconds, so this adds 10–15 seconds). " +
+		defaultsTo(lkeDefaults.Verify)
 	descRestartWorkloads = "After the new credentials are in place, do what `kubectl rollout restart` does (set the " +
 		"`kubectl.kubernetes.io/restartedAt` annotation of the pod template) for these workloads, so that their pods are recreated " +
 		"and mount fresh projected service-account tokens. Paused deployments are skipped with a warning, as kubectl skips them. " +
@@ -39,6 +81,17 @@ const (
 	descRestartNamespaces = "Namespaces whose workloads are restarted. Required in the block."
 	descRestartKinds      = "Kinds of workload to restart: `deployment`, `daemonset`, `statefulset`. Defaults to all three."
 )
+
+// restartWorkloadsBlock is the restart_workloads block of the resource and
+// the action, in the types of their schema packages: set makes an optional
+// set of strings, block a single nested block.
+func restartWorkloadsBlock[A, B any](set func(description string, validators []validator.Set) A,
+	block func(description string, attributes map[string]A) B) B {
+	return block(descRestartWorkloads, map[string]A{
+		"namespaces": set(descRestartNamespaces, namespacesValidators()),
+		"kinds":      set(descRestartKinds, workloadKindsValidators()),
+	})
+}
 
 // namespacesValidators check a set of namespace names: at least one, each
 // a DNS label.

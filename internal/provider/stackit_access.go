@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -29,6 +31,7 @@ type stackitAccess struct {
 	// client id) and where the federated (OIDC) token comes from.
 	email, federatedToken, federatedTokenPath, useOIDC, oidcRequestURL, oidcRequestToken setting
 
+	mu     sync.Mutex
 	client *ske.Client
 }
 
@@ -49,12 +52,14 @@ const tokenFlowDeprecation = "STACKIT deprecated authentication with a service-a
 	"(stackit.service_account_key_path) or workload identity federation instead: " +
 	"https://docs.stackit.cloud/platform/access-and-identity/service-accounts/migrate-flows/"
 
-func newSTACKITAccess(st *stackitModel, diags *diag.Diagnostics) stackitAccess {
+// newSTACKITAccess resolves the stackit block. (Its result is named, and
+// filled in place, since a stackitAccess holds a mutex.)
+func newSTACKITAccess(st *stackitModel, diags *diag.Diagnostics) (a stackitAccess) {
 	var m stackitModel
 	if st != nil {
 		m = *st
 	}
-	a := stackitAccess{
+	a = stackitAccess{
 		keyPath:        resolvePath(m.ServiceAccountKeyPath, "stackit.service_account_key_path", "STACKIT_SERVICE_ACCOUNT_KEY_PATH", diags),
 		key:            resolve(m.ServiceAccountKey, "stackit.service_account_key", "STACKIT_SERVICE_ACCOUNT_KEY"),
 		privateKeyPath: resolvePath(m.PrivateKeyPath, "stackit.private_key_path", "STACKIT_PRIVATE_KEY_PATH", diags),
@@ -80,7 +85,7 @@ func newSTACKITAccess(st *stackitModel, diags *diag.Diagnostics) stackitAccess {
 	// them: GitHub Actions', else Azure DevOps'.
 	a.oidcRequestURL = resolveFirst(m.OIDCRequestURL, "stackit.oidc_request_url", "ACTIONS_ID_TOKEN_REQUEST_URL", "SYSTEM_OIDCREQUESTURI")
 	a.oidcRequestToken = resolveFirst(m.OIDCRequestToken, "stackit.oidc_request_token", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "SYSTEM_ACCESSTOKEN")
-	return a
+	return
 }
 
 // preferAsCore drops whichever of a path and a content setting core would
@@ -189,10 +194,9 @@ func (a *stackitAccess) configured() bool {
 
 // check reports, at plan, the settings that cannot work.
 func (a *stackitAccess) check(diags *diag.Diagnostics) {
-	if e := a.endpoint; !e.unknown && e.value != "" {
-		if u, err := url.Parse(e.value); err != nil || u.Scheme != "https" || u.Host == "" {
-			diags.AddAttributeError(path.Root("stackit").AtName("ske_custom_endpoint"), "Invalid SKE endpoint",
-				fmt.Sprintf("%s (or %s) is %q; it must be an https:// URL with a host, such as %s.", e.attr, e.env, e.value, ske.DefaultBaseURL))
+	if !a.endpoint.unknown {
+		if _, invalid := a.baseURL(); invalid != "" {
+			diags.AddAttributeError(path.Root("stackit").AtName("ske_custom_endpoint"), "Invalid SKE endpoint", invalid)
 		}
 	}
 	if e := a.tokenEndpoint; !e.unknown && e.value != "" {
@@ -229,6 +233,20 @@ func (a *stackitAccess) check(diags *diag.Diagnostics) {
 	}
 }
 
+// baseURL is the SKE API's: ske_custom_endpoint (or
+// STACKIT_SKE_CUSTOM_ENDPOINT), else the default; or, for an endpoint that
+// is not an https:// URL with a host, what is wrong with it.
+func (a *stackitAccess) baseURL() (base, invalid string) {
+	e := a.endpoint
+	if e.value == "" {
+		return ske.DefaultBaseURL, ""
+	}
+	if u, err := url.Parse(e.value); err != nil || u.Scheme != "https" || u.Host == "" {
+		return "", fmt.Sprintf("%s (or %s) is %q; it must be an https:// URL with a host, such as %s.", e.attr, e.env, e.value, ske.DefaultBaseURL)
+	}
+	return e.value, ""
+}
+
 // defaultFederatedTokenFile is where core's workload identity flow reads
 // the federated token when no path is set (clients/workload_identity_flow.go).
 const defaultFederatedTokenFile = "/var/run/secrets/stackit.cloud/serviceaccount/token"
@@ -237,7 +255,7 @@ const defaultFederatedTokenFile = "/var/run/secrets/stackit.cloud/serviceaccount
 // credentials; and warns when it would use the deprecated token flow.
 func (a *stackitAccess) need(diags *diag.Diagnostics, what string) {
 	if !a.configured() {
-		diags.AddError("Missing STACKIT credentials", what+" calls STACKIT's SKE API, and the provider has no credentials: "+missingSTACKITHelp)
+		addMissingSTACKIT(diags, what)
 		return
 	}
 	if c := a.credentials(); c.Flow() == "token" {
@@ -246,36 +264,42 @@ func (a *stackitAccess) need(diags *diag.Diagnostics, what string) {
 	}
 }
 
+// addMissingSTACKIT reports that an operation (what) calls the SKE API
+// and the provider has no STACKIT credentials.
+func addMissingSTACKIT(diags *diag.Diagnostics, what string) {
+	diags.AddError("Missing STACKIT credentials", what+" calls STACKIT's SKE API, and the provider has no credentials: "+missingSTACKITHelp)
+}
+
 // SKE returns the SKE API client, built on first use from the stackit
 // block (or the STACKIT_* variables).
 func (d *providerData) SKE() (*ske.Client, diag.Diagnostics) {
+	return d.stackit.connect(d.userAgent, d.requestTimeout)
+}
+
+// connect returns the SKE API client, building it on first use with the
+// provider's user agent and request timeout.
+func (a *stackitAccess) connect(userAgent string, timeout time.Duration) (*ske.Client, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	a := &d.stackit
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.client != nil {
 		return a.client, nil
 	}
 	if !a.configured() {
-		diags.AddError("Missing STACKIT credentials", "This calls STACKIT's SKE API and no credentials are configured: "+missingSTACKITHelp)
+		addMissingSTACKIT(&diags, "This operation")
 		return nil, diags
 	}
-	base := ske.DefaultBaseURL
-	if e := a.endpoint.value; e != "" {
-		u, err := url.Parse(e)
-		if err != nil || u.Scheme != "https" || u.Host == "" {
-			diags.AddError("Invalid SKE endpoint", fmt.Sprintf("%s (or %s) is %q; it must be an https:// URL with a host, such as %s",
-				a.endpoint.attr, a.endpoint.env, e, ske.DefaultBaseURL))
-			return nil, diags
-		}
-		base = e
+	base, invalid := a.baseURL()
+	if invalid != "" {
+		diags.AddError("Invalid SKE endpoint", invalid)
+		return nil, diags
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	hc, err := ske.NewHTTPClient(a.credentials(), &loggingTransport{base: transport, service: "ske"}, d.requestTimeout)
+	hc, err := ske.NewHTTPClient(a.credentials(), &loggingTransport{base: transport, service: "ske"}, timeout)
 	if err != nil {
 		diags.AddError("Unusable STACKIT credentials", err.Error())
 		return nil, diags
 	}
-	a.client = &ske.Client{BaseURL: base, HTTP: hc, UserAgent: d.userAgent}
+	a.client = &ske.Client{BaseURL: base, HTTP: hc, UserAgent: userAgent}
 	return a.client, nil
 }
