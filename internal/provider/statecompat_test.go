@@ -3,7 +3,9 @@
 package provider
 
 import (
+	"archive/zip"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,15 +32,18 @@ func TestAccStateCompatibility_previousReleasesStateReadsUnchanged(t *testing.T)
 	if _, err := os.Stat(baseline); err != nil {
 		t.Fatalf("the baseline provider %s is missing (make baseline-provider builds it): %v", baseline, err)
 	}
-	// terraform installs the baseline from a filesystem mirror; the CLI
-	// configuration that says so is process-wide, so this test is not
-	// parallel.
+	// terraform installs the baseline from a filesystem mirror, packed (a
+	// zip, which it extracts: terraform-plugin-testing copies the working
+	// directory between steps and cannot copy the symlinks an unpacked
+	// mirror leaves). The CLI configuration that says so is process-wide,
+	// so this test is not parallel.
 	mirror := t.TempDir()
-	dir := filepath.Join(mirror, "registry.terraform.io", "kubecreds", "kubecreds", baselineVersion, "linux_amd64")
+	dir := filepath.Join(mirror, "registry.terraform.io", "kubecreds", "kubecreds")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(baseline, filepath.Join(dir, "terraform-provider-kubecreds_v"+baselineVersion)); err != nil {
+	if err := zipProvider(baseline, filepath.Join(dir, "terraform-provider-kubecreds_"+baselineVersion+"_linux_amd64.zip"),
+		"terraform-provider-kubecreds_v"+baselineVersion); err != nil {
 		t.Fatal(err)
 	}
 	rc := filepath.Join(t.TempDir(), "terraformrc")
@@ -55,7 +60,7 @@ func TestAccStateCompatibility_previousReleasesStateReadsUnchanged(t *testing.T)
 	t.Setenv("TF_CLI_CONFIG_FILE", rc)
 
 	lkeCluster := takeCluster(t)
-	ske := newSKECluster(t, "state-compat")
+	ske := newSKECluster(t, "state-v0")
 	config := rotationConfig(lkeCluster.ID, `  verify = false`) + skeRotationConfig(ske, "")
 	var regenerations int
 	resource.Test(t, resource.TestCase{
@@ -89,4 +94,32 @@ func TestAccStateCompatibility_previousReleasesStateReadsUnchanged(t *testing.T)
 			},
 		},
 	})
+}
+
+// zipProvider packs the provider binary at bin as a release zip holding it
+// under name.
+func zipProvider(bin, zipPath, name string) error {
+	in, err := os.Open(bin)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(zipPath)
+	if err != nil {
+		return err
+	}
+	zw := zip.NewWriter(out)
+	h := &zip.FileHeader{Name: name, Method: zip.Deflate}
+	h.SetMode(0o755)
+	w, err := zw.CreateHeader(h)
+	if err == nil {
+		_, err = io.Copy(w, in)
+	}
+	if cerr := zw.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
