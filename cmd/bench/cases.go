@@ -34,7 +34,7 @@ func (b *bench) buildProvider(ctx context.Context) error {
 	bin := filepath.Join(b.work, "bin")
 	b.provider = filepath.Join(bin, "terraform-provider-kubecreds")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.provider, ".").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
+		return fmt.Errorf("go build: %w\n%s", err, out)
 	}
 	b.tfrc = filepath.Join(b.work, "terraformrc")
 	rc := fmt.Sprintf("provider_installation {\n  dev_overrides {\n    \"registry.terraform.io/kubecreds/kubecreds\" = %q\n  }\n  direct {}\n}\n", bin)
@@ -63,7 +63,7 @@ func (b *bench) terraform(ctx context.Context, dir string, vars map[string]strin
 	_, _ = log.Write(out.Bytes())
 	if err != nil {
 		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-		return fmt.Errorf("terraform %s: %v\n%s", args[0], err, strings.Join(lines[max(0, len(lines)-25):], "\n"))
+		return fmt.Errorf("terraform %s: %w\n%s", args[0], err, strings.Join(lines[max(0, len(lines)-25):], "\n"))
 	}
 	return nil
 }
@@ -124,7 +124,7 @@ func (b *bench) manualRotation(ctx context.Context, c *fakelke.Cluster) error {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("manual runbook: %v\n%s", err, out)
+		return fmt.Errorf("manual runbook: %w\n%s", err, out)
 	}
 	return nil
 }
@@ -285,7 +285,7 @@ func prepareBenchNamespaces(ctx context.Context, cs kubernetes.Interface) error 
 	}
 	return wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		if err := makeTokenSecrets(ctx, cs, benchNamespaces, nil, 10*time.Second); err != nil {
-			return false, nil
+			return false, nil //nolint:nilerr // the token controller is not ready yet: keep polling until it is
 		}
 		return true, deleteAllTokenSecrets(ctx, cs)
 	})
@@ -389,7 +389,7 @@ func (b *bench) deleteAtScale(ctx context.Context) error {
 			out, err := exec.CommandContext(ctx, "kubectl", "--kubeconfig", c.AdminKubeconfigPath(), "delete", "secrets", "--all-namespaces",
 				"--field-selector", "type="+tokenType+",metadata.namespace!=kube-system").CombinedOutput()
 			if err != nil {
-				return fmt.Errorf("kubectl: %v: %s", err, out)
+				return fmt.Errorf("kubectl: %w: %s", err, out)
 			}
 			return nil
 		}, b.kubectlWaitMax},
@@ -398,7 +398,7 @@ func (b *bench) deleteAtScale(ctx context.Context) error {
 			out, err := exec.CommandContext(ctx, "kubectl", "--kubeconfig", c.AdminKubeconfigPath(), "delete", "secrets", "--all-namespaces", "--wait=false",
 				"--field-selector", "type="+tokenType+",metadata.namespace!=kube-system").CombinedOutput()
 			if err != nil {
-				return fmt.Errorf("kubectl: %v: %s", err, out)
+				return fmt.Errorf("kubectl: %w: %s", err, out)
 			}
 			return nil
 		}, 0},
@@ -510,7 +510,7 @@ func (b *bench) shortLivedIssuance(ctx context.Context) error {
 				for range n {
 					if out, err := exec.CommandContext(ctx, "kubectl", "--kubeconfig", c.AdminKubeconfigPath(), "-n", "kube-system",
 						"create", "token", "lke-admin", "--duration=1h").CombinedOutput(); err != nil {
-						return fmt.Errorf("kubectl create token: %v: %s", err, out)
+						return fmt.Errorf("kubectl create token: %w: %s", err, out)
 					}
 				}
 				return nil

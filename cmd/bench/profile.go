@@ -88,7 +88,7 @@ func (b *bench) profileDeletion(ctx context.Context, out string) error {
 			}
 			top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=80", path).CombinedOutput()
 			if err != nil {
-				return fmt.Errorf("go tool pprof %s: %v: %s", path, err, top)
+				return fmt.Errorf("go tool pprof %s: %w: %s", path, err, top)
 			}
 			fmt.Fprintf(&summary, "`%s.pb.gz`:\n\n```\n%s```\n\n", name, stripPprofHeader(string(top)))
 		}

@@ -182,7 +182,7 @@ func buildProvider(ctx context.Context, work string) (string, error) {
 func copyTF(from, to string) error {
 	files, err := filepath.Glob(filepath.Join(from, "*.tf"))
 	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no configuration in %s (run the demo from the repository root): %v", from, err)
+		return fmt.Errorf("no configuration in %s (run the demo from the repository root): %v", from, err) //nolint:errorlint // err is nil when the glob matches nothing, and %w would print %!w(<nil>)
 	}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -213,14 +213,21 @@ type indent struct {
 }
 
 func (i *indent) Write(p []byte) (int, error) {
+	n := 0
 	for _, line := range strings.SplitAfter(string(p), "\n") {
 		if line == "" {
 			continue
 		}
 		if !i.midLine {
-			io.WriteString(i.w, "    | ")
+			if _, err := io.WriteString(i.w, "    | "); err != nil {
+				return n, err
+			}
 		}
-		io.WriteString(i.w, line)
+		written, err := io.WriteString(i.w, line)
+		n += written
+		if err != nil {
+			return n, err
+		}
 		i.midLine = !strings.HasSuffix(line, "\n")
 	}
 	return len(p), nil

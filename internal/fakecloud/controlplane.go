@@ -86,7 +86,7 @@ func startEtcd(ctx context.Context, bin, dir string) (*etcd, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, clientURL+"/health", nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return false, nil
+			return false, nil //nolint:nilerr // etcd is not listening yet: keep polling until it is healthy
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, nil
@@ -102,7 +102,7 @@ func startEtcd(ctx context.Context, bin, dir string) (*etcd, error) {
 func WaitHealthy(ctx context.Context, proc *Process, timeout time.Duration, check wait.ConditionWithContextFunc) error {
 	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		if ok, err := proc.Exited(); ok {
-			return false, fmt.Errorf("%s exited: %v", proc.Name, err)
+			return false, fmt.Errorf("%s exited: %v", proc.Name, err) //nolint:errorlint // err is nil on a clean exit, and %w would print %!w(<nil>)
 		}
 		return check(ctx)
 	})

@@ -240,8 +240,8 @@ func (s *StatusRecorder) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
-func (r *StatusRecorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+func (s *StatusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
 }

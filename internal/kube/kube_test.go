@@ -57,7 +57,9 @@ func TestRestartSkipsPausedDeploymentsAsKubectlDoes(t *testing.T) {
 	}
 	core := fake.NewClientset(deployment("web", false), deployment("frozen", true))
 	scheme := runtime.NewScheme()
-	metav1.AddMetaToScheme(scheme)
+	if err := metav1.AddMetaToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
 	meta := metadatafake.NewSimpleMetadataClient(scheme,
 		&metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}, ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web"}},
 		&metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}, ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "frozen"}},

@@ -126,7 +126,7 @@ func (i *Issuer) IssueClientCertificate(ctx context.Context, req ClientCertifica
 	}
 	certs, err := certutil.ParseCertsPEM(signed)
 	if err != nil || len(certs) == 0 {
-		return nil, fmt.Errorf("the signer returned no certificate: %v", err)
+		return nil, fmt.Errorf("the signer returned no certificate: %v", err) //nolint:errorlint // err is nil when the PEM holds no certificate, and %w would print %!w(<nil>)
 	}
 	keyPEM, err := keyutil.MarshalPrivateKeyToPEM(key)
 	if err != nil {

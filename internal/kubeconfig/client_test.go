@@ -44,8 +44,8 @@ users: [{name: u, user: {token: from-the-second-file}}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.TLSClientConfig.ServerName != "kubernetes" {
-		t.Errorf("TLS server name %q", cfg.TLSClientConfig.ServerName)
+	if cfg.ServerName != "kubernetes" {
+		t.Errorf("TLS server name %q", cfg.ServerName)
 	}
 	if cfg.Proxy == nil {
 		t.Fatal("no proxy")

@@ -33,7 +33,7 @@ func TestMaintenanceIsToldApartFromOtherServiceUnavailableAnswers(t *testing.T) 
 		t.Error("a plain 503 is not transient")
 	}
 	// As a value, the way linodego returns non-JSON answers.
-	if !IsMaintenance(*maintenanceError().(*linodego.Error)) {
+	if !IsMaintenance(*maintenanceError().(*linodego.Error)) { //nolint:errorlint // not inspecting an error: maintenanceError builds a *linodego.Error, dereferenced here for the value form
 		t.Error("a maintenance answer as a linodego.Error value is not recognised")
 	}
 }

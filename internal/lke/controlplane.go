@@ -43,7 +43,7 @@ func (r *run) waitForControlPlane(ctx context.Context) (map[string]any, error) {
 	})
 	if err != nil {
 		if lastErr != nil && ctx.Err() != nil {
-			return nil, fmt.Errorf("the API server was not ready again after %s: %v", r.Clock.Since(start).Round(time.Second), lastErr)
+			return nil, fmt.Errorf("the API server was not ready again after %s: %v", r.Clock.Since(start).Round(time.Second), lastErr) //nolint:errorlint // text only: wrapping would let IsTransient/IsUnauthorized see the last poll's error and retry a wait that gave up
 		}
 		return nil, err
 	}

@@ -42,10 +42,10 @@ func TestErrorsTellPassingLinodeFailuresFromAnswers(t *testing.T) {
 }
 
 func TestPermanentCauseNamesWhatToFix(t *testing.T) {
-	if got := PermanentCause(&linodego.Error{Code: linodego.ErrorFromError, Message: "x509: certificate signed by unknown authority"}); got != retry.ErrUntrustedCertificate {
+	if got := PermanentCause(&linodego.Error{Code: linodego.ErrorFromError, Message: "x509: certificate signed by unknown authority"}); got != retry.ErrUntrustedCertificate { //nolint:errorlint // PermanentCause returns the sentinel itself, as documented; the test checks exactly that
 		t.Errorf("unknown authority: %v", got)
 	}
-	if got := PermanentCause(&linodego.Error{Code: linodego.ErrorFromError, Message: "lookup x: no such host"}); got != retry.ErrUnknownHost {
+	if got := PermanentCause(&linodego.Error{Code: linodego.ErrorFromError, Message: "lookup x: no such host"}); got != retry.ErrUnknownHost { //nolint:errorlint // PermanentCause returns the sentinel itself, as documented; the test checks exactly that
 		t.Errorf("no such host: %v", got)
 	}
 	// A message from the API that mentions x509 is an answer, not a TLS failure.

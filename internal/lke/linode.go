@@ -13,6 +13,7 @@ import (
 
 	"github.com/linode/linodego"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/clock"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/retry"
@@ -177,7 +178,7 @@ func FetchKubeconfig(ctx context.Context, api LinodeAPI, clusterID int, poll Kub
 		default:
 			return nil, err
 		}
-		if sleep(ctx, wait) != nil {
+		if retry.Sleep(ctx, clock.RealClock{}, wait) != nil {
 			if lastErr != nil {
 				return nil, fmt.Errorf("%w after %d polls: %w", ErrKubeconfigNotReady, polls, lastErr)
 			}

@@ -51,13 +51,13 @@ func CheckLinodeAnswer(resp *linodego.Response) error {
 			// "application/json; charset=utf-8" an error quoting the body.
 			return &linodego.Error{Code: status, Response: resp.RawResponse, Message: linodego.APIError{Errors: body.Errors}.Error()}
 		}
-		return &linodego.Error{Code: status, Response: notTheAPIs(resp.RawResponse),
+		return &linodego.Error{Code: status, Response: notTheAPIs(resp.RawResponse), //nolint:bodyclose // a header-only copy of a response whose body resty has read and closed
 			Message: fmt.Sprintf("%s, with a JSON body that holds no Linode error list%s", statusText(status), shortMessage(body.Message))}
 	}
 	if mediaType == "" {
 		mediaType = "no Content-Type"
 	}
-	return &linodego.Error{Code: status, Response: notTheAPIs(resp.RawResponse),
+	return &linodego.Error{Code: status, Response: notTheAPIs(resp.RawResponse), //nolint:bodyclose // a header-only copy of a response whose body resty has read and closed
 		Message: fmt.Sprintf("%s, answered as %s (not the Linode API's JSON: a gateway or CDN in front of it)", statusText(status), mediaType)}
 }
 

@@ -81,7 +81,9 @@ func boundSecret(ns, name string) runtime.Object {
 
 func TestRevokeShortLivedDeletesBoundSecretsInEveryNamespace(t *testing.T) {
 	scheme := runtime.NewScheme()
-	metav1.AddMetaToScheme(scheme)
+	if err := metav1.AddMetaToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
 	meta := metadatafake.NewSimpleMetadataClient(scheme,
 		boundSecret("kube-system", "kubecreds-short-lived-a"),
 		boundSecret("team-a", "kubecreds-short-lived-b"),

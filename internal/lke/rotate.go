@@ -382,7 +382,7 @@ func (r *run) waitForKubeconfig(ctx context.Context) (map[string]any, error) {
 			r.note(ctx, StepWaitKubeconfig+": still the old token; deleted its secret first, as the runbook does",
 				map[string]any{"cluster_id": r.opts.ClusterID, "waited_ms": r.Clock.Since(start).Milliseconds()})
 		}
-		if err := sleep(ctx, delay()); err != nil {
+		if err := retry.Sleep(ctx, clock.RealClock{}, delay()); err != nil {
 			return nil, err
 		}
 	}
@@ -390,17 +390,6 @@ func (r *run) waitForKubeconfig(ctx context.Context) (map[string]any, error) {
 	var err error
 	r.new, err = r.Connect(r.newKubeconfig)
 	return map[string]any{"waited_ms": r.Clock.Since(start).Milliseconds(), "fetches": polls}, err
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // note logs something a step noticed, between step lines.

@@ -377,7 +377,11 @@ func TestRotateWaitsThroughAStaleKubeconfig(t *testing.T) {
 	r := f.runner()
 	linode := &staleAfterRegenerate{fakeLKE: f, stale: 5, notReady: 3}
 	r.Linode, r.Poll = linode, linode
-	res, err := r.Rotate(t.Context(), fastOptions(Options{RegenerateKubeconfig: true, RegenerateServiceToken: true}))
+	opts := fastOptions(Options{RegenerateKubeconfig: true, RegenerateServiceToken: true})
+	// Long enough for the 5 stale polls on a loaded machine: this case
+	// must not fall back to the runbook's order.
+	opts.TokenWait = 5 * time.Second
+	res, err := r.Rotate(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

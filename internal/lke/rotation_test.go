@@ -50,7 +50,9 @@ func tokenSecret(ns, name, sa string) runtime.Object {
 
 func TestOwnTokenSecretIsDeletedLast(t *testing.T) {
 	scheme := runtime.NewScheme()
-	metav1.AddMetaToScheme(scheme)
+	if err := metav1.AddMetaToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
 	meta := metadatafake.NewSimpleMetadataClient(scheme,
 		tokenSecret("kube-system", "a-token", "a"),
 		tokenSecret("kube-system", "lke-admin-token-x", "lke-admin"),

@@ -63,7 +63,7 @@ func (r *run) verifyOldCredentialsRejected(ctx context.Context) (map[string]any,
 	})
 	if err != nil {
 		if lastErr != nil {
-			return nil, fmt.Errorf("could not confirm that the old credentials are rejected within %s: %v", r.opts.OldTokenTimeout, lastErr)
+			return nil, fmt.Errorf("could not confirm that the old credentials are rejected within %s: %v", r.opts.OldTokenTimeout, lastErr) //nolint:errorlint // text only: wrapping would let the retry classification see lastErr and change how this failure is handled
 		}
 		var still []string
 		if !adminGone {

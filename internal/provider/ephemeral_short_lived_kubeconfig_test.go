@@ -126,7 +126,7 @@ func tokenWorks(t *testing.T, c *fakelke.Cluster, token string) error {
 func tokenClient(t *testing.T, c *fakelke.Cluster, token string) kubernetes.Interface {
 	t.Helper()
 	cfg := c.AdminConfig()
-	cfg.TLSClientConfig.CertFile, cfg.TLSClientConfig.KeyFile, cfg.BearerToken = "", "", token
+	cfg.CertFile, cfg.KeyFile, cfg.BearerToken = "", "", token
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func TestAccShortLived_tokenWorksDuringTheRunAndIsRevokedAfter(t *testing.T) {
 				}
 				// The run is over: Close has deleted the bound Secret.
 				if err := waitRejectedToken(t, c, token, 15*time.Second); err != nil {
-					return fmt.Errorf("the token still works 15s after the run: %v", err)
+					return fmt.Errorf("the token still works 15s after the run: %w", err)
 				}
 				if left := boundSecrets(t, c, "kube-system"); len(left) != 0 {
 					return fmt.Errorf("bound Secrets left after the run: %v", left)
@@ -220,7 +220,7 @@ func TestAccShortLived_notRevokedWhenAskedAndCleanedUpOnceExpired(t *testing.T) 
 					// Past the API server's 10 s cache: a revoked token would fail by now.
 					time.Sleep(12 * time.Second)
 					if err := tokenWorks(t, c, token); err != nil {
-						return fmt.Errorf("revoke_on_close = false, yet the token stopped working after the run: %v", err)
+						return fmt.Errorf("revoke_on_close = false, yet the token stopped working after the run: %w", err)
 					}
 					if len(boundSecrets(t, c, "kube-system")) == 0 {
 						return fmt.Errorf("no bound Secret kept")
@@ -300,7 +300,7 @@ func TestAccShortLived_clientCertificate(t *testing.T) {
 				}
 				who, err := cs.AuthenticationV1().SelfSubjectReviews().Create(t.Context(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 				if err != nil {
-					return fmt.Errorf("the certificate kubeconfig does not authenticate: %v", err)
+					return fmt.Errorf("the certificate kubeconfig does not authenticate: %w", err)
 				}
 				if who.Status.UserInfo.Username != "alice" || !slices.Contains(who.Status.UserInfo.Groups, "ops") {
 					return fmt.Errorf("authenticated as %+v", who.Status.UserInfo)

@@ -35,13 +35,15 @@ var (
 func builtProvider(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		providerDir, buildErr = os.MkdirTemp("", "kubecreds-provider-")
+		// Built once for the whole test binary, so not t.TempDir: that would
+		// be removed when the first test to build it ends.
+		providerDir, buildErr = os.MkdirTemp("", "kubecreds-provider-") //nolint:usetesting // shared by every test of the binary (sync.Once); t.TempDir would vanish with the first test
 		if buildErr != nil {
 			return
 		}
 		cmd := exec.Command("go", "build", "-o", filepath.Join(providerDir, "terraform-provider-kubecreds"), "github.com/kubecreds/terraform-provider-kubecreds")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 			return
 		}
 		var k8sDir string

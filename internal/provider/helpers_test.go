@@ -110,7 +110,7 @@ func servedKubeconfig(t *testing.T, c *fakelke.Cluster) []byte {
 	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		kc, err := lc.GetLKEClusterKubeconfig(ctx, c.ID)
 		if err != nil {
-			return false, nil
+			return false, nil //nolint:nilerr // the kubeconfig answers 503 after a regeneration: keep polling
 		}
 		out, err = base64.StdEncoding.DecodeString(kc.KubeConfig)
 		return err == nil, err

@@ -214,7 +214,7 @@ func runKilledWith(t *testing.T, terraform, dir string, args []string, at func(l
 	var exit *exec.ExitError
 	killedBySignal := errors.As(err, &exit) && exit.Sys().(syscall.WaitStatus).Signaled()
 	if !killedBySignal {
-		return out.String(), fmt.Errorf("terraform was not killed (the kill point never came): %v", err)
+		return out.String(), fmt.Errorf("terraform was not killed (the kill point never came): %v", err) //nolint:errorlint // err is nil when terraform exited normally, and %w would print %!w(<nil>)
 	}
 	// Nothing of the group may survive (the provider included).
 	deadline := time.Now().Add(5 * time.Second)

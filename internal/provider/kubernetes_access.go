@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -186,7 +187,7 @@ func (k *kubernetesAccess) config(userAgent string) (*rest.Config, diag.Diagnost
 		return nil, diags
 	}
 	cfg, err := k.RESTConfig()
-	if err == kubeconfig.ErrNotConfigured {
+	if errors.Is(err, kubeconfig.ErrNotConfigured) {
 		diags.AddError("No Kubernetes cluster configured",
 			"This operation needs a cluster from the provider configuration: set kubernetes { config_path } (or KUBE_CONFIG_PATH), "+
 				"or kubernetes { host } with credentials (or KUBE_HOST and KUBE_TOKEN / KUBE_CLIENT_CERT_DATA).")

@@ -532,7 +532,7 @@ func (a *linodeAccess) roots() (*x509.CertPool, error) {
 	}
 	pem, err := os.ReadFile(a.ca.value)
 	if err != nil {
-		return nil, fmt.Errorf("%s (or %s) names %q, which cannot be read: %v", a.ca.attr, a.ca.env, a.ca.value, err)
+		return nil, fmt.Errorf("%s (or %s) names %q, which cannot be read: %w", a.ca.attr, a.ca.env, a.ca.value, err)
 	}
 	if !roots.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("%s (or %s) names %q, which holds no PEM certificate", a.ca.attr, a.ca.env, a.ca.value)
@@ -651,11 +651,11 @@ func describeLinodeError(err error, clusterID int) string {
 // a bad token, a token without the LKE scope, missing permission, a wrong
 // cluster id, an untrusted certificate or an unknown host. Otherwise "".
 func linodeHint(err error, clusterID int) string {
-	switch lke.PermanentCause(err) {
-	case retry.ErrUntrustedCertificate:
+	switch cause := lke.PermanentCause(err); {
+	case errors.Is(cause, retry.ErrUntrustedCertificate):
 		return "The Linode API's TLS certificate is not trusted (" + err.Error() + "). If it is served through a proxy or a private endpoint with its own CA, " +
 			"set linode_ca_path (or LINODE_CA) to that CA's PEM file; otherwise check linode_api_url (or LINODE_URL)."
-	case retry.ErrUnknownHost:
+	case errors.Is(cause, retry.ErrUnknownHost):
 		return "The Linode API's host name does not resolve (" + err.Error() + "): check linode_api_url (or LINODE_URL), or leave it unset for https://api.linode.com."
 	}
 	lerr, ok := lke.LinodeError(err)

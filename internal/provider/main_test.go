@@ -159,7 +159,7 @@ func prepareTerraform() error {
 	}
 	out, err := exec.Command(os.Getenv("TF_ACC_TERRAFORM_PATH"), "version").Output()
 	if err != nil {
-		return fmt.Errorf("%s version: %v", os.Getenv("TF_ACC_TERRAFORM_PATH"), err)
+		return fmt.Errorf("%s version: %w", os.Getenv("TF_ACC_TERRAFORM_PATH"), err)
 	}
 	// A run meant for OpenTofu must really use it.
 	if os.Getenv("TF_ACC_PROVIDER_HOST") == "registry.opentofu.org" && !strings.HasPrefix(string(out), "OpenTofu v") {

@@ -78,7 +78,7 @@ func legacyToken(t *testing.T, c *fakelke.Cluster, id string) string {
 	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		s, err := adminClient(t, c).CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return false, nil
+			return false, nil //nolint:nilerr // the secret may not be readable yet: keep polling until the token controller fills it
 		}
 		token = string(s.Data[corev1.ServiceAccountTokenKey])
 		return token != "", nil

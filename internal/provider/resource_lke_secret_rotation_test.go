@@ -54,7 +54,7 @@ func servedKubeconfigMatches(t *testing.T, c *fakelke.Cluster) statecheck.StateC
 	return rotationCheck(func(a rotationValues) error {
 		kc := servedKubeconfig(t, c)
 		if err := kubeconfigWorks(t, kc); err != nil {
-			return fmt.Errorf("the kubeconfig served after the rotation does not work: %v", err)
+			return fmt.Errorf("the kubeconfig served after the rotation does not work: %w", err)
 		}
 		if got := sha256Hex(kc); got != a.KubeconfigSHA256 {
 			return fmt.Errorf("kubeconfig_sha256 = %s, served kubeconfig hashes to %s", a.KubeconfigSHA256, got)
@@ -111,7 +111,7 @@ func TestAccRotation_createRotatesAndProvesIt(t *testing.T) {
 							return fmt.Errorf("nodes_verified = %d, cluster has %d nodes", a.NodesVerified, len(c.NodeNames()))
 						}
 						if _, err := time.Parse(time.RFC3339, deref(a.RotatedAt)); err != nil {
-							return fmt.Errorf("rotated_at %q: %v", deref(a.RotatedAt), err)
+							return fmt.Errorf("rotated_at %q: %w", deref(a.RotatedAt), err)
 						}
 						firstSHA, firstAtStr = a.KubeconfigSHA256, deref(a.RotatedAt)
 						return nil
@@ -473,7 +473,7 @@ func TestAccRotation_serviceTokenOnly(t *testing.T) {
 					return fmt.Errorf("a service-token-only rotation changed the kubeconfig")
 				}
 				if err := kubeconfigWorks(t, oldKC); err != nil {
-					return fmt.Errorf("the admin kubeconfig stopped working after a service-token-only rotation: %v", err)
+					return fmt.Errorf("the admin kubeconfig stopped working after a service-token-only rotation: %w", err)
 				}
 				deleted := a.DeletedSecrets
 				after := tokenSecrets(t, c, "kube-system")

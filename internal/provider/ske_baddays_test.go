@@ -127,7 +127,7 @@ func skeBadDayRough(t *testing.T) {
 						return fmt.Errorf("SKE acted on %d starts; want exactly 1 (the first one's answer was lost)", starts)
 					}
 					if err := skeKubeconfigWorks(t.Context(), oldKC); err != nil {
-						return fmt.Errorf("the kubeconfig from before stopped working while PREPARED: %v", err)
+						return fmt.Errorf("the kubeconfig from before stopped working while PREPARED: %w", err)
 					}
 					return allMet(fakeske.EndpointGetCluster, fakeske.EndpointStartRotation)
 				},
@@ -171,7 +171,7 @@ func skeBadDayRough(t *testing.T) {
 			Config: prelude + skeKubeconfigConfig(c, ""),
 			Check: func(s *terraform.State) error {
 				if err := skeKubeconfigWorks(t.Context(), []byte(echoed(s)["kubeconfig"])); err != nil {
-					return fmt.Errorf("the kubeconfig issued after the bad answers does not work: %v", err)
+					return fmt.Errorf("the kubeconfig issued after the bad answers does not work: %w", err)
 				}
 				return allMet(fakeske.EndpointCreateKubeconfig)
 			},

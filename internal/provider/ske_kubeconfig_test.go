@@ -37,6 +37,9 @@ func sharedSKECluster(t *testing.T) (*fakeske.Cluster, *fakeske.API) {
 			return
 		}
 		skeShared, skeInitErr = testEnv.AddSKECluster(t.Context(), fakeske.ClusterSpec{ProjectID: "8b8d1a3e-5d3c-4d5c-9b8e-2f2a6c1d0e42", Region: "eu01", Name: "cl-ab12cd34"})
+		if skeInitErr != nil {
+			return
+		}
 		var key []byte
 		if key, skeInitErr = skeAPI.ServiceAccountKey(); skeInitErr != nil {
 			return
@@ -44,8 +47,11 @@ func sharedSKECluster(t *testing.T) (*fakeske.Cluster, *fakeske.API) {
 		// The key flow, as STACKIT recommends it: the provider signs an
 		// assertion with the service account's key and gets access tokens
 		// from the (local) token endpoint the key names.
-		os.Setenv("STACKIT_SKE_CUSTOM_ENDPOINT", skeAPI.URL)
-		os.Setenv("STACKIT_SERVICE_ACCOUNT_KEY", string(key))
+		// Process-wide and set once (sync.Once) for every test that follows,
+		// parallel ones included, so not t.Setenv: that would be undone when
+		// the first test ends, and it panics in parallel tests.
+		os.Setenv("STACKIT_SKE_CUSTOM_ENDPOINT", skeAPI.URL)  //nolint:usetesting // process-wide for all tests (sync.Once); t.Setenv would be undone after the first test
+		os.Setenv("STACKIT_SERVICE_ACCOUNT_KEY", string(key)) //nolint:usetesting // process-wide for all tests (sync.Once); t.Setenv would be undone after the first test
 	})
 	if skeInitErr != nil {
 		t.Fatalf("cannot start the local SKE these tests need: %v", skeInitErr)
@@ -89,7 +95,7 @@ func TestAccSKEKubeconfig_issuesAWorkingShortLivedKubeconfig(t *testing.T) {
 				e := echoed(s)
 				expires, err := time.Parse(time.RFC3339, e["expires_at"])
 				if err != nil {
-					return fmt.Errorf("expires_at %q: %v", e["expires_at"], err)
+					return fmt.Errorf("expires_at %q: %w", e["expires_at"], err)
 				}
 				if d := time.Until(expires); d > 2*time.Hour || d < 2*time.Hour-2*time.Minute {
 					return fmt.Errorf("expires_at is %s away; want 2h", d.Round(time.Second))
@@ -111,7 +117,7 @@ func TestAccSKEKubeconfig_issuesAWorkingShortLivedKubeconfig(t *testing.T) {
 				}
 				who, err := cs.AuthenticationV1().SelfSubjectReviews().Create(t.Context(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 				if err != nil {
-					return fmt.Errorf("the SKE kubeconfig does not authenticate: %v", err)
+					return fmt.Errorf("the SKE kubeconfig does not authenticate: %w", err)
 				}
 				if !slices.Contains(who.Status.UserInfo.Groups, "system:masters") {
 					return fmt.Errorf("authenticated as %+v", who.Status.UserInfo)

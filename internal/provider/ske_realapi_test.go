@@ -359,7 +359,7 @@ func TestAccSKEAuth_asSTACKITsOwnToolsDoIt(t *testing.T) {
 					Config: federatedTokenVariable + "provider \"kubecreds\" {\n  stackit {\n" + block + "  }\n}\n" + skeKubeconfigConfig(c, ""),
 					Check: func(s *terraform.State) error {
 						if err := skeKubeconfigWorks(t.Context(), []byte(echoed(s)["kubeconfig"])); err != nil {
-							return fmt.Errorf("the kubeconfig does not work: %v", err)
+							return fmt.Errorf("the kubeconfig does not work: %w", err)
 						}
 						if k.sa.TokensIssued() == 0 {
 							return fmt.Errorf("the token endpoint issued %s no access token: another credential was used", k.sa.Email)

@@ -87,7 +87,7 @@ func skeClientCertWorks(ctx context.Context, kc, caData []byte) error {
 	if err != nil {
 		return err
 	}
-	cfg.TLSClientConfig.CAData, cfg.Timeout = caData, 10*time.Second
+	cfg.CAData, cfg.Timeout = caData, 10*time.Second
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -149,10 +149,10 @@ func TestAccSKERotation_twoPhasesAcrossApplies(t *testing.T) {
 				},
 				Check: func(*terraform.State) error {
 					if err := skeKubeconfigWorks(t.Context(), oldKC); err != nil {
-						return fmt.Errorf("the kubeconfig from before the rotation stopped working while PREPARED: %v", err)
+						return fmt.Errorf("the kubeconfig from before the rotation stopped working while PREPARED: %w", err)
 					}
 					if err := tokenWorks(); err != nil {
-						return fmt.Errorf("the service-account token from before the rotation stopped working while PREPARED: %v", err)
+						return fmt.Errorf("the service-account token from before the rotation stopped working while PREPARED: %w", err)
 					}
 					if starts, completes := c.Rotations(); starts != 1 || completes != 0 {
 						return fmt.Errorf("%d starts, %d completions; want 1, 0", starts, completes)
@@ -162,7 +162,7 @@ func TestAccSKERotation_twoPhasesAcrossApplies(t *testing.T) {
 						return err
 					}
 					if err := skeKubeconfigWorks(t.Context(), preparedKC); err != nil {
-						return fmt.Errorf("a kubeconfig issued while PREPARED does not work: %v", err)
+						return fmt.Errorf("a kubeconfig issued while PREPARED does not work: %w", err)
 					}
 					return nil
 				},
@@ -189,13 +189,13 @@ func TestAccSKERotation_twoPhasesAcrossApplies(t *testing.T) {
 					// Its CA no longer signs the server's certificate; and its
 					// client certificate, shown to a server it trusts, gets 401.
 					if err := skeClientCertWorks(t.Context(), oldKC, c.AdminConfig().CAData); !apierrors.IsUnauthorized(err) {
-						return fmt.Errorf("the client certificate from before the rotation: %v; want 401 after it completed", err)
+						return fmt.Errorf("the client certificate from before the rotation: %v; want 401 after it completed", err) //nolint:errorlint // err is nil when the old certificate still works, and %w would print %!w(<nil>)
 					}
 					if err := tokenWorks(); !apierrors.IsUnauthorized(err) {
-						return fmt.Errorf("the service-account token signed before the rotation: %v; want 401 after it completed", err)
+						return fmt.Errorf("the service-account token signed before the rotation: %v; want 401 after it completed", err) //nolint:errorlint // err is nil when the old token still works, and %w would print %!w(<nil>)
 					}
 					if err := skeKubeconfigWorks(t.Context(), preparedKC); err != nil {
-						return fmt.Errorf("the kubeconfig issued while PREPARED does not work after completion: %v", err)
+						return fmt.Errorf("the kubeconfig issued while PREPARED does not work after completion: %w", err)
 					}
 					if starts, completes := c.Rotations(); starts != 1 || completes != 1 {
 						return fmt.Errorf("%d starts, %d completions; want 1, 1", starts, completes)

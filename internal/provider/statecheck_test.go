@@ -59,7 +59,7 @@ func (f valuesStateFunc[T]) CheckState(_ context.Context, req statecheck.CheckSt
 		}
 		var v T
 		if err := json.Unmarshal(raw, &v); err != nil {
-			resp.Error = fmt.Errorf("%s: %v", f.addr, err)
+			resp.Error = fmt.Errorf("%s: %w", f.addr, err)
 			return
 		}
 		resp.Error = f.fn(v)

@@ -109,7 +109,7 @@ func ActOnce(ctx context.Context, a Act) (Result, error) {
 					return res, nil
 				}
 				if checkErr != nil && !a.ResendWhenUnsure {
-					return res, fmt.Errorf("%w (and whether it took effect cannot be told: %v; run apply again, which checks first)", err, checkErr)
+					return res, fmt.Errorf("%w (and whether it took effect cannot be told: %v; run apply again, which checks first)", err, checkErr) //nolint:errorlint // only err is to be classified; checkErr is context for the reader, and wrapping it would let errors.Is/As match it
 				}
 				watched = clk.Since(started)
 			}

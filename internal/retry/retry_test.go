@@ -94,10 +94,10 @@ func TestRetryDoWaitsOutRetryAfter(t *testing.T) {
 }
 
 func TestPermanentCauseNamesWhatToFix(t *testing.T) {
-	if got := PermanentCause(&url.Error{Op: "Get", URL: "https://x", Err: x509.UnknownAuthorityError{}}); got != ErrUntrustedCertificate {
+	if got := PermanentCause(&url.Error{Op: "Get", URL: "https://x", Err: x509.UnknownAuthorityError{}}); got != ErrUntrustedCertificate { //nolint:errorlint // PermanentCause returns the sentinel itself, as documented; the test checks exactly that
 		t.Errorf("unknown authority: %v", got)
 	}
-	if got := PermanentCause(fmt.Errorf("get: %w", &net.DNSError{Err: "no such host", Name: "x", IsNotFound: true})); got != ErrUnknownHost {
+	if got := PermanentCause(fmt.Errorf("get: %w", &net.DNSError{Err: "no such host", Name: "x", IsNotFound: true})); got != ErrUnknownHost { //nolint:errorlint // PermanentCause returns the sentinel itself, as documented; the test checks exactly that
 		t.Errorf("no such host: %v", got)
 	}
 	if got := PermanentCause(apierrors.NewServiceUnavailable("later")); got != nil {

@@ -110,7 +110,7 @@ func NewHTTPClient(creds Credentials, base http.RoundTripper, timeout time.Durat
 	rt, err := auth.SetupAuth(cfg)
 	if err != nil {
 		if creds.Flow() == "default" {
-			return nil, fmt.Errorf("%w: STACKIT authentication found no credentials in its variables or credentials file: %v", ErrNoCredentials, err)
+			return nil, fmt.Errorf("%w: STACKIT authentication found no credentials in its variables or credentials file: %v", ErrNoCredentials, err) //nolint:errorlint // the error is ErrNoCredentials; the SDK's error is context for the reader, not to be matched by errors.Is/As
 		}
 		return nil, fmt.Errorf("STACKIT authentication (%s flow): %w", creds.Flow(), err)
 	}

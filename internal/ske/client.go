@@ -323,7 +323,7 @@ func (c *Client) ClusterGone(ctx context.Context, ref ClusterRef, getErr error) 
 	}
 	names, err := c.ListClusters(ctx, ClusterRef{ProjectID: ref.ProjectID, Region: ref.Region})
 	if err != nil {
-		return false, fmt.Errorf("%w (and listing the project's clusters to confirm it failed: %v)", getErr, err)
+		return false, fmt.Errorf("%w (and listing the project's clusters to confirm it failed: %v)", getErr, err) //nolint:errorlint // only getErr is to be classified; the list error is context for the reader, not to be matched by errors.Is/As
 	}
 	for _, n := range names {
 		if n == ref.Name {

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -31,7 +32,10 @@ import (
 
 // rawRequest sends one request to the emulator and returns the answer with
 // its body read.
-func rawRequest(t *testing.T, token, method, path, body string) (*http.Response, []byte) {
+//
+// The answer is a rawResponse, not the *http.Response: rawRequest has read and
+// closed the body, so callers get only what is still valid to look at.
+func rawRequest(t *testing.T, token, method, path, body string) (*rawResponse, []byte) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, env.Emulator.URL+"/v4"+path, strings.NewReader(body))
 	if err != nil {
@@ -45,7 +49,14 @@ func rawRequest(t *testing.T, token, method, path, body string) (*http.Response,
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp, b
+	return &rawResponse{StatusCode: resp.StatusCode, Header: resp.Header}, b
+}
+
+// rawResponse is the status and headers of an answer whose body rawRequest
+// has already read.
+type rawResponse struct {
+	StatusCode int
+	Header     http.Header
 }
 
 func TestAccRegenerateAnswersTheEmptyObjectTheAPIReferenceDocuments(t *testing.T) {
@@ -123,7 +134,7 @@ func TestAccMaintenanceAnswers503WithTheMaintenanceHeader(t *testing.T) {
 	env.Emulator.StartMaintenance(2 * time.Second)
 	before := env.Emulator.CountClusterRequests(c.ID, fakelke.EndpointGetCluster)
 	_, err := lc.GetLKECluster(t.Context(), c.ID)
-	if lerr, ok := err.(*linodego.Error); !ok || lerr.Code != http.StatusServiceUnavailable {
+	if lerr := (*linodego.Error)(nil); !errors.As(err, &lerr) || lerr.Code != http.StatusServiceUnavailable {
 		t.Fatalf("during maintenance: %v; want a 503 *linodego.Error", err)
 	}
 	if n := env.Emulator.CountClusterRequests(c.ID, fakelke.EndpointGetCluster) - before; n != 1 {

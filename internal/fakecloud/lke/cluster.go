@@ -296,7 +296,7 @@ func (c *Cluster) replaceTokenSecret(ctx context.Context, serviceAccount string)
 	err = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
 		s, err := secrets.Get(ctx, created.Name, metav1.GetOptions{})
 		if err != nil {
-			return false, nil
+			return false, nil //nolint:nilerr // the secret may not be readable yet: keep polling until the token controller fills it
 		}
 		token = string(s.Data[corev1.ServiceAccountTokenKey])
 		return token != "", nil

@@ -2,7 +2,6 @@ package lke
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -223,17 +222,4 @@ func (cp *controlPlane) stop() {
 	go func() { cp.controller.Stop(); close(done) }()
 	cp.apiserver.Stop()
 	<-done
-}
-
-// failed reports a process of the control plane that has exited.
-func (cp *controlPlane) failed() error {
-	for _, p := range []*fakecloud.Process{cp.apiserver, cp.controller} {
-		if p == nil {
-			continue
-		}
-		if ok, err := p.Exited(); ok {
-			return errors.Join(fmt.Errorf("%s exited", p.Name), err)
-		}
-	}
-	return nil
 }
