@@ -76,18 +76,10 @@ func runTests(m *testing.M) int {
 	// (no local LKE/SKE, no terraform). TestTiersAreNamedSo checks that
 	// every test that needs them is named so.
 	flag.Parse()
-	if os.Getenv("TF_ACC") == "" {
-		skip := "^TestAcc"
-		if user := flag.Lookup("test.skip").Value.String(); user != "" {
-			// A top-level | is an alternation of whole -skip patterns,
-			// each split at / into its levels.
-			skip = user + "|" + skip
-		}
-		if err := flag.Set("test.skip", skip); err != nil {
-			fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
-			return 1
-		}
-		fmt.Fprintln(os.Stderr, "TF_ACC is not set: the acceptance tests (TestAcc…) were not run; make test runs them")
+	if off, err := fakecloud.AcceptanceOff("real terraform against the local LKE and SKE"); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		return 1
+	} else if off {
 		return portableRan(m.Run())
 	}
 	if err := prepareTerraform(); err != nil {

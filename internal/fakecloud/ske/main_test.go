@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud"
+
 	fakeske "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/ske"
 )
 
@@ -23,15 +25,11 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	flag.Parse()
-	// As terraform-plugin-testing does: the TestAcc tests need a control
-	// plane and run only with TF_ACC set; without it nothing is started.
-	if os.Getenv("TF_ACC") == "" {
-		skip := "^TestAcc"
-		if s := flag.Lookup("test.skip").Value.String(); s != "" {
-			skip = s + "|" + skip
-		}
-		_ = flag.Set("test.skip", skip)
-		fmt.Println("fakeske: acceptance tests (TestAcc…, against a local SKE) not run: TF_ACC is unset; make test, or TF_ACC=1 go test, runs them")
+	// The TestAcc tests need a control plane and run only with TF_ACC set.
+	if off, err := fakecloud.AcceptanceOff("against a local SKE"); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		return 1
+	} else if off {
 		return m.Run()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
