@@ -5,9 +5,11 @@ package provider
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -147,7 +149,7 @@ func printMatrix(t *testing.T) {
 	}
 	cols = append(cols, "persistent 500")
 	var b strings.Builder
-	fmt.Fprintf(&b, "fault matrix (transient: 2 faults then served, 1 at regenerate and recycle; persistent: every attempt fails, then the next apply runs clean)\n")
+	fmt.Fprintf(&b, "fault matrix (transient: 2 faults then served, 1 at regenerate and recycle, one apply per fault kind and group of steps with endpoints of their own; persistent: every attempt fails, then the next apply runs clean)\n")
 	fmt.Fprintf(&b, "| step | %s |\n|---|%s\n", strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
 	passed, total := 0, 0
 	for _, s := range faultedSteps {
@@ -165,7 +167,7 @@ func printMatrix(t *testing.T) {
 		}
 		b.WriteString("\n")
 	}
-	fmt.Fprintf(&b, "%d of %d cases passed\n", passed, total)
+	fmt.Fprintf(&b, "%d of %d cells passed, in %d test cases\n", passed, total, len(faultKinds)*len(faultGroups(faultedSteps))+len(faultedSteps))
 	t.Log("\n" + b.String())
 }
 
@@ -174,20 +176,70 @@ func printMatrix(t *testing.T) {
 // succeeds; a persistent one ends the apply with an error naming the step,
 // and the next apply converges. After every apply the Linode API serves a
 // kubeconfig that works.
+//
+// The transient cells of one fault kind are played by a few applies, not
+// one each: an apply carries the faults of every step of a group of steps
+// that reach the API through endpoints of their own (faultGroups), so each
+// fault is met by the requests of the step it is meant for, as when that
+// step is faulted alone. A persistent fault ends the apply at its step, so
+// each of those still has an apply of its own.
 func TestAccFaultMatrix(t *testing.T) {
+	t.Parallel() // its cases join the pool of parallel tests (takeCluster)
 	t.Cleanup(func() { printMatrix(t) })
-	for _, s := range faultedSteps {
-		for _, k := range faultKinds {
-			t.Run(s.step+"/"+k.name, func(t *testing.T) {
+	for _, k := range faultKinds {
+		for _, g := range faultGroups(faultedSteps) {
+			t.Run("transient "+k.name+"/"+groupName(g), func(t *testing.T) {
 				t.Parallel()
-				runTransientFault(t, s, k.name, k.fault)
+				runTransientFaults(t, g, k.name, k.fault)
 			})
 		}
-		t.Run(s.step+"/persistent 500", func(t *testing.T) {
+	}
+	for _, s := range faultedSteps {
+		t.Run("persistent 500/"+s.step, func(t *testing.T) {
 			t.Parallel()
 			runPersistentFault(t, s, fakelke.Fault{Status: http.StatusInternalServerError})
 		})
 	}
+}
+
+// faultGroups splits steps, in their order, into the fewest groups in which
+// no two steps share an endpoint. Within a group the faults of each step are
+// then the first requests to its endpoint after its pass, exactly as when it
+// is faulted alone: no other step of the group reaches that endpoint.
+func faultGroups(steps []faultedStep) [][]faultedStep {
+	var groups [][]faultedStep
+next:
+	for _, s := range steps {
+		for i, g := range groups {
+			if !slices.ContainsFunc(g, func(o faultedStep) bool { return o.endpoint == s.endpoint }) {
+				groups[i] = append(g, s)
+				continue next
+			}
+		}
+		groups = append(groups, []faultedStep{s})
+	}
+	return groups
+}
+
+// groupName names a group by its first and last step ("get cluster …
+// recycle nodes, 9 steps"); the matrix printed at the end has every step.
+func groupName(g []faultedStep) string {
+	if len(g) == 1 {
+		return g[0].step
+	}
+	return fmt.Sprintf("%s … %s, %d steps", g[0].step, g[len(g)-1].step, len(g))
+}
+
+// groupSettings is the rotation that runs every step of g: verify, restart
+// and recycle on when any of its steps needs them.
+func groupSettings(g []faultedStep) faultedStep {
+	var all faultedStep
+	for _, s := range g {
+		all.verify = all.verify || s.verify
+		all.restart = all.restart || s.restart
+		all.recycle = all.recycle || s.recycle
+	}
+	return all
 }
 
 func prepareFaultCase(t *testing.T, c *fakelke.Cluster, s faultedStep) {
@@ -206,31 +258,42 @@ func injectAfter(c *fakelke.Cluster, s faultedStep, faults ...fakelke.Fault) {
 	testEnv.Emulator.InjectClusterFaults(c.ID, s.endpoint, append(queue, faults...)...)
 }
 
-func runTransientFault(t *testing.T, s faultedStep, name string, f fakelke.Fault) {
+func runTransientFaults(t *testing.T, g []faultedStep, name string, f fakelke.Fault) {
 	c := takeCluster(t)
-	prepareFaultCase(t, c, s)
+	all := groupSettings(g)
+	prepareFaultCase(t, c, all)
 	outcome := "FAIL"
-	defer func() { recordCase(s.step, name, outcome) }()
+	defer func() {
+		for _, s := range g {
+			recordCase(s.step, name, outcome)
+		}
+	}()
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: matrixProviders,
 		Steps: []resource.TestStep{{
 			PreConfig: func() {
-				faults := []fakelke.Fault{f, f}
-				if s.faults > 0 {
-					faults = faults[:0]
-					for range s.faults {
-						faults = append(faults, f)
+				for _, s := range g {
+					n := 2
+					if s.faults > 0 {
+						n = s.faults
 					}
+					injectAfter(c, s, slices.Repeat([]fakelke.Fault{f}, n)...)
 				}
-				injectAfter(c, s, faults...)
 			},
-			Config: faultConfig(c, s),
+			// Every step of the group meets its faults, one after the other.
+			Config: faultConfigWithin(c, all, "6m"),
 			ConfigStateChecks: []statecheck.StateCheck{
 				rotationAttr("rotated_at", knownvalue.NotNull()),
 				servedKubeconfigMatches(t, c),
 				rotationCheck(func(rotationValues) error {
-					if n := testEnv.Emulator.PendingFaults(c.ID, s.endpoint); n != 0 {
-						return fmt.Errorf("%d of the injected faults were never met: the step did not go through %s", n, s.endpoint)
+					var unmet []string
+					for _, s := range g {
+						if n := testEnv.Emulator.PendingFaults(c.ID, s.endpoint); n != 0 {
+							unmet = append(unmet, fmt.Sprintf("%s: %d of its faults were never met (it did not go through %s)", s.step, n, s.endpoint))
+						}
+					}
+					if len(unmet) > 0 {
+						return errors.New(strings.Join(unmet, "; "))
 					}
 					return nil
 				}),
@@ -378,6 +441,7 @@ func TestAccRotation_gatewayHTMLPagesWhileWaitingForTheKubeconfig(t *testing.T) 
 // instead of asking again: the request log shows the call exactly once, and
 // the rotation finishes.
 func TestAccRotation_actsOnceWhenTheAnswerIsLost(t *testing.T) {
+	t.Parallel() // its cases join the pool of parallel tests (takeCluster)
 	cases := []struct {
 		name string
 		s    faultedStep

@@ -64,3 +64,26 @@ func TestMatricesCoverEveryStep(t *testing.T) {
 		}
 	}
 }
+
+// The fault matrix plays the transient faults of a group of steps in one
+// apply (faultGroups); that is only the same test as faulting each step
+// alone if every step is in exactly one group and no two steps of a group
+// reach the same endpoint.
+func TestFaultGroupsShareNoEndpoint(t *testing.T) {
+	seen := map[string]int{}
+	for i, g := range faultGroups(faultedSteps) {
+		endpoints := map[string]string{}
+		for _, s := range g {
+			seen[s.step]++
+			if other, ok := endpoints[s.endpoint]; ok {
+				t.Errorf("group %d has %q and %q, which both reach %s: the faults of one could be met by the other", i, other, s.step, s.endpoint)
+			}
+			endpoints[s.endpoint] = s.step
+		}
+	}
+	for _, s := range faultedSteps {
+		if seen[s.step] != 1 {
+			t.Errorf("step %q is in %d groups; it must be in one", s.step, seen[s.step])
+		}
+	}
+}
