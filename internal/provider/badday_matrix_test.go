@@ -181,6 +181,7 @@ var badDayOutcomes = struct {
 // asked), whatever answers were lost; and kube-system's token secrets are
 // all new.
 func TestAccBadDaysMatrix(t *testing.T) {
+	t.Parallel() // its cases join the pool of parallel tests (takeCluster)
 	t.Cleanup(func() {
 		badDayOutcomes.Lock()
 		defer badDayOutcomes.Unlock()

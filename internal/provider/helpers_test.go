@@ -27,8 +27,11 @@ import (
 	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
-// clusterFor hands each parallel test its own emulated cluster, so rotations
-// (and the 10 s the API server keeps accepting a deleted token) overlap.
+// takeCluster hands each parallel test a cluster of the pool for itself, so
+// rotations (and the 10 s the API server keeps accepting a deleted token)
+// overlap. The matrices are parallel at the top too (their cases take from
+// the same pool beside every other test): a top-level test that is not
+// would make all others wait for its longest case.
 var (
 	clusterMu   sync.Mutex
 	clusterUsed = map[int]bool{}

@@ -68,6 +68,7 @@ var killed = struct {
 // recorded it, and then a plan is empty), and the next apply converges (and
 // a plan after it is empty).
 func TestAccKilledRuns(t *testing.T) {
+	t.Parallel() // its cases join the pool of parallel tests (takeCluster)
 	t.Cleanup(func() {
 		t.Logf("killed runs: %d of %d kill points passed: %s", len(killed.passed), len(killPoints), strings.Join(killed.passed, "; "))
 	})

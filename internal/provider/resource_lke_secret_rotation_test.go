@@ -904,6 +904,7 @@ func TestAccRotation_tokenWithoutTheLKEWriteScopeIsExplained(t *testing.T) {
 // (LKE restarts the control-plane components); the rotation waits for it
 // and finishes. A high-availability cluster has no outage.
 func TestAccRotation_waitsOutTheControlPlaneRestart(t *testing.T) {
+	t.Parallel() // its cases join the pool of parallel tests (takeCluster)
 	for _, ha := range []bool{false, true} {
 		t.Run(fmt.Sprintf("high availability %t", ha), func(t *testing.T) {
 			t.Parallel()

@@ -38,6 +38,7 @@ var skeBadDays = []struct {
 // TestAccSKEBadDaysMatrix runs every SKE bad day, each on a cluster of its
 // own, and prints how each went.
 func TestAccSKEBadDaysMatrix(t *testing.T) {
+	t.Parallel() // its cases join the pool of parallel tests (takeCluster)
 	var mu sync.Mutex
 	outcomes := map[string]string{}
 	t.Cleanup(func() {

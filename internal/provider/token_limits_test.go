@@ -120,6 +120,7 @@ resource "terraform_data" "use" {
 // hangs is given up after request_timeout and one that fails is tried
 // again, max_retries times and no more.
 func TestAccShortLived_honoursRetriesAndTimeoutForEverySource(t *testing.T) {
+	t.Parallel() // its cases join the pool of parallel tests (takeCluster)
 	sources := []struct {
 		name             string
 		provider, source func(c *fakelke.Cluster, kubeconfigFile string) string
