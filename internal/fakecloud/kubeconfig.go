@@ -1,8 +1,10 @@
 package fakecloud
 
 import (
+	"fmt"
 	"os"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
@@ -28,4 +30,15 @@ func WriteClientCertKubeconfig(path, name, server string, caPEM []byte, certPath
 		return err
 	}
 	return os.WriteFile(path, b, 0o600)
+}
+
+// Clientset reaches a cluster with a kubeconfig an emulated cloud served or
+// issued, for the emulators' own tests and for tests that check what a
+// served kubeconfig can do.
+func Clientset(kubeconfig []byte) (kubernetes.Interface, error) {
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("the kubeconfig does not parse: %w", err)
+	}
+	return kubernetes.NewForConfig(cfg)
 }

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud"
 	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
 
@@ -39,11 +40,7 @@ func newLinodeClient(t *testing.T, token string) *linodego.Client {
 
 func clientsetFor(t *testing.T, kubeconfig []byte) kubernetes.Interface {
 	t.Helper()
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
-	if err != nil {
-		t.Fatalf("served kubeconfig does not parse: %v", err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := fakecloud.Clientset(kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
