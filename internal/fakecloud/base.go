@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -94,6 +95,39 @@ func (b *Base) LogTail() string {
 func (b *Base) Cancel() {
 	if b.cancel != nil {
 		b.cancel()
+	}
+}
+
+// LogTails returns the end of the shared etcd's log, then of each part's
+// (a cloud's clusters), to print when a test fails.
+func LogTails[P interface{ LogTail() string }](b *Base, parts []P) string {
+	var s strings.Builder
+	if b != nil {
+		s.WriteString(b.LogTail())
+	}
+	for _, p := range parts {
+		s.WriteString(p.LogTail())
+	}
+	return s.String()
+}
+
+// Shutdown stops a cloud in the order every cloud needs: its context ends,
+// its servers stop, then its clusters (take hands them over, after the
+// servers stopped, so that none is added meanwhile) stop side by side, then
+// etcd and the directory go.
+func Shutdown[P any](b *Base, stopServers func(), take func() []P, stop func(P)) {
+	if b != nil {
+		b.Cancel()
+	}
+	stopServers()
+	var wg sync.WaitGroup
+	for _, c := range take() {
+		wg.Add(1)
+		go func() { defer wg.Done(); stop(c) }()
+	}
+	wg.Wait()
+	if b != nil {
+		b.Close()
 	}
 }
 

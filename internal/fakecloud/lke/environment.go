@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -218,16 +217,7 @@ func (env *Environment) LinodeEnv() map[string]string {
 }
 
 // LogTail returns the end of every process log, to print when a test fails.
-func (env *Environment) LogTail() string {
-	var b strings.Builder
-	if env.base != nil {
-		b.WriteString(env.base.LogTail())
-	}
-	for _, c := range env.Clusters() {
-		b.WriteString(c.LogTail())
-	}
-	return b.String()
-}
+func (env *Environment) LogTail() string { return fakecloud.LogTails(env.base, env.Clusters()) }
 
 // CloseOnSignal closes the environment and exits when the process is
 // interrupted (Ctrl-C during `go test`), so nothing is left behind.
@@ -243,24 +233,19 @@ func (env *Environment) Close() {
 }
 
 func (env *Environment) close() {
-	if env.base != nil {
-		env.base.Cancel()
-	}
-	if env.Emulator != nil {
-		env.Emulator.close()
-		env.Emulator = nil
-	}
-	env.mu.Lock()
-	clusters := env.cluster
-	env.cluster = map[int]*Cluster{}
-	env.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, c := range clusters {
-		wg.Add(1)
-		go func() { defer wg.Done(); c.stop() }()
-	}
-	wg.Wait()
-	if env.base != nil {
-		env.base.Close()
-	}
+	fakecloud.Shutdown(env.base, func() {
+		if env.Emulator != nil {
+			env.Emulator.close()
+			env.Emulator = nil
+		}
+	}, func() []*Cluster {
+		env.mu.Lock()
+		defer env.mu.Unlock()
+		clusters := make([]*Cluster, 0, len(env.cluster))
+		for _, c := range env.cluster {
+			clusters = append(clusters, c)
+		}
+		env.cluster = map[int]*Cluster{}
+		return clusters
+	}, (*Cluster).stop)
 }

@@ -10,7 +10,6 @@ package ske
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
@@ -72,16 +71,7 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 }
 
 // LogTail returns the end of every process log, to print when a test fails.
-func (env *Environment) LogTail() string {
-	var b strings.Builder
-	if env.base != nil {
-		b.WriteString(env.base.LogTail())
-	}
-	for _, c := range env.Clusters() {
-		b.WriteString(c.LogTail())
-	}
-	return b.String()
-}
+func (env *Environment) LogTail() string { return fakecloud.LogTails(env.base, env.Clusters()) }
 
 // CloseOnSignal closes the environment and exits when the process is
 // interrupted (Ctrl-C during `go test`), so nothing is left behind.
@@ -97,24 +87,16 @@ func (env *Environment) Close() {
 }
 
 func (env *Environment) close() {
-	if env.base != nil {
-		env.base.Cancel()
-	}
-	if env.API != nil {
-		close(env.API.closing)
-		_ = env.API.server.Close()
-	}
-	env.mu.Lock()
-	clusters := env.clusters
-	env.clusters = nil
-	env.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, c := range clusters {
-		wg.Add(1)
-		go func() { defer wg.Done(); c.stop() }()
-	}
-	wg.Wait()
-	if env.base != nil {
-		env.base.Close()
-	}
+	fakecloud.Shutdown(env.base, func() {
+		if env.API != nil {
+			close(env.API.closing)
+			_ = env.API.server.Close()
+		}
+	}, func() []*Cluster {
+		env.mu.Lock()
+		defer env.mu.Unlock()
+		clusters := env.clusters
+		env.clusters = nil
+		return clusters
+	}, (*Cluster).stop)
 }
