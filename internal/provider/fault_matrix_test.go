@@ -178,11 +178,12 @@ func printMatrix(t *testing.T) {
 // kubeconfig that works.
 //
 // The transient cells of one fault kind are played by a few applies, not
-// one each: an apply carries the faults of every step of a group of steps
-// that reach the API through endpoints of their own (faultGroups), so each
-// fault is met by the requests of the step it is meant for, as when that
-// step is faulted alone. A persistent fault ends the apply at its step, so
-// each of those still has an apply of its own.
+// one each: an apply carries the faults of every step of a group
+// (faultGroups). The steps of a group run with the settings each has when
+// faulted alone, so the rotation sends the same requests as in each step's
+// own case, and they reach the API through endpoints of their own, so each
+// fault is met by the same request as in that step's own case. A persistent
+// fault ends the apply at its step, so each of those has an apply of its own.
 func TestAccFaultMatrix(t *testing.T) {
 	t.Parallel() // its cases join the pool of parallel tests (takeCluster)
 	t.Cleanup(func() { printMatrix(t) })
@@ -203,15 +204,19 @@ func TestAccFaultMatrix(t *testing.T) {
 }
 
 // faultGroups splits steps, in their order, into the fewest groups in which
-// no two steps share an endpoint. Within a group the faults of each step are
-// then the first requests to its endpoint after its pass, exactly as when it
-// is faulted alone: no other step of the group reaches that endpoint.
+// every step has the same settings (verify, restart, recycle) and no two
+// steps share an endpoint. The faults of a step are then the first requests
+// to its endpoint after its pass in the same rotation as when it is faulted
+// alone; a later step of the rotation that reaches the same endpoint (the
+// regenerate watch reads the kubeconfig and lists secrets, verify reviews
+// the old token, recycle lists nodes) met them no sooner there either.
 func faultGroups(steps []faultedStep) [][]faultedStep {
 	var groups [][]faultedStep
 next:
 	for _, s := range steps {
 		for i, g := range groups {
-			if !slices.ContainsFunc(g, func(o faultedStep) bool { return o.endpoint == s.endpoint }) {
+			if groupSettings(g) == groupSettings([]faultedStep{s}) &&
+				!slices.ContainsFunc(g, func(o faultedStep) bool { return o.endpoint == s.endpoint }) {
 				groups[i] = append(g, s)
 				continue next
 			}
@@ -230,8 +235,9 @@ func groupName(g []faultedStep) string {
 	return fmt.Sprintf("%s … %s, %d steps", g[0].step, g[len(g)-1].step, len(g))
 }
 
-// groupSettings is the rotation that runs every step of g: verify, restart
-// and recycle on when any of its steps needs them.
+// groupSettings is the rotation that runs the steps of g: verify, restart
+// and recycle as they ask (faultGroups puts only steps that ask the same
+// together).
 func groupSettings(g []faultedStep) faultedStep {
 	var all faultedStep
 	for _, s := range g {
@@ -280,8 +286,9 @@ func runTransientFaults(t *testing.T, g []faultedStep, name string, f fakelke.Fa
 					injectAfter(c, s, slices.Repeat([]fakelke.Fault{f}, n)...)
 				}
 			},
-			// Every step of the group meets its faults, one after the other.
-			Config: faultConfigWithin(c, all, "6m"),
+			// Every step of the group meets its faults, one after the
+			// other: 3 minutes each, as when each is faulted alone.
+			Config: faultConfigWithin(c, all, fmt.Sprintf("%dm", 3*len(g))),
 			ConfigStateChecks: []statecheck.StateCheck{
 				rotationAttr("rotated_at", knownvalue.NotNull()),
 				servedKubeconfigMatches(t, c),

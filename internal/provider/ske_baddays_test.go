@@ -38,7 +38,7 @@ var skeBadDays = []struct {
 // TestAccSKEBadDaysMatrix runs every SKE bad day, each on a cluster of its
 // own, and prints how each went.
 func TestAccSKEBadDaysMatrix(t *testing.T) {
-	t.Parallel() // its cases join the pool of parallel tests (takeCluster)
+	t.Parallel() // its rows run beside every other parallel test, each on an SKE cluster of its own
 	var mu sync.Mutex
 	outcomes := map[string]string{}
 	t.Cleanup(func() {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,7 +125,8 @@ func TestAccSKEKubeconfig_issuesAWorkingShortLivedKubeconfig(t *testing.T) {
 				}
 				n := 0
 				for _, r := range api.Requests()[before:] {
-					if r.Endpoint == fakeske.EndpointCreateKubeconfig && r.Status == 200 {
+					// This cluster's only: the SKE tests beside this one ask for theirs.
+					if r.Endpoint == fakeske.EndpointCreateKubeconfig && r.Status == 200 && strings.Contains(r.Path, "/clusters/"+c.Name+"/") {
 						n++
 					}
 				}

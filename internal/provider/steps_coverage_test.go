@@ -67,14 +67,18 @@ func TestMatricesCoverEveryStep(t *testing.T) {
 
 // The fault matrix plays the transient faults of a group of steps in one
 // apply (faultGroups); that is only the same test as faulting each step
-// alone if every step is in exactly one group and no two steps of a group
-// reach the same endpoint.
+// alone if every step is in exactly one group, the steps of a group run the
+// same rotation (the same settings), and no two of them reach the same
+// endpoint.
 func TestFaultGroupsShareNoEndpoint(t *testing.T) {
 	seen := map[string]int{}
 	for i, g := range faultGroups(faultedSteps) {
 		endpoints := map[string]string{}
 		for _, s := range g {
 			seen[s.step]++
+			if groupSettings([]faultedStep{s}) != groupSettings(g[:1]) {
+				t.Errorf("group %d has %q and %q, which run with different settings: one's faults would meet another rotation than its own case's", i, g[0].step, s.step)
+			}
 			if other, ok := endpoints[s.endpoint]; ok {
 				t.Errorf("group %d has %q and %q, which both reach %s: the faults of one could be met by the other", i, other, s.step, s.endpoint)
 			}
