@@ -149,7 +149,7 @@ func printMatrix(t *testing.T) {
 	}
 	cols = append(cols, "persistent 500")
 	var b strings.Builder
-	fmt.Fprintf(&b, "fault matrix (transient: 2 faults then served, 1 at regenerate and recycle, one apply per fault kind and group of steps with endpoints of their own; persistent: every attempt fails, then the next apply runs clean)\n")
+	fmt.Fprintf(&b, "fault matrix (transient: 2 faults then served, 1 at regenerate and recycle, one apply per fault kind and group of steps that run the same rotation and reach endpoints of their own; persistent: every attempt fails, then the next apply runs clean)\n")
 	fmt.Fprintf(&b, "| step | %s |\n|---|%s\n", strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
 	passed, total := 0, 0
 	for _, s := range faultedSteps {
@@ -215,7 +215,7 @@ func faultGroups(steps []faultedStep) [][]faultedStep {
 next:
 	for _, s := range steps {
 		for i, g := range groups {
-			if groupSettings(g) == groupSettings([]faultedStep{s}) &&
+			if settings(g[0]) == settings(s) &&
 				!slices.ContainsFunc(g, func(o faultedStep) bool { return o.endpoint == s.endpoint }) {
 				groups[i] = append(g, s)
 				continue next
@@ -235,17 +235,10 @@ func groupName(g []faultedStep) string {
 	return fmt.Sprintf("%s … %s, %d steps", g[0].step, g[len(g)-1].step, len(g))
 }
 
-// groupSettings is the rotation that runs the steps of g: verify, restart
-// and recycle as they ask (faultGroups puts only steps that ask the same
-// together).
-func groupSettings(g []faultedStep) faultedStep {
-	var all faultedStep
-	for _, s := range g {
-		all.verify = all.verify || s.verify
-		all.restart = all.restart || s.restart
-		all.recycle = all.recycle || s.recycle
-	}
-	return all
+// settings is the rotation a step runs in: verify, restart and recycle as
+// it asks, nothing else of it.
+func settings(s faultedStep) faultedStep {
+	return faultedStep{verify: s.verify, restart: s.restart, recycle: s.recycle}
 }
 
 func prepareFaultCase(t *testing.T, c *fakelke.Cluster, s faultedStep) {
@@ -266,7 +259,7 @@ func injectAfter(c *fakelke.Cluster, s faultedStep, faults ...fakelke.Fault) {
 
 func runTransientFaults(t *testing.T, g []faultedStep, name string, f fakelke.Fault) {
 	c := takeCluster(t)
-	all := groupSettings(g)
+	all := settings(g[0]) // the same for every step of g
 	prepareFaultCase(t, c, all)
 	outcome := "FAIL"
 	defer func() {

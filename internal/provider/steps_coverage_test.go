@@ -76,7 +76,7 @@ func TestFaultGroupsShareNoEndpoint(t *testing.T) {
 		endpoints := map[string]string{}
 		for _, s := range g {
 			seen[s.step]++
-			if groupSettings([]faultedStep{s}) != groupSettings(g[:1]) {
+			if settings(s) != settings(g[0]) {
 				t.Errorf("group %d has %q and %q, which run with different settings: one's faults would meet another rotation than its own case's", i, g[0].step, s.step)
 			}
 			if other, ok := endpoints[s.endpoint]; ok {
