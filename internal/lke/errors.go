@@ -8,22 +8,23 @@ import (
 
 // Steps of the runbook, named as errors and logs name them.
 const (
-	StepGetCluster        = "get cluster"
-	StepFetchKubeconfig   = "fetch current kubeconfig"
-	StepCheckAccess       = "check access with the current kubeconfig"
-	StepListSecrets       = "list service-account-token secrets"
-	StepDeleteSecrets     = "delete service-account-token secrets"
-	StepRegenerate        = "regenerate kubeconfig and service token"
-	StepWaitKubeconfig    = "wait for the new kubeconfig"
-	StepWaitControlPlane  = "wait for the control plane after the service-token regeneration"
-	StepFinishDeletion    = "delete the token secrets the interrupted run left"
-	StepDeleteOldSecret   = "delete the old kubeconfig's token secret"
-	StepIssueCanary       = "issue a short-lived canary token"
-	StepRevokeShortLived  = "revoke short-lived kubeconfigs"
-	StepVerifyNew         = "verify the new kubeconfig"
-	StepVerifyOldRejected = "verify the old credentials are rejected"
-	StepRestartWorkloads  = "restart workloads"
-	StepRecycleNodes      = "recycle nodes"
+	StepGetCluster              = "get cluster"
+	StepFetchKubeconfig         = "fetch current kubeconfig"
+	StepCheckAccess             = "check access with the current kubeconfig"
+	StepListSecrets             = "list service-account-token secrets"
+	StepDeleteSecrets           = "delete service-account-token secrets"
+	StepRecreateServiceAccounts = "re-create service accounts"
+	StepRegenerate              = "regenerate kubeconfig and service token"
+	StepWaitKubeconfig          = "wait for the new kubeconfig"
+	StepWaitControlPlane        = "wait for the control plane after the service-token regeneration"
+	StepFinishDeletion          = "delete the token secrets the interrupted run left"
+	StepDeleteOldSecret         = "delete the old kubeconfig's token secret"
+	StepIssueCanary             = "issue a short-lived canary token"
+	StepRevokeShortLived        = "revoke short-lived kubeconfigs"
+	StepVerifyNew               = "verify the new kubeconfig"
+	StepVerifyOldRejected       = "verify the old credentials are rejected"
+	StepRestartWorkloads        = "restart workloads"
+	StepRecycleNodes            = "recycle nodes"
 )
 
 // Steps are every step of the runbook, in the order Rotate runs them: a
@@ -37,6 +38,7 @@ var Steps = []string{
 	StepCheckAccess,
 	StepListSecrets,
 	StepDeleteSecrets,
+	StepRecreateServiceAccounts,
 	StepRegenerate,
 	StepWaitKubeconfig,
 	StepWaitControlPlane,

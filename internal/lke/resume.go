@@ -56,6 +56,12 @@ func (r *run) finishResumedDeletion(ctx context.Context) (map[string]any, error)
 	deleted, err := kube.DeleteTokenSecrets(ctx, r.new, r.toDelete, r.kept, r.opts.DeleteConcurrency)
 	r.recordDeleted(deleted)
 	r.result.ResumedLeftover = len(deleted)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.recreateListedAfterResume(ctx); err != nil {
+		return nil, err
+	}
 	return map[string]any{"found": len(all), "deleted": len(deleted), "kept": len(r.kept), "namespaces": r.opts.Namespaces}, err
 }
 

@@ -25,6 +25,14 @@ type Options struct {
 	RestartWorkloads *RestartOptions
 	// RecycleNodes recycles every node and waits for Ready replacements.
 	RecycleNodes bool
+	// RecreateAdmin re-creates kube-system/lke-admin before the
+	// regeneration (when the kubeconfig is regenerated), which revokes every
+	// token the admin account ever had, those made with `kubectl create
+	// token` included.
+	RecreateAdmin bool
+	// RevokeServiceAccounts are re-created before lke-admin, which revokes
+	// every token they ever had.
+	RevokeServiceAccounts []kube.ServiceAccountRef
 	// Verify lists nodes with the new kubeconfig and waits until the old
 	// admin token, and a short-lived token issued before the revocation,
 	// are rejected.
@@ -85,6 +93,13 @@ type Result struct {
 	// left alone, as kubectl rollout restart refuses them.
 	SkippedPaused []string
 	RecycledNodes int
+	// RecreatedServiceAccounts are the accounts re-created (namespace/name).
+	RecreatedServiceAccounts []string
+	// AdminNotRecreated is true when a resumed rotation found lke-admin with
+	// the UID the old kubeconfig's token was issued for: the interrupted run
+	// (or a person) deleted the secrets without re-creating it, so tokens it
+	// issued before stay valid until they expire.
+	AdminNotRecreated bool
 	// DeletedAdminSecretFirst is true when the served kubeconfig kept the
 	// old token for longer than TokenWait, and the rotation deleted the old
 	// admin secret before the new kubeconfig was served (the runbook's order).
@@ -137,6 +152,11 @@ func (r *Runner) Rotate(ctx context.Context, opts Options) (*Result, error) {
 		}
 		if err := run.step(ctx, StepDeleteSecrets, run.deleteServiceAccountTokens); err != nil {
 			return nil, err
+		}
+		if len(opts.RevokeServiceAccounts) > 0 || run.recreatesAdmin() {
+			if err := run.step(ctx, StepRecreateServiceAccounts, run.recreateServiceAccounts); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := run.step(ctx, StepRegenerate, run.regenerate); err != nil {
@@ -236,6 +256,8 @@ type run struct {
 	lkeTokensBefore map[string]bool         // UIDs of LKE's own token secrets before regenerating
 	pendingMounts   []kube.PodMount         // pods using secrets listed for deletion
 	canary          *kubeconfig.IssuedToken // a short-lived token issued to prove revocation
+	accountCanaries []accountCanary         // tokens of re-created accounts issued before
+	adminRecreated  bool                    // lke-admin was re-created: the old credential is dead
 
 	done []string // what has been changed so far, for error messages
 }
@@ -324,7 +346,7 @@ func (r *run) checkCurrentAccess(ctx context.Context) (map[string]any, error) {
 // regenerate asks LKE for a new kubeconfig and/or service token, once: if
 // the answer is lost, it checks whether LKE acted before asking again.
 func (r *run) regenerate(ctx context.Context) (map[string]any, error) {
-	if !r.result.Resumed {
+	if !r.result.Resumed && r.lkeTokensBefore == nil && !r.adminRecreated {
 		// What LKE's own token secrets are now, to tell later whether a
 		// regenerate whose answer was lost took effect.
 		uids, err := lkeTokenUIDs(ctx, r.old)
@@ -371,7 +393,9 @@ func (r *run) waitForKubeconfig(ctx context.Context) (map[string]any, error) {
 		// The API may serve the old kubeconfig for a moment before it
 		// starts answering 503; or LKE rebuilt it from the admin secret
 		// that still exists, and makes a new token only once it is gone.
-		if len(r.ownSecret) > 0 && r.Clock.Since(start) >= r.opts.TokenWait {
+		// Once lke-admin is re-created, the token controller deletes that
+		// secret itself, and nothing here can any more.
+		if len(r.ownSecret) > 0 && !r.adminRecreated && r.Clock.Since(start) >= r.opts.TokenWait {
 			deleted, err := kube.DeleteEach(ctx, r.old, r.ownSecret, 1)
 			r.recordDeleted(deleted)
 			if err != nil {

@@ -493,3 +493,51 @@ func TestRotateStepFailureSaysWhatWasDoneAndTheNextRunFinishes(t *testing.T) {
 }
 
 var secretsResource = corev1.SchemeGroupVersion.WithResource("secrets")
+
+// The listed accounts and then lke-admin are re-created (new UIDs) before
+// the regeneration, so the new kubeconfig's token is the new admin's.
+func TestRotateRecreatesTheListedAccountsThenTheAdminBeforeRegenerating(t *testing.T) {
+	f := newFakeLKE(t, "ci")
+	uids := map[string]string{}
+	for _, ref := range []kube.ServiceAccountRef{{Namespace: "ci", Name: "deployer"}, adminAccount} {
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: ref.Name, UID: types.UID("before-" + ref.Name),
+			Labels: map[string]string{"keep": "me"}}}
+		if err := f.core.Tracker().Add(sa); err != nil {
+			t.Fatal(err)
+		}
+		uids[ref.String()] = string(sa.UID)
+	}
+	var regeneratedAfter []string
+	r := f.runner()
+	r.Log = stepLog(func(step string) {
+		if step == StepRegenerate {
+			regeneratedAfter = nil
+			for id := range uids {
+				ns, name, _ := strings.Cut(id, "/")
+				sa, err := f.core.CoreV1().ServiceAccounts(ns).Get(context.Background(), name, metav1.GetOptions{})
+				if err == nil && string(sa.UID) != uids[id] && sa.Labels["keep"] == "me" {
+					regeneratedAfter = append(regeneratedAfter, id)
+				}
+			}
+		}
+	})
+	res, err := r.Rotate(t.Context(), fastOptions(Options{
+		Namespaces: []string{"kube-system", "ci"}, RegenerateKubeconfig: true, RegenerateServiceToken: true,
+		RecreateAdmin: true, RevokeServiceAccounts: []kube.ServiceAccountRef{{Namespace: "ci", Name: "deployer"}},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"ci/deployer", "kube-system/lke-admin"}; !slices.Equal(res.RecreatedServiceAccounts, want) {
+		t.Errorf("re-created %v, want %v in that order", res.RecreatedServiceAccounts, want)
+	}
+	slices.Sort(regeneratedAfter)
+	if len(regeneratedAfter) != 2 {
+		t.Errorf("when the regeneration was asked for, only %v had been re-created with their labels; want both", regeneratedAfter)
+	}
+}
+
+// stepLog calls fn with each step's name as it is logged.
+type stepLog func(step string)
+
+func (l stepLog) Step(_ context.Context, step string, _ map[string]any) { l(step) }

@@ -43,6 +43,7 @@ func (r *run) verifyOldCredentialsRejected(ctx context.Context) (map[string]any,
 	start := r.Clock.Now()
 	checkAdmin := r.opts.RegenerateKubeconfig && !r.result.Resumed
 	adminGone, canaryGone := !checkAdmin, false
+	var stillAccounts []string
 	var lastErr error
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, r.opts.OldTokenTimeout, true, func(ctx context.Context) (bool, error) {
 		if !adminGone {
@@ -59,7 +60,12 @@ func (r *run) verifyOldCredentialsRejected(ctx context.Context) (map[string]any,
 			}
 			canaryGone = gone
 		}
-		return adminGone && canaryGone, nil
+		still, err := r.acceptedAccountCanaries(ctx)
+		if lastErr = err; err != nil {
+			return false, err
+		}
+		stillAccounts = still
+		return adminGone && canaryGone && len(stillAccounts) == 0, nil
 	})
 	if err != nil {
 		if lastErr != nil {
@@ -72,11 +78,14 @@ func (r *run) verifyOldCredentialsRejected(ctx context.Context) (map[string]any,
 		if !canaryGone {
 			still = append(still, "a short-lived token issued before the revocation")
 		}
+		for _, a := range stillAccounts {
+			still = append(still, "a token of "+a+" issued before its re-creation")
+		}
 		verb := "is"
 		if len(still) > 1 {
 			verb = "are"
 		}
 		return nil, fmt.Errorf("%s %s still accepted %s after its secret was deleted", strings.Join(still, " and "), verb, r.opts.OldTokenTimeout)
 	}
-	return map[string]any{"waited_ms": r.Clock.Since(start).Milliseconds(), "admin_checked": checkAdmin, "short_lived_checked": r.canary != nil}, nil
+	return map[string]any{"waited_ms": r.Clock.Since(start).Milliseconds(), "admin_checked": checkAdmin, "short_lived_checked": r.canary != nil, "accounts_checked": len(r.accountCanaries)}, nil
 }

@@ -35,6 +35,7 @@ var killPoints = slices.DeleteFunc(slices.Clone(lke.Steps), func(step string) bo
 
 // notKilled are the runbook steps terraform is not killed after, and why.
 var notKilled = map[string]string{
+	lke.StepRecreateServiceAccounts: "no setting of the resource or the action runs it yet; the kill after it comes with the setting",
 	lke.StepFinishDeletion: "only a resumed rotation runs it, in place of the list and delete steps whose kills make the next run resume; " +
 		"the kills after those steps are the resumed runs that go through it",
 }

@@ -1,0 +1,148 @@
+package lke
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
+)
+
+// adminAccount is the account behind the kubeconfig the Linode API serves.
+var adminAccount = kube.ServiceAccountRef{Namespace: "kube-system", Name: adminServiceAccount}
+
+// accountCanary is a token of an account issued before its re-creation.
+type accountCanary struct {
+	account kube.ServiceAccountRef
+	token   string
+}
+
+// recreateServiceAccounts re-creates the accounts the user listed, then
+// lke-admin, so that every token they ever had is rejected: tokens made with
+// `kubectl create token`, tokens bound to Secrets, legacy token secrets. The
+// regeneration that follows issues the new kubeconfig's token for the new
+// lke-admin. lke-admin goes last because re-creating it ends the old admin
+// credential, the only one this run has until the new kubeconfig is served;
+// a run stopped after that resumes from the regeneration.
+//
+// Before each re-creation it issues one token of the account (as a leaver
+// would), checked after the rotation to be rejected.
+func (r *run) recreateServiceAccounts(ctx context.Context) (map[string]any, error) {
+	accounts := slices.Clone(r.opts.RevokeServiceAccounts)
+	if r.recreatesAdmin() {
+		accounts = append(accounts, adminAccount)
+	}
+	// What LKE's own token secrets are now, to tell later whether a
+	// regenerate whose answer was lost took effect: once lke-admin is
+	// re-created, nothing can be read until the new kubeconfig is served.
+	uids, err := lkeTokenUIDs(ctx, r.old)
+	if err != nil {
+		return nil, err
+	}
+	r.lkeTokensBefore = uids
+	var canaries []accountCanary
+	if r.opts.Verify {
+		for _, a := range accounts {
+			tok, err := kube.IssueAccountCanary(ctx, r.old, a)
+			if err != nil {
+				return nil, err
+			}
+			canaries = append(canaries, accountCanary{account: a, token: tok})
+		}
+	}
+	for _, a := range accounts {
+		if _, err := kube.RecreateServiceAccount(ctx, r.old, a); err != nil {
+			return nil, err
+		}
+		r.result.RecreatedServiceAccounts = append(r.result.RecreatedServiceAccounts, a.String())
+		r.done = append(r.done, "service account "+a.String()+" re-created")
+	}
+	r.accountCanaries = canaries
+	if r.recreatesAdmin() {
+		// The token controller deletes the old admin secret now; the
+		// regeneration must not wait for it (see waitForKubeconfig).
+		r.adminRecreated = true
+		r.lkeTokensBefore = nil
+	}
+	return map[string]any{"recreated": r.result.RecreatedServiceAccounts}, nil
+}
+
+// recreatesAdmin: lke-admin is re-created only when the kubeconfig is
+// regenerated, since only the regeneration gives the new account a token.
+func (r *run) recreatesAdmin() bool { return r.opts.RecreateAdmin && r.opts.RegenerateKubeconfig }
+
+// recreateListedAfterResume re-creates, in a resumed rotation, the listed
+// accounts with the new kubeconfig: the earlier run may have stopped before
+// it reached them. lke-admin is not re-created again (that would end the
+// kubeconfig just served); whether the earlier run re-created it is read
+// from the UIDs: the old kubeconfig's token names the account it was issued
+// for.
+func (r *run) recreateListedAfterResume(ctx context.Context) error {
+	for _, a := range r.opts.RevokeServiceAccounts {
+		if _, err := kube.RecreateServiceAccount(ctx, r.new, a); err != nil {
+			return err
+		}
+		r.result.RecreatedServiceAccounts = append(r.result.RecreatedServiceAccounts, a.String())
+		r.done = append(r.done, "service account "+a.String()+" re-created")
+	}
+	if !r.recreatesAdmin() {
+		return nil
+	}
+	oldUID := tokenAccountUID(kube.TokenOf(r.oldKubeconfig))
+	var current string
+	err := r.new.Retry.Do(ctx, func() error {
+		sa, err := r.new.Core.CoreV1().ServiceAccounts(adminAccount.Namespace).Get(ctx, adminAccount.Name, metav1.GetOptions{})
+		if err == nil {
+			current = string(sa.UID)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("read service account %s: %w", adminAccount, err)
+	}
+	if oldUID == current {
+		r.result.AdminNotRecreated = true
+	}
+	return nil
+}
+
+// tokenAccountUID reads, without verifying, the UID of the account a
+// legacy token was issued for ("" when it cannot be read).
+func tokenAccountUID(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var claims struct {
+		UID string `json:"kubernetes.io/serviceaccount/service-account.uid"`
+	}
+	if json.Unmarshal(payload, &claims) != nil {
+		return ""
+	}
+	return claims.UID
+}
+
+// acceptedAccountCanaries are the accounts whose token issued before their
+// re-creation the API server still accepts.
+func (r *run) acceptedAccountCanaries(ctx context.Context) ([]string, error) {
+	var still []string
+	for _, c := range r.accountCanaries {
+		rejected, err := kube.TokenRejected(ctx, r.new, c.token)
+		if err != nil {
+			return nil, err
+		}
+		if !rejected {
+			still = append(still, c.account.String())
+		}
+	}
+	return still, nil
+}
