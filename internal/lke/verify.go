@@ -85,7 +85,7 @@ func (r *run) verifyOldCredentialsRejected(ctx context.Context) (map[string]any,
 		if len(still) > 1 {
 			verb = "are"
 		}
-		return nil, fmt.Errorf("%s %s still accepted %s after its secret was deleted", strings.Join(still, " and "), verb, r.opts.OldTokenTimeout)
+		return nil, fmt.Errorf("%s %s still accepted %s after the revocation", strings.Join(still, " and "), verb, r.opts.OldTokenTimeout)
 	}
 	return map[string]any{"waited_ms": r.Clock.Since(start).Milliseconds(), "admin_checked": checkAdmin, "short_lived_checked": r.canary != nil, "accounts_checked": len(r.accountCanaries)}, nil
 }
