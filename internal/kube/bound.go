@@ -82,7 +82,7 @@ func TokenRejected(ctx context.Context, k *Clients, token string) (bool, error) 
 		return err
 	})
 	if err != nil {
-		return false, fmt.Errorf("review the short-lived canary token: %w", err)
+		return false, fmt.Errorf("review a token issued to check its revocation: %w", err)
 	}
 	return !review.Status.Authenticated, nil
 }

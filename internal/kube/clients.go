@@ -106,20 +106,34 @@ func TokenOf(raw []byte) string {
 // service-account token was issued for (its
 // kubernetes.io/serviceaccount/secret.name claim).
 func TokenSecretName(token string) (namespace, name string) {
+	c := legacyClaims(token)
+	return c.Namespace, c.SecretName
+}
+
+// TokenAccountUID reads, without verifying, the UID of the service account a
+// legacy token was issued for ("" when it cannot be read).
+func TokenAccountUID(token string) string { return legacyClaims(token).AccountUID }
+
+// claims are the legacy service-account token's claims kubecreds reads.
+type claims struct {
+	Namespace  string `json:"kubernetes.io/serviceaccount/namespace"`
+	SecretName string `json:"kubernetes.io/serviceaccount/secret.name"`
+	AccountUID string `json:"kubernetes.io/serviceaccount/service-account.uid"`
+}
+
+// legacyClaims decodes a token's payload, empty when it is not a JWT.
+func legacyClaims(token string) claims {
+	var c claims
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return "", ""
+		return c
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return "", ""
+		return c
 	}
-	var claims struct {
-		Namespace  string `json:"kubernetes.io/serviceaccount/namespace"`
-		SecretName string `json:"kubernetes.io/serviceaccount/secret.name"`
+	if json.Unmarshal(payload, &c) != nil {
+		return claims{}
 	}
-	if json.Unmarshal(payload, &claims) != nil {
-		return "", ""
-	}
-	return claims.Namespace, claims.SecretName
+	return c
 }

@@ -2,11 +2,8 @@ package lke
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -93,7 +90,7 @@ func (r *run) recreateListedAfterResume(ctx context.Context) error {
 	if !r.recreatesAdmin() {
 		return nil
 	}
-	oldUID := tokenAccountUID(kube.TokenOf(r.oldKubeconfig))
+	oldUID := kube.TokenAccountUID(kube.TokenOf(r.oldKubeconfig))
 	var current string
 	err := r.new.Retry.Do(ctx, func() error {
 		sa, err := r.new.Core.CoreV1().ServiceAccounts(adminAccount.Namespace).Get(ctx, adminAccount.Name, metav1.GetOptions{})
@@ -109,26 +106,6 @@ func (r *run) recreateListedAfterResume(ctx context.Context) error {
 		r.result.AdminNotRecreated = true
 	}
 	return nil
-}
-
-// tokenAccountUID reads, without verifying, the UID of the account a
-// legacy token was issued for ("" when it cannot be read).
-func tokenAccountUID(token string) string {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return ""
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return ""
-	}
-	var claims struct {
-		UID string `json:"kubernetes.io/serviceaccount/service-account.uid"`
-	}
-	if json.Unmarshal(payload, &claims) != nil {
-		return ""
-	}
-	return claims.UID
 }
 
 // acceptedAccountCanaries are the accounts whose token issued before their

@@ -507,17 +507,21 @@ func TestRotateRecreatesTheListedAccountsThenTheAdminBeforeRegenerating(t *testi
 		}
 		uids[ref.String()] = string(sa.UID)
 	}
-	var regeneratedAfter []string
+	// When the step ends: which accounts have a new UID and kept their
+	// labels, and how many regenerations were asked for by then.
+	var recreatedBefore []string
+	regeneratedBefore := -1
 	r := f.runner()
 	r.Log = stepLog(func(step string) {
-		if step == StepRegenerate {
-			regeneratedAfter = nil
-			for id := range uids {
-				ns, name, _ := strings.Cut(id, "/")
-				sa, err := f.core.CoreV1().ServiceAccounts(ns).Get(context.Background(), name, metav1.GetOptions{})
-				if err == nil && string(sa.UID) != uids[id] && sa.Labels["keep"] == "me" {
-					regeneratedAfter = append(regeneratedAfter, id)
-				}
+		if step != StepRecreateServiceAccounts {
+			return
+		}
+		regeneratedBefore = f.regenerates
+		for id := range uids {
+			ns, name, _ := strings.Cut(id, "/")
+			sa, err := f.core.CoreV1().ServiceAccounts(ns).Get(context.Background(), name, metav1.GetOptions{})
+			if err == nil && string(sa.UID) != uids[id] && sa.Labels["keep"] == "me" {
+				recreatedBefore = append(recreatedBefore, id)
 			}
 		}
 	})
@@ -531,9 +535,11 @@ func TestRotateRecreatesTheListedAccountsThenTheAdminBeforeRegenerating(t *testi
 	if want := []string{"ci/deployer", "kube-system/lke-admin"}; !slices.Equal(res.RecreatedServiceAccounts, want) {
 		t.Errorf("re-created %v, want %v in that order", res.RecreatedServiceAccounts, want)
 	}
-	slices.Sort(regeneratedAfter)
-	if len(regeneratedAfter) != 2 {
-		t.Errorf("when the regeneration was asked for, only %v had been re-created with their labels; want both", regeneratedAfter)
+	if regeneratedBefore != 0 {
+		t.Errorf("%d regenerations were asked for before the accounts were re-created; the new token must be the new admin's", regeneratedBefore)
+	}
+	if len(recreatedBefore) != 2 {
+		t.Errorf("the re-creation step left only %v with a new UID and their labels; want both", recreatedBefore)
 	}
 }
 
