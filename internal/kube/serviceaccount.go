@@ -105,20 +105,34 @@ func recreation(old *corev1.ServiceAccount) *corev1.ServiceAccount {
 	}
 }
 
+// recreateWithin bounds how long the create after the delete is tried.
+// Giving up leaves the account missing, so it outlasts by far what one
+// request's retries ride out (an API server restarting, a load balancer
+// failing over), within the 10 minutes a bridge's token lives.
+const recreateWithin = 5 * time.Minute
+
 // createAgain creates sa, waiting out a deletion still in progress (a
-// finalizer someone put on the old account) for up to a minute. An account
-// of that name created meanwhile by someone else is taken as it is: it is
-// new either way.
+// finalizer someone put on the old account) and transient failures for up
+// to recreateWithin. An account of that name created meanwhile by someone
+// else is taken as it is: it is new either way.
 func createAgain(ctx context.Context, k *Clients, sa *corev1.ServiceAccount) (*corev1.ServiceAccount, error) {
 	client := k.Core.CoreV1().ServiceAccounts(sa.Namespace)
 	var created *corev1.ServiceAccount
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, recreateWithin, true, func(ctx context.Context) (bool, error) {
 		err := k.Retry.Do(ctx, func() (err error) {
 			created, err = client.Create(ctx, sa, metav1.CreateOptions{})
 			return err
 		})
-		if !apierrors.IsAlreadyExists(err) {
-			return err == nil, err
+		switch {
+		case err == nil:
+			return true, nil
+		case apierrors.IsAlreadyExists(err):
+		case k.Retry.Transient(err):
+			last = err
+			return false, nil // past this request's retries: keep trying
+		default:
+			return false, err
 		}
 		current, gerr := client.Get(ctx, sa.Name, metav1.GetOptions{})
 		if gerr != nil || current.DeletionTimestamp != nil {
@@ -127,6 +141,9 @@ func createAgain(ctx context.Context, k *Clients, sa *corev1.ServiceAccount) (*c
 		created = current
 		return true, nil
 	})
+	if err != nil && last != nil && wait.Interrupted(err) {
+		err = fmt.Errorf("still failing after %s: %w", recreateWithin, last)
+	}
 	return created, err
 }
 
