@@ -176,8 +176,10 @@ func startControlPlane(ctx context.Context, bin, dir, etcdURL, prefix string, li
 }
 
 // controllers are the kube-controller-manager controllers the local LKE runs:
-// what token secrets, CSRs and workload rollouts need, and nothing that would
-// look for kubelets or a cloud.
+// what token secrets, CSRs and workload rollouts need, the aggregation that
+// fills the built-in view, edit and admin ClusterRoles (RoleBindings to them
+// grant nothing without it), and nothing that would look for kubelets or a
+// cloud.
 var controllers = []string{
 	"serviceaccount-token-controller",
 	"serviceaccount-controller",
@@ -186,6 +188,7 @@ var controllers = []string{
 	"certificatesigningrequest-approving-controller",
 	"certificatesigningrequest-cleaner-controller",
 	"garbage-collector-controller",
+	"clusterrole-aggregation-controller",
 	"namespace-controller",
 	"deployment-controller",
 	"replicaset-controller",

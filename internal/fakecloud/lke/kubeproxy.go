@@ -26,6 +26,10 @@ const (
 	KubeListWorkloads     = "kube GET workloads" // deployments, daemonsets, statefulsets
 	KubePatchWorkload     = "kube PATCH workloads"
 	KubeCreateToken       = "kube POST serviceaccounts/token" // TokenRequest
+	// KubeDeleteServiceAccount and KubeCreateServiceAccount re-create a
+	// service account (and a rotation's bridge account).
+	KubeDeleteServiceAccount = "kube DELETE serviceaccounts"
+	KubeCreateServiceAccount = "kube POST serviceaccounts"
 )
 
 // kubeProxy fronts one cluster's kube-apiserver. The kubeconfig the Linode API
@@ -188,6 +192,10 @@ func kubeEndpoint(method, path string) string {
 		return KubeCreateToken
 	}
 	switch resource {
+	case "serviceaccounts":
+		if method == http.MethodDelete || method == http.MethodPost {
+			return "kube " + method + " serviceaccounts"
+		}
 	case "secrets":
 		if method == http.MethodGet || method == http.MethodDelete {
 			return "kube " + method + " secrets"
