@@ -64,6 +64,10 @@ type StepError struct {
 	Step      string
 	ClusterID int
 	Done      []string // what earlier steps changed, in order
+	// Locked out: the kubeconfig the Linode API serves is rejected (its
+	// account was re-created, or an earlier run deleted its secret) and
+	// no regenerated one is served yet.
+	LockedOut bool
 	Err       error
 }
 
@@ -74,6 +78,9 @@ func (e *StepError) Error() string {
 		// Only this run's changes are known here: an earlier run that was
 		// interrupted may have changed things before it.
 		b.WriteString(" (this run had changed nothing when it stopped; run apply again to retry)")
+	} else if e.LockedOut {
+		fmt.Fprintf(&b, " (%s; the kubeconfig the Linode API serves is rejected until a regenerated one is served: "+
+			"run apply again to resume, which regenerates it)", strings.Join(e.Done, ", "))
 	} else {
 		fmt.Fprintf(&b, " (%s; run apply again to resume)", strings.Join(e.Done, ", "))
 	}

@@ -279,7 +279,10 @@ func (r *run) step(ctx context.Context, name string, fn func(context.Context) (m
 		r.Log.Step(ctx, name, fields)
 	}
 	if err != nil {
-		return &StepError{Step: name, ClusterID: r.opts.ClusterID, Done: append([]string(nil), r.done...), Err: err}
+		return &StepError{
+			Step: name, ClusterID: r.opts.ClusterID, Done: append([]string(nil), r.done...), Err: err,
+			LockedOut: (r.adminRecreated || r.result.Resumed) && r.newKubeconfig == nil,
+		}
 	}
 	return nil
 }

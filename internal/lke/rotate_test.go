@@ -14,6 +14,7 @@ import (
 
 	"github.com/linode/linodego"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -121,9 +122,58 @@ func (f *fakeLKE) works(token string) bool {
 	if !ok {
 		return false
 	}
+	if account, bound := strings.CutPrefix(id, "account:"); bound {
+		// A TokenRequest token: it works while its account exists.
+		ns, name, _ := strings.Cut(account, "/")
+		_, err := f.core.Tracker().Get(corev1.SchemeGroupVersion.WithResource("serviceaccounts"), ns, name)
+		return err == nil
+	}
 	ns, name, _ := strings.Cut(id, "/")
 	_, err := f.meta.Tracker().Get(secretsResource, ns, name)
 	return err == nil
+}
+
+// accountReactors give the clients what kube-apiserver and the token
+// controller do with service accounts: a generated name, a UID, tokens that
+// die with their account (legacy token secrets are deleted with it), and an
+// authorizer that allows everything.
+func (f *fakeLKE) accountReactors(core *fake.Clientset) {
+	core.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		create := a.(k8stesting.CreateAction)
+		if create.GetSubresource() == "token" {
+			f.saMu.Lock()
+			defer f.saMu.Unlock()
+			f.next++
+			token := fakeJWT(fmt.Sprintf(`{"sub":"system:serviceaccount:%s:%s","n":%d}`, a.GetNamespace(), create.(k8stesting.CreateActionImpl).Name, f.next))
+			f.sa[token] = "account:" + a.GetNamespace() + "/" + create.(k8stesting.CreateActionImpl).Name
+			return true, &authenticationv1.TokenRequest{Status: authenticationv1.TokenRequestStatus{Token: token}}, nil
+		}
+		sa := create.GetObject().(*corev1.ServiceAccount)
+		f.saMu.Lock()
+		f.next++
+		if sa.Name == "" && sa.GenerateName != "" {
+			sa.Name = fmt.Sprintf("%s%05d", sa.GenerateName, f.next)
+		}
+		sa.UID = types.UID(fmt.Sprintf("sa-uid-%d", f.next))
+		f.saMu.Unlock()
+		return false, nil, nil
+	})
+	core.PrependReactor("delete", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		name := a.(k8stesting.DeleteAction).GetName()
+		list, err := f.meta.Resource(secretsResource).Namespace(a.GetNamespace()).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return true, nil, err
+		}
+		for _, m := range list.Items {
+			if m.Annotations[corev1.ServiceAccountNameKey] == name {
+				_ = f.meta.Tracker().Delete(secretsResource, m.Namespace, m.Name)
+			}
+		}
+		return false, nil, nil
+	})
+	core.PrependReactor("create", "selfsubjectaccessreviews", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, &authorizationv1.SelfSubjectAccessReview{Status: authorizationv1.SubjectAccessReviewStatus{Allowed: true}}, nil
+	})
 }
 
 func (f *fakeLKE) kubeconfig(token string) []byte { return testKubeconfig(token) }
@@ -154,6 +204,7 @@ func (f *fakeLKE) connect(raw []byte) (*kube.Clients, error) {
 	core.PrependReactor("create", "selfsubjectreviews", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, &authenticationv1.SelfSubjectReview{}, nil
 	})
+	f.accountReactors(core)
 	core.PrependReactor("*", "*", unauthorized)
 	meta := metadatafake.NewSimpleMetadataClient(f.scheme)
 	meta.PrependReactor("*", "*", k8stesting.ObjectReaction(f.meta.Tracker()))
@@ -490,6 +541,34 @@ func TestRotateStepFailureSaysWhatWasDoneAndTheNextRunFinishes(t *testing.T) {
 	if f.regenerates != 1 || !f.works(f.served) {
 		t.Errorf("%d regenerations, served works %t", f.regenerates, f.works(f.served))
 	}
+	if step.LockedOut || strings.Contains(err.Error(), "is rejected until") {
+		t.Errorf("with lke-admin kept, the error claims the served kubeconfig is rejected: %v", err)
+	}
+}
+
+// With lke-admin re-created, a failed regeneration leaves the served
+// kubeconfig rejected: the error says so, and the next run regenerates.
+func TestRotateFailedRegenerationAfterRecreatingTheAdminSaysItIsLockedOut(t *testing.T) {
+	f := newFakeLKE(t)
+	admin := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: AdminAccount.Namespace, Name: AdminAccount.Name, UID: "before"}}
+	if err := f.core.Tracker().Add(admin); err != nil {
+		t.Fatal(err)
+	}
+	f.failRegen = 10
+	opts := fastOptions(Options{RegenerateKubeconfig: true, RecreateAdmin: true})
+	_, err := f.runner().Rotate(t.Context(), opts)
+	var step *StepError
+	if !errors.As(err, &step) || step.Step != StepRegenerate || !step.LockedOut ||
+		!strings.Contains(err.Error(), "the kubeconfig the Linode API serves is rejected until a regenerated one is served") {
+		t.Fatalf("err = %v; want a StepError at %s saying the served kubeconfig is rejected", err, StepRegenerate)
+	}
+	f.failRegen = 0
+	if _, err := f.runner().Rotate(t.Context(), opts); err != nil {
+		t.Fatalf("the next run did not finish: %v", err)
+	}
+	if f.regenerates != 1 || !f.works(f.served) {
+		t.Errorf("%d regenerations, served works %t", f.regenerates, f.works(f.served))
+	}
 }
 
 var secretsResource = corev1.SchemeGroupVersion.WithResource("secrets")
@@ -499,7 +578,7 @@ var secretsResource = corev1.SchemeGroupVersion.WithResource("secrets")
 func TestRotateRecreatesTheListedAccountsThenTheAdminBeforeRegenerating(t *testing.T) {
 	f := newFakeLKE(t, "ci")
 	uids := map[string]string{}
-	for _, ref := range []kube.ServiceAccountRef{{Namespace: "ci", Name: "deployer"}, adminAccount} {
+	for _, ref := range []kube.ServiceAccountRef{{Namespace: "ci", Name: "deployer"}, AdminAccount} {
 		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: ref.Name, UID: types.UID("before-" + ref.Name),
 			Labels: map[string]string{"keep": "me"}}}
 		if err := f.core.Tracker().Add(sa); err != nil {
@@ -540,6 +619,16 @@ func TestRotateRecreatesTheListedAccountsThenTheAdminBeforeRegenerating(t *testi
 	}
 	if len(recreatedBefore) != 2 {
 		t.Errorf("the re-creation step left only %v with a new UID and their labels; want both", recreatedBefore)
+	}
+	// The old admin token died with its account (the fake's token
+	// controller deletes its secret), so lke-admin was created again
+	// through a bridge, which deleted itself.
+	left, err := f.core.CoreV1().ServiceAccounts("kube-system").List(t.Context(), metav1.ListOptions{LabelSelector: kube.BridgeLabel + "=true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left.Items) != 0 {
+		t.Errorf("%d bridge accounts left behind, want none", len(left.Items))
 	}
 }
 

@@ -133,6 +133,14 @@ func TestStepErrorSaysWhatWasDoneAndHowToResume(t *testing.T) {
 	if err.Error() != want {
 		t.Errorf("got  %s\nwant %s", err, want)
 	}
+	locked := &StepError{Step: StepRegenerate, ClusterID: 123, LockedOut: true,
+		Done: []string{"4 secrets deleted", "service account kube-system/lke-admin re-created"}, Err: errors.New("[500] Internal Server Error")}
+	want = "regenerate kubeconfig and service token for cluster 123: [500] Internal Server Error (4 secrets deleted, " +
+		"service account kube-system/lke-admin re-created; the kubeconfig the Linode API serves is rejected until a regenerated one is served: " +
+		"run apply again to resume, which regenerates it)"
+	if locked.Error() != want {
+		t.Errorf("got  %s\nwant %s", locked, want)
+	}
 	fresh := &StepError{Step: StepGetCluster, ClusterID: 1, Err: errors.New("boom")}
 	// It speaks for this run only: an earlier, interrupted run may have
 	// deleted secrets already.
