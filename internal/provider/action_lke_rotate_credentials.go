@@ -46,6 +46,8 @@ type lkeRotateCredentialsModel struct {
 	RegenerateServiceToken types.Bool             `tfsdk:"regenerate_service_token"`
 	RestartWorkloads       *restartWorkloadsModel `tfsdk:"restart_workloads"`
 	RecycleNodes           types.Bool             `tfsdk:"recycle_nodes"`
+	RecreateAdmin          types.Bool             `tfsdk:"recreate_admin_service_account"`
+	RevokeServiceAccounts  types.Set              `tfsdk:"revoke_service_accounts"`
 	Verify                 types.Bool             `tfsdk:"verify"`
 	Timeouts               timeouts.Value         `tfsdk:"timeouts"`
 }
@@ -74,10 +76,17 @@ func (a *lkeRotateCredentialsAction) Schema(ctx context.Context, _ action.Schema
 				Optional:    true,
 				Validators:  namespacesValidators(),
 			},
-			"regenerate_kubeconfig":    schema.BoolAttribute{Description: descRegenerateKubeconfig, Optional: true},
-			"regenerate_service_token": schema.BoolAttribute{Description: descRegenerateServiceToken, Optional: true},
-			"recycle_nodes":            schema.BoolAttribute{Description: descRecycleNodes, Optional: true},
-			"verify":                   schema.BoolAttribute{Description: descVerify, Optional: true},
+			"regenerate_kubeconfig":          schema.BoolAttribute{Description: descRegenerateKubeconfig, Optional: true},
+			"regenerate_service_token":       schema.BoolAttribute{Description: descRegenerateServiceToken, Optional: true},
+			"recycle_nodes":                  schema.BoolAttribute{Description: descRecycleNodes, Optional: true},
+			"recreate_admin_service_account": schema.BoolAttribute{Description: descRecreateAdmin, Optional: true},
+			"revoke_service_accounts": schema.SetAttribute{
+				Description: descRevokeServiceAccounts,
+				ElementType: types.StringType,
+				Optional:    true,
+				Validators:  revokeServiceAccountsValidators(),
+			},
+			"verify": schema.BoolAttribute{Description: descVerify, Optional: true},
 		},
 		Blocks: map[string]schema.Block{
 			"restart_workloads": restartWorkloadsBlock(
@@ -170,17 +179,13 @@ func (a *lkeRotateCredentialsAction) Invoke(ctx context.Context, req action.Invo
 // the action's configuration leaves out.
 func (m *lkeRotateCredentialsModel) options(ctx context.Context) (lke.Options, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	or := func(b types.Bool, def bool) bool {
-		if b.IsNull() || b.IsUnknown() {
-			return def
-		}
-		return b.ValueBool()
-	}
+	or := boolOr
 	opts := lke.Options{
 		ClusterID:              int(m.ClusterID.ValueInt64()),
 		RegenerateKubeconfig:   or(m.RegenerateKubeconfig, lkeDefaults.RegenerateKubeconfig),
 		RegenerateServiceToken: or(m.RegenerateServiceToken, lkeDefaults.RegenerateServiceToken),
 		RecycleNodes:           or(m.RecycleNodes, lkeDefaults.RecycleNodes),
+		RecreateAdmin:          or(m.RecreateAdmin, lkeDefaults.RecreateAdmin),
 		Verify:                 or(m.Verify, lkeDefaults.Verify),
 		Namespaces:             slices.Clone(lkeDefaults.Namespaces),
 	}
@@ -190,6 +195,7 @@ func (m *lkeRotateCredentialsModel) options(ctx context.Context) (lke.Options, d
 		sort.Strings(opts.Namespaces)
 	}
 	diags.Append(restartOptions(ctx, m.RestartWorkloads, &opts)...)
+	diags.Append(revokeOptions(ctx, m.RevokeServiceAccounts, &opts)...)
 	return opts, diags
 }
 

@@ -57,6 +57,12 @@ var badInputs = []badInput{
 	{"restart without namespaces", rotationWith("cluster_id = 1\nrestart_workloads {\nkinds = [\"deployment\"]\n}"), `restart_workloads`, `namespaces`},
 	{"restart with no kinds", rotationWith("cluster_id = 1\nrestart_workloads {\nnamespaces = [\"apps\"]\nkinds = []\n}"), `restart_workloads.kinds`, `at least 1 elements`},
 	{"negative timeout", rotationWith("cluster_id = 1\ntimeouts {\ncreate = \"-5m\"\n}"), `timeouts.create`, `must be a positive Go duration`},
+	{"service account without namespace", rotationWith("cluster_id = 1\nrevoke_service_accounts = [\"deployer\"]"), `revoke_service_accounts`, `must be namespace/name`},
+	{"service account name with capitals", rotationWith("cluster_id = 1\nrevoke_service_accounts = [\"ci/Deploy_Bot\"]"), `revoke_service_accounts`, `must be namespace/name`},
+	{"no service accounts to revoke", rotationWith("cluster_id = 1\nrevoke_service_accounts = []"), `revoke_service_accounts`, `at least 1 elements`},
+	{"lke-admin in the list", rotationWith("cluster_id = 1\nrevoke_service_accounts = [\"kube-system/lke-admin\"]"), `revoke_service_accounts`, `recreate_admin_service_account`},
+	{"control-plane account without a new service token", rotationWith("cluster_id = 1\nregenerate_service_token = false\nrevoke_service_accounts = [\"kube-system/ccm-user\"]"), `revoke_service_accounts`, `Set regenerate_service_token = true`},
+	{"admin re-created without a new kubeconfig", rotationWith("cluster_id = 1\nregenerate_kubeconfig = false\nrecreate_admin_service_account = true"), `recreate_admin_service_account`, `needs regenerate_kubeconfig = true`},
 	{"timeout not a duration", rotationWith("cluster_id = 1\ntimeouts {\ncreate = \"forever\"\n}"), `create = "forever"`, `must be a string containing a sequence of decimal numbers, each with optional fraction and a unit suffix`},
 
 	// kubecreds_short_lived_kubeconfig

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +67,8 @@ type lkeSecretRotationModel struct {
 	RegenerateServiceToken types.Bool             `tfsdk:"regenerate_service_token"`
 	RestartWorkloads       *restartWorkloadsModel `tfsdk:"restart_workloads"`
 	RecycleNodes           types.Bool             `tfsdk:"recycle_nodes"`
+	RecreateAdmin          types.Bool             `tfsdk:"recreate_admin_service_account"`
+	RevokeServiceAccounts  types.Set              `tfsdk:"revoke_service_accounts"`
 	Verify                 types.Bool             `tfsdk:"verify"`
 	Timeouts               timeouts.Value         `tfsdk:"timeouts"`
 	RotatedAt              timetypes.RFC3339      `tfsdk:"rotated_at"`
@@ -146,6 +149,18 @@ func (r *lkeSecretRotationResource) Schema(ctx context.Context, _ resource.Schem
 				Optional:    true,
 				Computed:    true,
 				Default:     booldefault.StaticBool(lkeDefaults.RecycleNodes),
+			},
+			// Optional without a default, null meaning true: a state
+			// written before the setting existed plans no change.
+			"recreate_admin_service_account": schema.BoolAttribute{
+				Description: descRecreateAdmin,
+				Optional:    true,
+			},
+			"revoke_service_accounts": schema.SetAttribute{
+				Description: descRevokeServiceAccounts,
+				ElementType: types.StringType,
+				Optional:    true,
+				Validators:  revokeServiceAccountsValidators(),
 			},
 			"verify": schema.BoolAttribute{
 				Description: descVerify,
@@ -490,6 +505,8 @@ func (r *lkeSecretRotationResource) ImportState(ctx context.Context, req resourc
 		RegenerateKubeconfig:   types.BoolValue(lkeDefaults.RegenerateKubeconfig),
 		RegenerateServiceToken: types.BoolValue(lkeDefaults.RegenerateServiceToken),
 		RecycleNodes:           types.BoolValue(lkeDefaults.RecycleNodes),
+		RecreateAdmin:          types.BoolNull(),
+		RevokeServiceAccounts:  types.SetNull(types.StringType),
 		Verify:                 types.BoolValue(lkeDefaults.Verify),
 		Timeouts:               timeouts.Value{Object: types.ObjectNull(map[string]attr.Type{"create": types.StringType, "update": types.StringType})},
 		RotatedAt:              timetypes.NewRFC3339Null(),
@@ -510,11 +527,41 @@ func rotationOptions(ctx context.Context, m *lkeSecretRotationModel) (lke.Option
 		RegenerateKubeconfig:   m.RegenerateKubeconfig.ValueBool(),
 		RegenerateServiceToken: m.RegenerateServiceToken.ValueBool(),
 		RecycleNodes:           m.RecycleNodes.ValueBool(),
+		RecreateAdmin:          boolOr(m.RecreateAdmin, lkeDefaults.RecreateAdmin),
 		Verify:                 m.Verify.ValueBool(),
 	}
 	diags.Append(m.Namespaces.ElementsAs(ctx, &opts.Namespaces, false)...)
 	diags.Append(restartOptions(ctx, m.RestartWorkloads, &opts)...)
+	diags.Append(revokeOptions(ctx, m.RevokeServiceAccounts, &opts)...)
 	return opts, diags
+}
+
+// boolOr is b's value, or def when b is null or unknown.
+func boolOr(b types.Bool, def bool) bool {
+	if b.IsNull() || b.IsUnknown() {
+		return def
+	}
+	return b.ValueBool()
+}
+
+// revokeOptions sets the accounts revoke_service_accounts lists, sorted
+// (validation has checked each).
+func revokeOptions(ctx context.Context, set types.Set, opts *lke.Options) diag.Diagnostics {
+	if set.IsNull() || set.IsUnknown() {
+		return nil
+	}
+	var names []string
+	diags := set.ElementsAs(ctx, &names, false)
+	sort.Strings(names)
+	for _, n := range names {
+		ref, err := kube.ParseServiceAccountRef(n)
+		if err != nil {
+			diags.AddAttributeError(path.Root("revoke_service_accounts"), "Invalid service account", err.Error())
+			continue
+		}
+		opts.RevokeServiceAccounts = append(opts.RevokeServiceAccounts, ref)
+	}
+	return diags
 }
 
 // restartOptions sets what restart_workloads asks for, if anything.
@@ -559,6 +606,14 @@ func addRotationWarnings(diags *diag.Diagnostics, opts lke.Options, result *lke.
 				"with the new kubeconfig and deleted the %d the earlier run had left (those already gone need nothing), and revoked %d short-lived kubeconfigs.%s "+
 				"deleted_secrets lists only what this apply deleted.",
 				strings.Join(opts.Namespaces, ", "), result.ResumedLeftover, len(result.RevokedShortLived), verified))
+	}
+	if result.AdminNotRecreated {
+		diags.AddAttributeWarning(path.Root("recreate_admin_service_account"), "lke-admin was not re-created",
+			"This apply resumed a rotation whose secrets were already deleted, and kube-system/lke-admin still has the UID it had before: "+
+				"the earlier run (or whoever deleted the secrets) did not re-create it. The old kubeconfig is rejected, but tokens issued for "+
+				"lke-admin with TokenRequest (kubectl create token) before stay valid until they expire. Re-creating it now would end the "+
+				"kubeconfig just served, so this apply did not: rotate again (terraform apply -replace, or the kubecreds_lke_rotate_credentials "+
+				"action), which re-creates lke-admin first.")
 	}
 	if result.DeletedAdminSecretFirst {
 		diags.AddWarning("Old admin secret deleted before the new kubeconfig was served",

@@ -29,6 +29,7 @@ var lkeDefaults = lke.Options{
 	RegenerateKubeconfig:   true,
 	RegenerateServiceToken: true,
 	RecycleNodes:           false,
+	RecreateAdmin:          true,
 	Verify:                 true,
 }
 
@@ -78,6 +79,19 @@ var (
 		"and mount fresh projected service-account tokens. Paused deployments are skipped with a warning, as kubectl skips them. " +
 		"A restart does not help a pod that mounts a deleted legacy token secret: nothing recreates that secret, so the new pod " +
 		"cannot start until the secret is recreated or the pod moves to projected tokens (the rotation warns about such pods)."
+	descRecreateAdmin = "Delete and re-create the `kube-system/lke-admin` service account (same name, labels, annotations, `secrets`, " +
+		"`imagePullSecrets`, `automountServiceAccountToken`) before regenerating the kubeconfig, so that every token it ever had is rejected: " +
+		"tokens made with `kubectl create token lke-admin`, tokens bound to Secrets, legacy token secrets. Its ClusterRoleBindings name the " +
+		"account, so they apply to the new one, and the regenerated kubeconfig's token is the new account's. Takes effect only when " +
+		"`regenerate_kubeconfig` is true. Unset means true. From the re-creation until the Linode API serves the new kubeconfig the cluster " +
+		"has no working admin kubeconfig; a run stopped in that gap finishes on the next apply. Set to false to keep the account: then " +
+		"tokens issued for it with TokenRequest stay valid until they expire."
+	descRevokeServiceAccounts = "Service accounts to delete and re-create before the admin account, as `namespace/name` (for example " +
+		"`[\"ci/deployer\"]`), so that every token they ever had is rejected, whoever issued it. What the owners set on each account is kept, " +
+		"and RoleBindings apply to the new account. Pods running as a listed account keep their projected tokens until they are restarted " +
+		"(list their namespaces in `restart_workloads`). `kube-system/lke-admin` is re-created by `recreate_admin_service_account`; LKE's " +
+		"control-plane accounts (" + strings.Join(lke.ControlPlaneAccounts(), ", ") + ") may be listed only when `regenerate_service_token` " +
+		"is true, since only that gives them new tokens."
 	descRestartNamespaces = "Namespaces whose workloads are restarted. Required in the block."
 	descRestartKinds      = "Kinds of workload to restart: `deployment`, `daemonset`, `statefulset`. Defaults to all three."
 )
@@ -97,6 +111,61 @@ func restartWorkloadsBlock[A, B any](set func(description string, validators []v
 // a DNS label.
 func namespacesValidators() []validator.Set {
 	return []validator.Set{setvalidator.SizeAtLeast(1), setvalidator.ValueStringsAre(namespaceNameValidators()...)}
+}
+
+// revokeServiceAccountsValidators check revoke_service_accounts.
+func revokeServiceAccountsValidators() []validator.Set {
+	ref := serviceAccountRef{reserved: map[string]string{
+		lke.AdminAccount.String(): lke.AdminAccount.String() + " is re-created by recreate_admin_service_account (true unless set to false), " +
+			"after the listed accounts, since the rotation authenticates with its token until then. Remove it from revoke_service_accounts.",
+	}}
+	return []validator.Set{setvalidator.SizeAtLeast(1), setvalidator.ValueStringsAre(ref)}
+}
+
+// controlPlaneAccountsNeedServiceToken refuses LKE's control-plane accounts
+// in revoke_service_accounts when the service token is not regenerated:
+// nothing would give the re-created accounts tokens, and LKE's components
+// would stop working. It also refuses recreate_admin_service_account = true
+// without regenerate_kubeconfig, which could not take effect.
+type controlPlaneAccountsNeedServiceToken struct{}
+
+func (controlPlaneAccountsNeedServiceToken) Description(context.Context) string {
+	return "LKE's control-plane accounts may be re-created only when regenerate_service_token is true"
+}
+
+func (v controlPlaneAccountsNeedServiceToken) MarkdownDescription(ctx context.Context) string {
+	return v.Description(ctx)
+}
+
+func (controlPlaneAccountsNeedServiceToken) check(ctx context.Context, config tfsdk.Config, diags *diag.Diagnostics) {
+	var st, kc, admin types.Bool
+	var accounts types.Set
+	diags.Append(config.GetAttribute(ctx, path.Root("regenerate_service_token"), &st)...)
+	diags.Append(config.GetAttribute(ctx, path.Root("regenerate_kubeconfig"), &kc)...)
+	diags.Append(config.GetAttribute(ctx, path.Root("recreate_admin_service_account"), &admin)...)
+	diags.Append(config.GetAttribute(ctx, path.Root("revoke_service_accounts"), &accounts)...)
+	falseSet := func(b types.Bool) bool { return !b.IsNull() && !b.IsUnknown() && !b.ValueBool() }
+	if !admin.IsNull() && !admin.IsUnknown() && admin.ValueBool() && falseSet(kc) {
+		diags.AddAttributeError(path.Root("recreate_admin_service_account"), "lke-admin cannot be re-created without a new kubeconfig",
+			"recreate_admin_service_account = true needs regenerate_kubeconfig = true: only the kubeconfig's regeneration gives the re-created "+
+				"lke-admin a token. Set regenerate_kubeconfig = true, or leave recreate_admin_service_account unset.")
+	}
+	if !falseSet(st) || accounts.IsNull() || accounts.IsUnknown() {
+		return
+	}
+	for _, e := range accounts.Elements() {
+		s, ok := e.(types.String)
+		if !ok || s.IsNull() || s.IsUnknown() {
+			continue
+		}
+		ref, err := kube.ParseServiceAccountRef(s.ValueString())
+		if err == nil && lke.ControlPlaneAccount(ref) {
+			diags.AddAttributeError(path.Root("revoke_service_accounts"), "LKE control-plane account needs a new service token",
+				fmt.Sprintf("revoke_service_accounts lists %s, one of the accounts LKE's control-plane components authenticate with (%s), "+
+					"and regenerate_service_token is false: nothing would give the re-created account a token, and the component would stop working. "+
+					"Set regenerate_service_token = true, or remove %s from the list.", ref, strings.Join(lke.ControlPlaneAccounts(), ", "), ref))
+		}
+	}
 }
 
 // workloadKindsValidators check restart_workloads.kinds.
@@ -162,7 +231,7 @@ type rotationConfigCheck interface {
 	check(ctx context.Context, config tfsdk.Config, diags *diag.Diagnostics)
 }
 
-var rotationConfigChecks = []rotationConfigCheck{regenerateSomething{}, restartNamespacesRequired{}}
+var rotationConfigChecks = []rotationConfigCheck{regenerateSomething{}, restartNamespacesRequired{}, controlPlaneAccountsNeedServiceToken{}}
 
 // positiveTimeout reports a timeout that is not positive: the timeouts
 // library parses "-5m" without complaint, and a rotation given no time at

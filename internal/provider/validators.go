@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
 )
 
 var requestTimeoutRange = durationBetween{min: time.Second, max: 10 * time.Minute, example: "30s"}
@@ -97,5 +99,37 @@ func checkTimeouts(ctx context.Context, t timeouts.Value, diags *diag.Diagnostic
 	} {
 		d, dd := get(ctx, time.Minute)
 		positiveTimeout(name, d, dd, diags)
+	}
+}
+
+// serviceAccountRef checks a "namespace/name" service account reference
+// with the API server's rules (kube.ParseServiceAccountRef), and refuses
+// the accounts a rotation re-creates by another setting.
+type serviceAccountRef struct {
+	// reserved are accounts that may not be listed, each with the reason.
+	reserved map[string]string
+}
+
+var _ validator.String = serviceAccountRef{}
+
+func (v serviceAccountRef) Description(context.Context) string {
+	return "must be namespace/name: a namespace (lower-case letters, digits and '-', at most 63 characters) and a service account name " +
+		"(lower-case letters, digits, '-' and '.', at most 253 characters), each starting and ending with a letter or digit"
+}
+
+func (v serviceAccountRef) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (v serviceAccountRef) ValidateString(ctx context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	s := req.ConfigValue.ValueString()
+	if _, err := kube.ParseServiceAccountRef(s); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid service account",
+			fmt.Sprintf("Each element of %s %s; %s.", req.Path.ParentPath(), v.Description(ctx), err))
+		return
+	}
+	if why, ok := v.reserved[s]; ok {
+		resp.Diagnostics.AddAttributeError(req.Path, "Service account re-created by another setting", why)
 	}
 }
