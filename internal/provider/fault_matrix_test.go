@@ -54,6 +54,10 @@ var faultedSteps = []faultedStep{
 	{step: lke.StepCheckAccess, endpoint: fakelke.KubeSelfSubjectReview},
 	{step: lke.StepListSecrets, endpoint: fakelke.KubeListSecrets},
 	{step: lke.StepDeleteSecrets, endpoint: fakelke.KubeDeleteSecrets},
+	// lke-admin's delete, sent with the bridge's token (no bridge is left
+	// over to sweep first); TestAccRotation_recreatesTheAdminPastFaultsOnItsCreate
+	// faults the create after it.
+	{step: lke.StepRecreateServiceAccounts, endpoint: fakelke.KubeDeleteServiceAccount},
 	// A regenerate (or recycle, below) that fails may have acted: each
 	// failure is watched for its effect (after no answer or a gateway's
 	// page: a minute, matrixTimings' 5 s here), so one fault is enough to
@@ -321,17 +325,35 @@ func runPersistentFault(t *testing.T, s faultedStep, f fakelke.Fault) {
 	if s.step == lke.StepWaitKubeconfig {
 		first = faultConfigWithin(c, s, "40s")
 	}
+	// A regeneration that fails after lke-admin was re-created leaves no
+	// working served kubeconfig (the documented gap): the error says so,
+	// and the next apply regenerates.
+	lockedOut := s.step == lke.StepRegenerate
+	wantErr := regexp.QuoteMeta(s.step) + `\s+for\s+cluster\s+` + fmt.Sprint(c.ID) + `:`
+	if lockedOut {
+		wantErr += `(?s).*lke-admin\s+re-created;\s+the\s+kubeconfig\s+the\s+Linode\s+API\s+serves\s+is\s+rejected\s+until\s+a\s+regenerated\s+one\s+is\s+served`
+	}
+	var before []byte
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: matrixProviders,
 		Steps: []resource.TestStep{
 			{
-				PreConfig:   func() { injectAfter(c, s, persistent...) },
+				PreConfig: func() {
+					before = servedKubeconfig(t, c)
+					injectAfter(c, s, persistent...)
+				},
 				Config:      first,
-				ExpectError: regexp.MustCompile(regexp.QuoteMeta(s.step) + `\s+for\s+cluster\s+` + fmt.Sprint(c.ID) + `:`),
+				ExpectError: regexp.MustCompile(wantErr),
 			},
 			{
 				PreConfig: func() {
 					testEnv.Emulator.ClearClusterFaults(c.ID)
+					if lockedOut {
+						if !tokenRejectedWithin(t, c, kubeconfigToken(t, before), 15*time.Second) {
+							t.Fatal("after the failed regeneration the old admin kubeconfig still works, though lke-admin was re-created")
+						}
+						return
+					}
 					if err := workingKubeconfigFromLinode(t, c); err != nil {
 						t.Fatalf("after the failed apply: %v", err)
 					}

@@ -137,8 +137,9 @@ func stringsOf(v any) []string {
 // offboarding guide's example as written and checks the promise: every
 // credential that existed before the apply answers 401 after it — the old
 // admin kubeconfig, a legacy token secret in each configured namespace, a
-// short-lived kubeconfig opened with revoke_on_close = false, and one from a
-// run killed with SIGKILL.
+// short-lived kubeconfig opened with revoke_on_close = false, one from a run
+// killed with SIGKILL, and `kubectl create token` tokens of lke-admin and of
+// the listed CI account made with the old admin kubeconfig.
 func TestAccOffboarding_guideExampleRevokesEveryCredential(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
@@ -165,9 +166,12 @@ func TestAccOffboarding_guideExampleRevokesEveryCredential(t *testing.T) {
 	}
 	killedToken := capturedToken(t, killedFile)
 
+	leaver := kubeconfigClient(t, oldKC)
 	before := map[string]string{"the old admin token": kubeconfigToken(t, oldKC),
 		"the short-lived token opened with revoke_on_close = false": keptToken,
-		"the short-lived token of the killed run":                   killedToken}
+		"the short-lived token of the killed run":                   killedToken,
+		"a `kubectl create token` token of lke-admin":               mintToken(t, leaver, "kube-system", "lke-admin"),
+		"a `kubectl create token` token of ci/deployer":             mintToken(t, leaver, "ci", "deployer")}
 	for id, tok := range legacy {
 		before["the legacy token of "+id] = tok
 	}

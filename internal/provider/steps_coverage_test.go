@@ -11,9 +11,6 @@ import (
 // notFaulted are the runbook steps the fault matrix plays no faults in,
 // and why each is covered all the same.
 var notFaulted = map[string]string{
-	lke.StepRecreateServiceAccounts: "no setting of the resource or the action runs it yet (recreate_admin_service_account and " +
-		"revoke_service_accounts are issue 23's next step); its re-creation is unit-tested in internal/kube and internal/lke, " +
-		"and this exemption goes when the setting lands",
 	lke.StepWaitControlPlane: "it polls the API server until it answers again after LKE restarts it; any failure is one more poll " +
 		"(lke/controlplane.go), and the restart it waits through is what each service-token regeneration of the local LKE plays",
 	lke.StepFinishDeletion: "only a resumed rotation runs it, with the deletion (kube.DeleteTokenSecrets) the delete step's faults cover; " +
