@@ -13,4 +13,8 @@ resource "kubecreds_lke_secret_rotation" "production" {
 
   # Token secrets that people created by hand for CI live here too.
   namespaces = ["kube-system", "ci"]
+
+  # The CI account the leaver could mint tokens of: re-created, so that
+  # every token it ever had is rejected. Its RoleBindings keep applying.
+  revoke_service_accounts = ["ci/deployer"]
 }
