@@ -3,10 +3,12 @@ package kube
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/clock"
 
@@ -52,22 +54,62 @@ func IssueCanary(ctx context.Context, k *Clients, clk clock.PassiveClock) (*kube
 	return tok, nil
 }
 
-// ListBoundSecrets lists the Secrets of kubecreds' short-lived tokens in
-// all namespaces, as metadata. Deleting one revokes its token.
-func ListBoundSecrets(ctx context.Context, k *Clients) ([]TokenSecret, error) {
-	var out []TokenSecret
-	opts := metav1.ListOptions{LabelSelector: labels.SelectorFromSet(labels.Set{kubeconfig.BoundSecretLabel: "true"}).String()}
-	err := listAll(ctx, k.Retry, opts,
-		func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			return k.Meta.Resource(secretsResource).Namespace(metav1.NamespaceAll).List(ctx, opts)
-		},
-		func(obj runtime.Object) error {
-			s := obj.(*metav1.PartialObjectMetadata)
-			out = append(out, TokenSecret{Namespace: s.Namespace, Name: s.Name, UID: string(s.UID), Created: s.CreationTimestamp.Time})
-			return nil
+// BoundSecrets are the Secrets found by ListBoundSecrets.
+type BoundSecrets struct {
+	// Ours are kubecreds' (kubeconfig.IsBoundSecret, and Opaque): deleting
+	// one revokes its token.
+	Ours []TokenSecret
+	// Foreign carry kubecreds' label but are not kubecreds' Secrets: never
+	// deleted, named in a warning.
+	Foreign []TokenSecret
+}
+
+// ListBoundSecrets lists, in all namespaces and as metadata (no Secret's
+// data is read), the Secrets of kubecreds' short-lived tokens. A Secret is
+// one by its name, its annotations and its type (kubeconfig.IsBoundSecret),
+// not by its label: the Opaque Secrets are listed whatever their labels, so
+// one whose label was removed is found, and those that carry the label
+// without being kubecreds' are returned apart.
+func ListBoundSecrets(ctx context.Context, k *Clients) (BoundSecrets, error) {
+	var out BoundSecrets
+	ours := map[string]bool{}
+	list := func(opts metav1.ListOptions, each func(*metav1.PartialObjectMetadata)) error {
+		return listAll(ctx, k.Retry, opts,
+			func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+				return k.Meta.Resource(secretsResource).Namespace(metav1.NamespaceAll).List(ctx, opts)
+			},
+			func(obj runtime.Object) error {
+				each(obj.(*metav1.PartialObjectMetadata))
+				return nil
+			})
+	}
+	secret := func(s *metav1.PartialObjectMetadata) TokenSecret {
+		return TokenSecret{Namespace: s.Namespace, Name: s.Name, UID: string(s.UID), Created: s.CreationTimestamp.Time}
+	}
+	err := list(metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("type", string(corev1.SecretTypeOpaque)).String()},
+		func(s *metav1.PartialObjectMetadata) {
+			switch {
+			case kubeconfig.IsBoundSecret(s.Name, s.Annotations):
+				out.Ours = append(out.Ours, secret(s))
+				ours[string(s.UID)] = true
+			case s.Labels[kubeconfig.BoundSecretLabel] != "":
+				out.Foreign = append(out.Foreign, secret(s))
+			}
 		})
+	if err == nil {
+		// The label on Secrets of any other type: never kubecreds'. (An
+		// API server that ignored the field selector would list ours again.)
+		err = list(metav1.ListOptions{
+			LabelSelector: kubeconfig.BoundSecretLabel,
+			FieldSelector: fields.OneTermNotEqualSelector("type", string(corev1.SecretTypeOpaque)).String(),
+		}, func(s *metav1.PartialObjectMetadata) {
+			if !ours[string(s.UID)] && !slices.ContainsFunc(out.Foreign, func(f TokenSecret) bool { return f.UID == string(s.UID) }) {
+				out.Foreign = append(out.Foreign, secret(s))
+			}
+		})
+	}
 	if err != nil {
-		return nil, fmt.Errorf("list the Secrets of short-lived kubeconfigs: %w", err)
+		return BoundSecrets{}, fmt.Errorf("list the Secrets of short-lived kubeconfigs: %w", err)
 	}
 	return out, nil
 }

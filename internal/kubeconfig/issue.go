@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -23,8 +24,33 @@ const (
 	BoundSecretLabel         = "kubecreds.io/short-lived-kubeconfig"
 	ExpiresAtAnnotation      = "kubecreds.io/expires-at"
 	ServiceAccountAnnotation = "kubecreds.io/service-account"
-	managedByLabel           = "app.kubernetes.io/managed-by"
+	// IssuerAnnotation says that kubecreds made the Secret (the label
+	// alone is not enough to delete it: anyone may set it).
+	IssuerAnnotation = "kubecreds.io/issued-by"
+	issuer           = "kubecreds"
+	// BoundSecretPrefix begins the generated name of every bound Secret.
+	BoundSecretPrefix = "kubecreds-short-lived-"
+	managedByLabel    = "app.kubernetes.io/managed-by"
 )
+
+// IsBoundSecret tells, from an Opaque Secret's name and annotations, whether
+// kubecreds made it to bind a short-lived token to: the generated name's
+// prefix and the issuer annotation (or, on Secrets made before that
+// annotation existed, the expiry and service-account annotations every
+// version wrote). The label is how they are found, not what proves them
+// kubecreds': a Secret that merely carries it is not one, and one whose
+// label was removed still is.
+func IsBoundSecret(name string, annotations map[string]string) bool {
+	if !strings.HasPrefix(name, BoundSecretPrefix) || len(name) == len(BoundSecretPrefix) {
+		return false
+	}
+	if annotations[IssuerAnnotation] == issuer {
+		return true
+	}
+	_, expires := annotations[ExpiresAtAnnotation]
+	_, account := annotations[ServiceAccountAnnotation]
+	return expires && account
+}
 
 // MinTTL is the shortest expiry the API server grants a TokenRequest.
 const MinTTL = 10 * time.Minute
@@ -70,11 +96,12 @@ func (i *Issuer) IssueServiceAccountToken(ctx context.Context, req ServiceAccoun
 	expires := i.Clock.Now().Add(req.TTL)
 	secret, err := i.Client.CoreV1().Secrets(req.Namespace).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: "kubecreds-short-lived-",
+			GenerateName: BoundSecretPrefix,
 			Labels:       map[string]string{BoundSecretLabel: "true", managedByLabel: "kubecreds"},
 			Annotations: map[string]string{
 				ExpiresAtAnnotation:      expires.UTC().Format(time.RFC3339),
 				ServiceAccountAnnotation: req.Name,
+				IssuerAnnotation:         issuer,
 			},
 		},
 		Type: corev1.SecretTypeOpaque,
@@ -124,6 +151,9 @@ func (i *Issuer) CleanupExpired(ctx context.Context, namespace string) (int, err
 	}
 	now, deleted := i.Clock.Now(), 0
 	for _, s := range list.Items {
+		if s.Type != corev1.SecretTypeOpaque || !IsBoundSecret(s.Name, s.Annotations) {
+			continue // carries the label, but kubecreds did not make it
+		}
 		expires, err := time.Parse(time.RFC3339, s.Annotations[ExpiresAtAnnotation])
 		if err != nil || now.Before(expires) {
 			continue // unreadable or not expired yet: may be in use

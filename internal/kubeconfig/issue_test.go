@@ -53,19 +53,22 @@ func TestCertificateNeverSignedTimesOutWithAHint(t *testing.T) {
 func TestCleanupExpiredTouchesOnlyExpiredBoundSecrets(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	secret := func(name, expires string, bound bool) *corev1.Secret {
-		s := &corev1.Secret{}
-		s.Namespace, s.Name, s.UID = "ns", name, "uid-"+typesUID(name)
-		s.Annotations = map[string]string{ExpiresAtAnnotation: expires}
+		s := &corev1.Secret{Type: corev1.SecretTypeOpaque}
+		s.Namespace, s.Name, s.UID = "ns", BoundSecretPrefix+name, "uid-"+typesUID(name)
+		s.Annotations = map[string]string{ExpiresAtAnnotation: expires, IssuerAnnotation: issuer}
 		if bound {
 			s.Labels = map[string]string{BoundSecretLabel: "true"}
 		}
 		return s
 	}
+	labelOnly := secret("label-only", now.Add(-time.Hour).Format(time.RFC3339), true)
+	labelOnly.Name = "app-config" // the label, an expiry, but not kubecreds' name
 	client := fake.NewSimpleClientset(
 		secret("expired", now.Add(-time.Minute).Format(time.RFC3339), true),
 		secret("still-valid", now.Add(time.Minute).Format(time.RFC3339), true),
 		secret("unreadable", "soon", true),
 		secret("not-ours", now.Add(-time.Hour).Format(time.RFC3339), false),
+		labelOnly,
 	)
 	i := &Issuer{Client: client, Clock: clocktesting.NewFakeClock(now)}
 	n, err := i.CleanupExpired(context.Background(), "ns")
@@ -78,7 +81,7 @@ func TestCleanupExpiredTouchesOnlyExpiredBoundSecrets(t *testing.T) {
 		names = append(names, s.Name)
 	}
 	slices.Sort(names)
-	if want := []string{"not-ours", "still-valid", "unreadable"}; !slices.Equal(names, want) {
+	if want := []string{"app-config", BoundSecretPrefix + "not-ours", BoundSecretPrefix + "still-valid", BoundSecretPrefix + "unreadable"}; !slices.Equal(names, want) {
 		t.Fatalf("left %v; want %v (all but the expired bound Secret)", names, want)
 	}
 }
@@ -91,5 +94,28 @@ func assertNoCSRLeft(t *testing.T, client *fake.Clientset) {
 	}
 	if len(list.Items) != 0 {
 		t.Errorf("%d CertificateSigningRequests left", len(list.Items))
+	}
+}
+
+// A Secret is kubecreds' by its generated name and its annotations, not by
+// the label anyone may set.
+func TestIsBoundSecretTakesTheNameAndTheIssuerNotTheLabel(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		annotations map[string]string
+		want        bool
+	}{
+		{BoundSecretPrefix + "x7k2p", map[string]string{IssuerAnnotation: issuer}, true},
+		// made before the issuer annotation: the two annotations every version wrote
+		{BoundSecretPrefix + "x7k2p", map[string]string{ExpiresAtAnnotation: "2026-01-01T00:00:00Z", ServiceAccountAnnotation: "default"}, true},
+		{BoundSecretPrefix + "x7k2p", map[string]string{ExpiresAtAnnotation: "2026-01-01T00:00:00Z"}, false},
+		{BoundSecretPrefix + "x7k2p", map[string]string{IssuerAnnotation: "someone"}, false},
+		{BoundSecretPrefix + "x7k2p", nil, false},
+		{BoundSecretPrefix, map[string]string{IssuerAnnotation: issuer}, false},
+		{"app-config", map[string]string{IssuerAnnotation: issuer}, false},
+	} {
+		if got := IsBoundSecret(c.name, c.annotations); got != c.want {
+			t.Errorf("IsBoundSecret(%q, %v) = %t, want %t", c.name, c.annotations, got, c.want)
+		}
 	}
 }

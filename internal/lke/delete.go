@@ -52,6 +52,7 @@ func (r *run) listServiceAccountTokens(ctx context.Context) (map[string]any, err
 			r.toDelete = append(r.toDelete, s)
 		}
 	}
+	r.hadSecret = accountsWithSecrets(all)
 	r.scanPods(ctx, r.old, slices.Concat(r.toDelete, r.ownSecret))
 	return map[string]any{"found": len(all), "to_delete": len(r.toDelete) + len(r.ownSecret), "kept": len(r.kept), "namespaces": r.opts.Namespaces,
 		"pods_using_them": len(r.pendingMounts)}, nil

@@ -23,6 +23,7 @@ const (
 	StepRevokeShortLived        = "revoke short-lived kubeconfigs"
 	StepVerifyNew               = "verify the new kubeconfig"
 	StepVerifyOldRejected       = "verify the old credentials are rejected"
+	StepSweepAgain              = "sweep again once the old credentials are rejected"
 	StepRestartWorkloads        = "restart workloads"
 	StepRecycleNodes            = "recycle nodes"
 )
@@ -38,16 +39,17 @@ var Steps = []string{
 	StepCheckAccess,
 	StepListSecrets,
 	StepDeleteSecrets,
+	StepIssueCanary,
 	StepRecreateServiceAccounts,
 	StepRegenerate,
 	StepWaitKubeconfig,
 	StepWaitControlPlane,
 	StepFinishDeletion,
 	StepDeleteOldSecret,
-	StepIssueCanary,
 	StepRevokeShortLived,
 	StepVerifyNew,
 	StepVerifyOldRejected,
+	StepSweepAgain,
 	StepRestartWorkloads,
 	StepRecycleNodes,
 }

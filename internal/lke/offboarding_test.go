@@ -72,11 +72,23 @@ func TestPodsUsingDeletedSecretsAreReportedOnlyForSecretsReallyDeleted(t *testin
 }
 
 func boundSecret(ns, name string) runtime.Object {
+	return labelled(ns, name, map[string]string{kubeconfig.BoundSecretLabel: "true"})
+}
+
+func labelled(ns, name string, labels map[string]string) *metav1.PartialObjectMetadata {
 	return &metav1.PartialObjectMetadata{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name),
-			Labels: map[string]string{kubeconfig.BoundSecretLabel: "true"}},
+			Labels: labels, Annotations: map[string]string{kubeconfig.IssuerAnnotation: "kubecreds"}},
 	}
+}
+
+// foreignSecret carries kubecreds' label, but neither its name nor its
+// annotations: not kubecreds' Secret.
+func foreignSecret(ns, name string) runtime.Object {
+	s := labelled(ns, name, map[string]string{kubeconfig.BoundSecretLabel: "true"})
+	s.Annotations = nil
+	return s
 }
 
 func TestRevokeShortLivedDeletesBoundSecretsInEveryNamespace(t *testing.T) {
@@ -87,21 +99,28 @@ func TestRevokeShortLivedDeletesBoundSecretsInEveryNamespace(t *testing.T) {
 	meta := metadatafake.NewSimpleMetadataClient(scheme,
 		boundSecret("kube-system", "kubecreds-short-lived-a"),
 		boundSecret("team-a", "kubecreds-short-lived-b"),
-		tokenSecret("team-a", "not-ours", "x"), // no label: not a short-lived kubeconfig's
+		labelled("team-b", "kubecreds-short-lived-c", nil), // its label removed: still kubecreds'
+		foreignSecret("team-a", "app-config"),              // the label alone: someone else's
+		tokenSecret("team-a", "not-ours", "x"),             // no label: not a short-lived kubeconfig's
 	)
 	r := &run{opts: Options{}.withDefaults(), new: &kube.Clients{Meta: meta}, result: &Result{}}
 	if _, err := r.revokeShortLivedKubeconfigs(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"kube-system/kubecreds-short-lived-a", "team-a/kubecreds-short-lived-b"}
+	want := []string{"kube-system/kubecreds-short-lived-a", "team-a/kubecreds-short-lived-b", "team-b/kubecreds-short-lived-c"}
 	if !slices.Equal(r.result.RevokedShortLived, want) {
 		t.Fatalf("revoked %v, want %v", r.result.RevokedShortLived, want)
 	}
-	left, err := kube.ListBoundSecrets(t.Context(), r.new)
-	if err != nil || len(left) != 0 {
-		t.Fatalf("bound Secrets left: %v (%v)", left, err)
+	if !slices.Equal(r.result.ForeignBoundSecrets, []string{"team-a/app-config"}) {
+		t.Errorf("foreign %v, want the Secret that merely carries the label", r.result.ForeignBoundSecrets)
 	}
-	if _, err := meta.Resource(corev1.SchemeGroupVersion.WithResource("secrets")).Namespace("team-a").Get(t.Context(), "not-ours", metav1.GetOptions{}); err != nil {
-		t.Fatalf("an unlabelled secret was touched: %v", err)
+	left, err := kube.ListBoundSecrets(t.Context(), r.new)
+	if err != nil || len(left.Ours) != 0 {
+		t.Fatalf("bound Secrets left: %v (%v)", left.Ours, err)
+	}
+	for _, name := range []string{"not-ours", "app-config"} {
+		if _, err := meta.Resource(corev1.SchemeGroupVersion.WithResource("secrets")).Namespace("team-a").Get(t.Context(), name, metav1.GetOptions{}); err != nil {
+			t.Fatalf("secret %s, not kubecreds', was touched: %v", name, err)
+		}
 	}
 }

@@ -50,6 +50,7 @@ func (r *run) finishResumedDeletion(ctx context.Context) (map[string]any, error)
 	if err != nil {
 		return nil, err
 	}
+	r.hadSecret = accountsWithSecrets(all)
 	ns, name := kube.TokenSecretName(kube.TokenOf(r.newKubeconfig))
 	r.toDelete, r.kept = resumedDeletion(all, ns+"/"+name, r.opts.RegenerateKubeconfig, r.opts.RegenerateServiceToken)
 	r.scanPods(ctx, r.new, r.toDelete)
@@ -62,7 +63,16 @@ func (r *run) finishResumedDeletion(ctx context.Context) (map[string]any, error)
 	if err := r.recreateListedAfterResume(ctx); err != nil {
 		return nil, err
 	}
-	return map[string]any{"found": len(all), "deleted": len(deleted), "kept": len(r.kept), "namespaces": r.opts.Namespaces}, err
+	fields := map[string]any{"found": len(all), "deleted": len(deleted), "kept": len(r.kept), "namespaces": r.opts.Namespaces}
+	if r.opts.Verify {
+		// See issueCanary: before the regeneration nothing worked.
+		canary, err := r.issueCanaryWith(ctx, r.new)
+		if err != nil {
+			return fields, err
+		}
+		fields["canary"] = canary["bound_secret"]
+	}
+	return fields, nil
 }
 
 func isControlPlaneAccount(sa string) bool { return slices.Contains(controlPlaneServiceAccounts, sa) }

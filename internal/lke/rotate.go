@@ -100,6 +100,19 @@ type Result struct {
 	// (or a person) deleted the secrets without re-creating it, so tokens it
 	// issued before stay valid until they expire.
 	AdminNotRecreated bool
+	// SweptAgain are the credentials the second sweep, once the old
+	// credentials were rejected, found and revoked (namespace/name of token
+	// secrets and bound Secrets): made while the old credentials still
+	// worked, after the first listing.
+	SweptAgain []string
+	// ForeignBoundSecrets carry kubecreds' label but are not its Secrets
+	// (namespace/name): left alone.
+	ForeignBoundSecrets []string
+	// ExtraControlPlaneSecrets are token secrets of LKE's control-plane
+	// accounts beyond one per account after the regeneration: LKE makes
+	// one, so another was made by someone else, and which is LKE's cannot
+	// be told. Left alone (deleting LKE's would stop its component).
+	ExtraControlPlaneSecrets []string
 	// DeletedAdminSecretFirst is true when the served kubeconfig kept the
 	// old token for longer than TokenWait, and the rotation deleted the old
 	// admin secret before the new kubeconfig was served (the runbook's order).
@@ -153,6 +166,11 @@ func (r *Runner) Rotate(ctx context.Context, opts Options) (*Result, error) {
 		if err := run.step(ctx, StepDeleteSecrets, run.deleteServiceAccountTokens); err != nil {
 			return nil, err
 		}
+		if opts.Verify {
+			if err := run.step(ctx, StepIssueCanary, run.issueCanary); err != nil {
+				return nil, err
+			}
+		}
 		if len(opts.RevokeServiceAccounts) > 0 || run.recreatesAdmin() {
 			if err := run.step(ctx, StepRecreateServiceAccounts, run.recreateServiceAccounts); err != nil {
 				return nil, err
@@ -182,11 +200,6 @@ func (r *Runner) Rotate(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	run.keepMountsOfDeleted()
-	if opts.Verify {
-		if err := run.step(ctx, StepIssueCanary, run.issueCanary); err != nil {
-			return nil, err
-		}
-	}
 	if err := run.step(ctx, StepRevokeShortLived, run.revokeShortLivedKubeconfigs); err != nil {
 		return nil, err
 	}
@@ -195,6 +208,9 @@ func (r *Runner) Rotate(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 		if err := run.step(ctx, StepVerifyOldRejected, run.verifyOldCredentialsRejected); err != nil {
+			return nil, err
+		}
+		if err := run.step(ctx, StepSweepAgain, run.sweepAgain); err != nil {
 			return nil, err
 		}
 	}
@@ -249,6 +265,7 @@ type run struct {
 	toDelete      []kube.TokenSecret // listed, deleted in one batch
 	ownSecret     []kube.TokenSecret // the one behind the current kubeconfig, deleted after the batch
 	kept          []kube.TokenSecret // spared: nothing would replace them
+	hadSecret     map[string]bool    // accounts (namespace/name) with a token secret when first listed
 
 	newKubeconfig []byte
 	new           *kube.Clients

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -167,4 +168,52 @@ func TestKubeconfigPollingSettlesToTheSlowPaceAfterTheFastPeriod(t *testing.T) {
 func fakeJWT(claims string) string {
 	enc := base64.RawURLEncoding.EncodeToString
 	return enc([]byte(`{"alg":"RS256"}`)) + "." + enc([]byte(claims)) + ".signature"
+}
+
+// The second sweep deletes what a holder of the old credentials could have
+// made after the first pass, and spares what LKE just made: the served
+// kubeconfig's secret and, regenerated, its control-plane accounts' secrets
+// (more than one per account is reported, none deleted).
+func TestSecondSweepSparesWhatLKEMadeAndReportsExtraControlPlaneSecrets(t *testing.T) {
+	ts := func(ns, name, sa string) kube.TokenSecret {
+		return kube.TokenSecret{Namespace: ns, Name: name, ServiceAccount: sa}
+	}
+	all := []kube.TokenSecret{
+		ts("kube-system", "lke-admin-token-new", "lke-admin"),
+		ts("kube-system", "lke-admin-token-planted", "lke-admin"),
+		ts("kube-system", "ccm-user-token-lke", "ccm-user"),
+		ts("kube-system", "ccm-user-token-planted", "ccm-user"),
+		ts("kube-system", "cluster-autoscaler-user-token-a", "cluster-autoscaler-user"),
+		ts("ci", "deployer-token-planted", "deployer"),
+		ts("kube-system", "backdoor-token-planted", "backdoor"),
+		ts("kube-system", "linode-csi-token-new", "linode-csi"),
+	}
+	// When first listed: the control-plane accounts, lke-admin, an LKE
+	// account the runbook does not name (linode-csi), and ci/deployer.
+	had := map[string]bool{"kube-system/ccm-user": true, "kube-system/lke-admin": true, "kube-system/linode-csi": true, "ci/deployer": true}
+	toDelete, kept, extra := secondSweep(all, "kube-system/lke-admin-token-new", had, true, true)
+	ids := func(s []kube.TokenSecret) []string {
+		var out []string
+		for _, x := range s {
+			out = append(out, x.ID())
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got, want := ids(toDelete), []string{"ci/deployer-token-planted", "kube-system/backdoor-token-planted", "kube-system/lke-admin-token-planted"}; !slices.Equal(got, want) {
+		t.Errorf("deletes %v, want %v", got, want)
+	}
+	if got, want := ids(kept), []string{"kube-system/ccm-user-token-lke", "kube-system/ccm-user-token-planted",
+		"kube-system/cluster-autoscaler-user-token-a", "kube-system/linode-csi-token-new", "kube-system/lke-admin-token-new"}; !slices.Equal(got, want) {
+		t.Errorf("keeps %v, want %v", got, want)
+	}
+	if got, want := ids(extra), []string{"kube-system/ccm-user-token-lke", "kube-system/ccm-user-token-planted"}; !slices.Equal(got, want) {
+		t.Errorf("reports %v, want %v", got, want)
+	}
+	// Without a new service token, the control-plane secrets are the ones
+	// nothing replaces: kept, and not reported.
+	_, _, extra = secondSweep(all, "kube-system/lke-admin-token-new", had, true, false)
+	if len(extra) != 0 {
+		t.Errorf("reports %v without a service-token regeneration", ids(extra))
+	}
 }

@@ -8,10 +8,21 @@ import (
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
 )
 
-// issueCanary issues the canary token (kube.IssueCanary) before the
-// short-lived kubeconfigs are revoked.
+// issueCanary issues the canary token (kube.IssueCanary) with the old
+// credentials, before anything ends them and long before the short-lived
+// kubeconfigs are revoked. The API server caches a token's successful
+// authentication for 10 s from when it is first checked, so a canary last
+// checked before the regeneration is rejected as soon as its Secret is
+// gone when LKE takes 10 s or more to serve the new kubeconfig: the proof
+// then costs no wait. (A resumed rotation has no working credential before
+// it regenerates; it issues its canary with the new one, in
+// StepFinishDeletion.)
 func (r *run) issueCanary(ctx context.Context) (map[string]any, error) {
-	tok, err := kube.IssueCanary(ctx, r.new, r.Clock)
+	return r.issueCanaryWith(ctx, r.old)
+}
+
+func (r *run) issueCanaryWith(ctx context.Context, k *kube.Clients) (map[string]any, error) {
+	tok, err := kube.IssueCanary(ctx, k, r.Clock)
 	if err != nil {
 		return nil, err
 	}
@@ -31,7 +42,8 @@ func (r *run) revokeShortLivedKubeconfigs(ctx context.Context) (map[string]any, 
 	if err != nil {
 		return nil, err
 	}
-	deleted, err := kube.DeleteEach(ctx, r.new, bound, r.opts.DeleteConcurrency)
+	r.noteForeign(bound.Foreign)
+	deleted, err := kube.DeleteEach(ctx, r.new, bound.Ours, r.opts.DeleteConcurrency)
 	var revoked []string
 	for _, id := range deleted {
 		if r.canary == nil || id != r.canary.Bound.Namespace+"/"+r.canary.Bound.Name {
@@ -43,7 +55,7 @@ func (r *run) revokeShortLivedKubeconfigs(ctx context.Context) (map[string]any, 
 	if len(revoked) > 0 {
 		r.done = append(r.done, fmt.Sprintf("%d short-lived kubeconfigs revoked", len(revoked)))
 	}
-	return map[string]any{"revoked": len(revoked), "found": len(bound)}, err
+	return map[string]any{"revoked": len(revoked), "found": len(bound.Ours), "foreign": len(bound.Foreign)}, err
 }
 
 // canaryRejected tells whether the API server rejects the canary token
@@ -53,4 +65,15 @@ func (r *run) canaryRejected(ctx context.Context) (bool, error) {
 		return true, nil
 	}
 	return kube.TokenRejected(ctx, r.new, r.canary.Token)
+}
+
+// noteForeign records the Secrets that carry kubecreds' label without
+// being kubecreds' own (kubeconfig.IsBoundSecret), once each.
+func (r *run) noteForeign(foreign []kube.TokenSecret) {
+	for _, f := range foreign {
+		if !slices.Contains(r.result.ForeignBoundSecrets, f.ID()) {
+			r.result.ForeignBoundSecrets = append(r.result.ForeignBoundSecrets, f.ID())
+		}
+	}
+	slices.Sort(r.result.ForeignBoundSecrets)
 }
