@@ -30,6 +30,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/lke"
 )
 
@@ -614,6 +615,32 @@ func addRotationWarnings(diags *diag.Diagnostics, opts lke.Options, result *lke.
 				"lke-admin with TokenRequest (kubectl create token) before stay valid until they expire. Re-creating it now would end the "+
 				"kubeconfig just served, so this apply did not: rotate again (terraform apply -replace, or the kubecreds_lke_rotate_credentials "+
 				"action), which re-creates lke-admin first.")
+	}
+	if opts.RegenerateKubeconfig && !opts.RecreateAdmin {
+		diags.AddAttributeWarning(path.Root("recreate_admin_service_account"), "Tokens issued for lke-admin stay valid",
+			"recreate_admin_service_account = false: kube-system/lke-admin was kept, so the old kubeconfig is rejected but tokens issued for "+
+				"the account with TokenRequest (kubectl create token lke-admin, or bound to a Secret or pod) stay valid until they expire. "+
+				"Leave the attribute unset (true) to re-create the account, which ends them all.")
+	}
+	if len(result.SweptAgain) > 0 {
+		diags.AddWarning("Credentials made during the rotation were revoked",
+			fmt.Sprintf("Once the old credentials were rejected, a second sweep found %d credential(s) made after the rotation first listed them, "+
+				"while the old credentials still worked, and revoked them: %s. LKE makes none of these: someone (or something) holding an old "+
+				"credential made them during the rotation. Find out who, from the cluster's audit log if you have one.",
+				len(result.SweptAgain), strings.Join(result.SweptAgain, ", ")))
+	}
+	if len(result.ForeignBoundSecrets) > 0 {
+		diags.AddWarning("Secrets with kubecreds' label left alone",
+			fmt.Sprintf("These Secrets carry the label %s=true but were not made by kubecreds (not its generated name, or not its annotations), "+
+				"so they were not deleted: %s. If a token is bound to one, it is not revoked; remove the label if it was set by mistake.",
+				kubeconfig.BoundSecretLabel, strings.Join(result.ForeignBoundSecrets, ", ")))
+	}
+	if len(result.ExtraControlPlaneSecrets) > 0 {
+		diags.AddWarning("More token secrets of LKE's control-plane accounts than LKE makes",
+			fmt.Sprintf("After the service-token regeneration, LKE makes one token secret per control-plane account, but these exist: %s. "+
+				"One of each account's is LKE's and the others were made by someone else; which is which cannot be told from the cluster, "+
+				"so none was deleted (deleting LKE's would stop its component). Inspect them (creation time, managed fields) and delete "+
+				"the ones LKE did not make, then rotate again.", strings.Join(result.ExtraControlPlaneSecrets, ", ")))
 	}
 	if result.DeletedAdminSecretFirst {
 		diags.AddWarning("Old admin secret deleted before the new kubeconfig was served",

@@ -830,7 +830,10 @@ func TestAccRotation_linodeErrorsAreExplained(t *testing.T) {
 // LKE rebuilds the regenerated kubeconfig from the lke-admin secret that
 // still exists, so its token does not change until that secret is gone. The
 // rotation stops waiting after a bound, deletes the secret (the runbook's
-// order), waits again, and says so.
+// order), waits again, and says so. Only with lke-admin kept: re-created,
+// its old secret is gone (the token controller deletes it) before the
+// regeneration, so LKE has nothing to reuse (TestAccOffboarding and the
+// other defaults cover that path).
 func TestAccRotation_fallsBackToTheRunbookOrderWhenLKEReusesTheAdminSecret(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
@@ -838,7 +841,7 @@ func TestAccRotation_fallsBackToTheRunbookOrderWhenLKEReusesTheAdminSecret(t *te
 	t.Cleanup(func() { c.SetReuseAdminSecret(false) })
 	oldKC := servedKubeconfig(t, c)
 	dir := t.TempDir()
-	writeConfig(t, dir, withKubecreds(rotationConfig(c.ID, "")))
+	writeConfig(t, dir, withKubecreds(rotationConfig(c.ID, "  recreate_admin_service_account = false")))
 	out, err := terraformCmd(t, dir, nil, "apply", "-auto-approve", "-input=false", "-no-color")
 	if err != nil {
 		t.Fatalf("the rotation failed: %v\n%s", err, out)

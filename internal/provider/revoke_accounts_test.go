@@ -56,6 +56,17 @@ func ciDeployer(t *testing.T, c *fakelke.Cluster) *corev1.ServiceAccount {
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ci"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
+	// The clusters are shared: another test may have made ci/deployer
+	// already (the offboarding guide's example does). Start from this one.
+	if err := cs.CoreV1().ServiceAccounts("ci").Delete(ctx, "deployer", metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := cs.CoreV1().ServiceAccounts("ci").Get(ctx, "deployer", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	}); err != nil {
+		t.Fatalf("ci/deployer of an earlier test is not gone: %v", err)
+	}
 	no := false
 	sa, err := cs.CoreV1().ServiceAccounts("ci").Create(ctx, &corev1.ServiceAccount{
 		ObjectMeta:                   metav1.ObjectMeta{Name: "deployer", Labels: map[string]string{"team": "platform"}},
@@ -69,7 +80,7 @@ func ciDeployer(t *testing.T, c *fakelke.Cluster) *corev1.ServiceAccount {
 		ObjectMeta: metav1.ObjectMeta{Name: "deployer-view"},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: "ci", Name: "deployer"}},
-	}, metav1.CreateOptions{}); err != nil {
+	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	return sa

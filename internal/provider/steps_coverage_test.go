@@ -18,6 +18,8 @@ var notFaulted = map[string]string{
 	lke.StepIssueCanary: "its TokenRequest and TokenReview go through the same kube.Clients.Retry.Do as the verify step the matrix faults; " +
 		"TestAccShortLived_honoursRetriesAndTimeoutForEverySource faults TokenRequest itself",
 	lke.StepRevokeShortLived: "it lists and deletes Secrets through the endpoints and retry path the list and delete steps' faults cover",
+	lke.StepSweepAgain: "it lists and deletes token secrets and bound Secrets through the endpoints and retry path (kube.ListServiceAccountTokens, " +
+		"kube.DeleteTokenSecrets, kube.ListBoundSecrets, kube.DeleteEach) the list and delete steps' faults cover",
 	lke.StepVerifyOldRejected: "it polls until the old tokens answer 401, each poll through the same Retry.Do as the check-access step " +
 		"(SelfSubjectReview) the matrix faults",
 }
