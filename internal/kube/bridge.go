@@ -155,7 +155,8 @@ func deleteAccount(ctx context.Context, k *Clients, ref ServiceAccountRef) error
 	return nil
 }
 
-// SweepBridges deletes the bridges of namespace a killed run left behind
+// SweepBridges deletes the bridges of namespace a killed run left behind,
+// once older than BridgeTTL
 // (their tokens died with that run's process, but an account of theirs is
 // still allowed to mint new ones by whoever may). It returns their names.
 func SweepBridges(ctx context.Context, k *Clients, namespace string) ([]string, error) {
@@ -171,6 +172,11 @@ func SweepBridges(ctx context.Context, k *Clients, namespace string) ([]string, 
 		ref := ServiceAccountRef{Namespace: namespace, Name: sa.Name}
 		if len(sa.Name) <= len(bridgePrefix) || sa.Name[:len(bridgePrefix)] != bridgePrefix {
 			continue // carries the label, but kubecreds did not name it
+		}
+		if time.Since(sa.CreationTimestamp.Time) < BridgeTTL {
+			// Perhaps another run's, still in use; a killed run's token
+			// died with its process, and the account goes at a later run.
+			continue
 		}
 		if err := deleteAccount(ctx, k, ref); err != nil {
 			return swept, err

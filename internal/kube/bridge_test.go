@@ -21,15 +21,21 @@ func account(name string, labels map[string]string) *corev1.ServiceAccount {
 	return &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: name, Labels: labels, UID: types.UID("uid-" + name)}}
 }
 
+func fresh(sa *corev1.ServiceAccount) *corev1.ServiceAccount {
+	sa.CreationTimestamp = metav1.Now()
+	return sa
+}
+
 // The sweep deletes the bridges a killed run left, and only those: an
 // account that merely carries the label was not named by kubecreds.
 func TestSweepBridgesDeletesOnlyWhatKubecredsNamed(t *testing.T) {
 	bridge := map[string]string{BridgeLabel: "true"}
 	core := fake.NewClientset(
 		account(bridgePrefix+"x7k2p", bridge),
-		account("ci-bot", bridge),       // labelled by someone else
-		account(bridgePrefix, bridge),   // the prefix alone: never generated
-		account(bridgePrefix+"q9", nil), // not labelled: not found by the sweep
+		account("ci-bot", bridge),                   // labelled by someone else
+		account(bridgePrefix, bridge),               // the prefix alone: never generated
+		account(bridgePrefix+"q9", nil),             // not labelled: not found by the sweep
+		fresh(account(bridgePrefix+"live", bridge)), // younger than BridgeTTL: perhaps another run's
 	)
 	swept, err := SweepBridges(context.Background(), &Clients{Core: core}, "kube-system")
 	if err != nil {
@@ -47,7 +53,7 @@ func TestSweepBridgesDeletesOnlyWhatKubecredsNamed(t *testing.T) {
 		names = append(names, sa.Name)
 	}
 	slices.Sort(names)
-	if want := []string{"ci-bot", bridgePrefix, bridgePrefix + "q9"}; !slices.Equal(names, want) {
+	if want := []string{"ci-bot", bridgePrefix, bridgePrefix + "live", bridgePrefix + "q9"}; !slices.Equal(names, want) {
 		t.Errorf("left %v, want %v", names, want)
 	}
 }

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -38,6 +39,10 @@ func ParseServiceAccountRef(s string) (ServiceAccountRef, error) {
 	}
 	return ServiceAccountRef{Namespace: ns, Name: name}, nil
 }
+
+// ErrDeletedNotCreated means an account was deleted and could not be
+// created again: it is missing.
+var ErrDeletedNotCreated = errors.New("the account is missing")
 
 // Recreated is a service account deleted and created again under its name.
 type Recreated struct {
@@ -83,7 +88,7 @@ func RecreateServiceAccount(ctx context.Context, k *Clients, ref ServiceAccountR
 	created, err := createAgain(ctx, k, recreation(old))
 	if err != nil {
 		return nil, fmt.Errorf("service account %s was deleted to revoke its tokens, and creating it again failed "+
-			"(create it again before anything else, with the same name): %w", ref, err)
+			"(create it again before anything else, with the same name): %w: %w", ref, ErrDeletedNotCreated, err)
 	}
 	return &Recreated{ServiceAccountRef: ref, OldUID: string(uid), NewUID: string(created.UID)}, nil
 }

@@ -2,6 +2,7 @@ package lke
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -96,6 +97,9 @@ func (r *run) recreateServiceAccounts(ctx context.Context) (map[string]any, erro
 		return nil, err
 	}
 	err = r.recreate(ctx, bridge.Clients, AdminAccount)
+	if errors.Is(err, kube.ErrDeletedNotCreated) {
+		r.adminDeleted = true
+	}
 	if cerr := bridge.Close(ctx); cerr != nil {
 		// Its token never left this process and expires by itself;
 		// the next run sweeps the account.
@@ -145,6 +149,12 @@ func (r *run) recreatesAdmin() bool { return r.opts.RecreateAdmin && r.opts.Rege
 // for.
 func (r *run) recreateListedAfterResume(ctx context.Context) error {
 	for _, a := range r.opts.RevokeServiceAccounts {
+		if ControlPlaneAccount(a) {
+			// Re-created now, it would lose the token LKE has just made
+			// for it, and its component would stop working.
+			r.result.NotRecreatedAfterResume = append(r.result.NotRecreatedAfterResume, a.String())
+			continue
+		}
 		if err := r.recreate(ctx, r.new, a); err != nil {
 			return err
 		}

@@ -100,6 +100,10 @@ type Result struct {
 	// (or a person) deleted the secrets without re-creating it, so tokens it
 	// issued before stay valid until they expire.
 	AdminNotRecreated bool
+	// NotRecreatedAfterResume are listed accounts of LKE's control plane
+	// that a resumed rotation did not re-create (after the regeneration,
+	// that would end the token LKE has just made for them).
+	NotRecreatedAfterResume []string
 	// SweptAgain are the credentials the second sweep, once the old
 	// credentials were rejected, found and revoked (namespace/name of token
 	// secrets and bound Secrets): made while the old credentials still
@@ -275,6 +279,7 @@ type run struct {
 	canary          *kubeconfig.IssuedToken // a short-lived token issued to prove revocation
 	accountCanaries []accountCanary         // tokens of re-created accounts issued before
 	adminRecreated  bool                    // lke-admin was re-created: the old credential is dead
+	adminDeleted    bool                    // lke-admin was deleted and its create failed: it is missing
 
 	done []string // what has been changed so far, for error messages
 }
@@ -298,7 +303,7 @@ func (r *run) step(ctx context.Context, name string, fn func(context.Context) (m
 	if err != nil {
 		return &StepError{
 			Step: name, ClusterID: r.opts.ClusterID, Done: append([]string(nil), r.done...), Err: err,
-			LockedOut: (r.adminRecreated || r.result.Resumed) && r.newKubeconfig == nil,
+			LockedOut: (r.adminRecreated || r.adminDeleted || r.result.Resumed || r.result.DeletedAdminSecretFirst) && r.newKubeconfig == nil,
 		}
 	}
 	return nil

@@ -191,7 +191,7 @@ func TestSecondSweepSparesWhatLKEMadeAndReportsExtraControlPlaneSecrets(t *testi
 	// When first listed: the control-plane accounts, lke-admin, an LKE
 	// account the runbook does not name (linode-csi), and ci/deployer.
 	had := map[string]bool{"kube-system/ccm-user": true, "kube-system/lke-admin": true, "kube-system/linode-csi": true, "ci/deployer": true}
-	toDelete, kept, extra := secondSweep(all, "kube-system/lke-admin-token-new", had, true, true)
+	toDelete, kept, extra := secondSweep(all, "kube-system/lke-admin-token-new", had, map[string]bool{"ci/deployer": true}, true, true)
 	ids := func(s []kube.TokenSecret) []string {
 		var out []string
 		for _, x := range s {
@@ -212,8 +212,17 @@ func TestSecondSweepSparesWhatLKEMadeAndReportsExtraControlPlaneSecrets(t *testi
 	}
 	// Without a new service token, the control-plane secrets are the ones
 	// nothing replaces: kept, and not reported.
-	_, _, extra = secondSweep(all, "kube-system/lke-admin-token-new", had, true, false)
+	toDelete, _, extra = secondSweep(all, "kube-system/lke-admin-token-new", had, nil, true, false)
 	if len(extra) != 0 {
 		t.Errorf("reports %v without a service-token regeneration", ids(extra))
+	}
+	// Nor does LKE then make a secret for another account that had one.
+	if !slices.Contains(ids(toDelete), "kube-system/linode-csi-token-new") {
+		t.Errorf("without a service-token regeneration, deletes %v; want linode-csi's new secret among them", ids(toDelete))
+	}
+	// A served token that names no secret: no lke-admin secret is touched.
+	toDelete, _, _ = secondSweep(all, "", had, nil, true, true)
+	if slices.ContainsFunc(toDelete, func(s kube.TokenSecret) bool { return s.ServiceAccount == "lke-admin" }) {
+		t.Errorf("deletes %v though the served secret is unknown", ids(toDelete))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
 )
@@ -25,14 +26,21 @@ import (
 //
 // An account that had no token secret then gets none from LKE: a secret
 // of it now was planted.
-func secondSweep(all []kube.TokenSecret, servedSecret string, hadSecret map[string]bool, regenerateKubeconfig, regenerateServiceToken bool) (toDelete, kept, extra []kube.TokenSecret) {
+func secondSweep(all []kube.TokenSecret, servedSecret string, hadSecret, recreated map[string]bool, regenerateKubeconfig, regenerateServiceToken bool) (toDelete, kept, extra []kube.TokenSecret) {
 	perAccount := map[string][]kube.TokenSecret{}
 	var accounts []string
 	for _, s := range all {
-		lkes := s.Namespace == "kube-system" && s.ServiceAccount != adminServiceAccount &&
-			(isControlPlaneAccount(s.ServiceAccount) || hadSecret[s.Namespace+"/"+s.ServiceAccount])
+		account := s.Namespace + "/" + s.ServiceAccount
+		// Only a service-token regeneration makes secrets of accounts
+		// other than lke-admin; and none of an account this run re-created.
+		lkes := regenerateServiceToken && s.Namespace == "kube-system" && s.ServiceAccount != adminServiceAccount && !recreated[account] &&
+			(isControlPlaneAccount(s.ServiceAccount) || hadSecret[account])
 		switch {
 		case keepSecret(s, regenerateKubeconfig, regenerateServiceToken), s.ID() == servedSecret:
+			kept = append(kept, s)
+		case servedSecret == "" && s.Namespace == "kube-system" && s.ServiceAccount == adminServiceAccount:
+			// The served token does not name its secret: which lke-admin
+			// secret is behind it cannot be told, so none is touched.
 			kept = append(kept, s)
 		case lkes:
 			kept = append(kept, s)
@@ -70,14 +78,33 @@ func accountsWithSecrets(secrets ...[]kube.TokenSecret) map[string]bool {
 // of whatever account it names, even one just re-created) or a Secret a
 // short-lived token is bound to. It runs with the new kubeconfig.
 func (r *run) sweepAgain(ctx context.Context) (map[string]any, error) {
-	all, err := kube.ListServiceAccountTokens(ctx, r.new, r.opts.Namespaces)
+	// The configured namespaces, and those of the accounts this run
+	// re-created (their secrets only): a legacy secret planted for one of
+	// them after its re-creation holds a token of the new account.
+	namespaces := slices.Clone(r.opts.Namespaces)
+	recreated := map[string]bool{}
+	for _, id := range r.result.RecreatedServiceAccounts {
+		recreated[id] = true
+		if ns, _, _ := strings.Cut(id, "/"); !slices.Contains(namespaces, ns) {
+			namespaces = append(namespaces, ns)
+		}
+	}
+	listed, err := kube.ListServiceAccountTokens(ctx, r.new, namespaces)
 	if err != nil {
 		return nil, err
 	}
-	ns, name := kube.TokenSecretName(kube.TokenOf(r.newKubeconfig))
-	toDelete, kept, extra := secondSweep(all, ns+"/"+name, r.hadSecret, r.opts.RegenerateKubeconfig, r.opts.RegenerateServiceToken)
+	all := slices.DeleteFunc(listed, func(s kube.TokenSecret) bool {
+		return !slices.Contains(r.opts.Namespaces, s.Namespace) && !recreated[s.Namespace+"/"+s.ServiceAccount]
+	})
+	served := ""
+	if ns, name := kube.TokenSecretName(kube.TokenOf(r.newKubeconfig)); name != "" {
+		served = ns + "/" + name
+	}
+	toDelete, _, extra := secondSweep(all, served, r.hadSecret, recreated, r.opts.RegenerateKubeconfig, r.opts.RegenerateServiceToken)
 	r.scanPods(ctx, r.new, toDelete)
-	deleted, err := kube.DeleteTokenSecrets(ctx, r.new, toDelete, kept, r.opts.DeleteConcurrency)
+	// One by one, by UID: a DeleteCollection would also take what LKE made
+	// since the list.
+	deleted, err := kube.DeleteEach(ctx, r.new, toDelete, r.opts.DeleteConcurrency)
 	r.recordDeleted(deleted)
 	r.result.SweptAgain = append(r.result.SweptAgain, deleted...)
 	for _, s := range extra {

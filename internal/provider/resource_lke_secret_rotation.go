@@ -622,6 +622,13 @@ func addRotationWarnings(diags *diag.Diagnostics, opts lke.Options, result *lke.
 				"the account with TokenRequest (kubectl create token lke-admin, or bound to a Secret or pod) stay valid until they expire. "+
 				"Leave the attribute unset (true) to re-create the account, which ends them all.")
 	}
+	if len(result.NotRecreatedAfterResume) > 0 {
+		diags.AddAttributeWarning(path.Root("revoke_service_accounts"), "LKE control-plane accounts not re-created",
+			fmt.Sprintf("This apply resumed a rotation after its regeneration, when re-creating %s would end the token LKE has just made "+
+				"for it and stop its component; so it did not. If the interrupted run had not re-created it yet, its TokenRequest tokens "+
+				"issued before stay valid until they expire: rotate again (terraform apply -replace), which re-creates it before regenerating.",
+				strings.Join(result.NotRecreatedAfterResume, ", ")))
+	}
 	if len(result.SweptAgain) > 0 {
 		diags.AddWarning("Credentials made during the rotation were revoked",
 			fmt.Sprintf("Once the old credentials were rejected, a second sweep found %d credential(s) made after the rotation first listed them, "+
