@@ -73,19 +73,13 @@ func OpenBridge(ctx context.Context, k *Clients, namespace string, connect func(
 	}
 	seconds := int64(BridgeTTL / time.Second)
 	var token string
-	err := k.Retry.Do(ctx, func() error {
+	err := createOnce(ctx, k, func() error {
 		_, err := k.Core.RbacV1().Roles(namespace).Create(ctx, role, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			err = nil
-		}
 		return err
 	})
 	if err == nil {
-		err = k.Retry.Do(ctx, func() error {
+		err = createOnce(ctx, k, func() error {
 			_, err := k.Core.RbacV1().RoleBindings(namespace).Create(ctx, binding, metav1.CreateOptions{})
-			if apierrors.IsAlreadyExists(err) {
-				err = nil
-			}
 			return err
 		})
 	}
@@ -113,6 +107,17 @@ func OpenBridge(ctx context.Context, k *Clients, namespace string, connect func(
 		return nil, fmt.Errorf("prepare service account %s to re-create the admin account with: %w", ref, err)
 	}
 	return &Bridge{Clients: b, Account: ref}, nil
+}
+
+// createOnce runs create with k's retries; an object that already exists
+// (a retried create whose first answer was lost) counts as created.
+func createOnce(ctx context.Context, k *Clients, create func() error) error {
+	return k.Retry.Do(ctx, func() error {
+		if err := create(); !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		return nil
+	})
 }
 
 // awaitAuthorized waits until the bridge may delete service accounts.

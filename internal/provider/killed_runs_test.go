@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -185,16 +186,9 @@ func runKilledWhen(t *testing.T, dir string, at func(line string) bool, poll fun
 func runKilledWith(t *testing.T, terraform, dir string, args []string, at func(line string) bool, poll func() bool) (string, error) {
 	t.Helper()
 	cmd := exec.Command(terraform, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+builtProvider(t), "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "TF_LOG=INFO")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	stderr, err := cmd.StderrPipe()
+	out, stderr, err := startLogged(t, cmd, dir)
 	if err != nil {
-		return "", err
-	}
-	if err := cmd.Start(); err != nil {
 		return "", err
 	}
 	pgid := cmd.Process.Pid
@@ -241,6 +235,20 @@ func runKilledWith(t *testing.T, terraform, dir string, args []string, at func(l
 		time.Sleep(50 * time.Millisecond)
 	}
 	return out.String(), nil
+}
+
+// startLogged starts cmd (terraform) in dir with the built provider and
+// TF_LOG=INFO, its stdout gathered in out and its log readable from stderr.
+func startLogged(t *testing.T, cmd *exec.Cmd, dir string) (out *bytes.Buffer, stderr io.Reader, err error) {
+	t.Helper()
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+builtProvider(t), "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "TF_LOG=INFO")
+	out = &bytes.Buffer{}
+	cmd.Stdout = out
+	if stderr, err = cmd.StderrPipe(); err != nil {
+		return nil, nil, err
+	}
+	return out, stderr, cmd.Start()
 }
 
 // TestAccKilledShortLivedRuns kills terraform while a short-lived kubeconfig

@@ -125,8 +125,7 @@ func revokeServiceAccountsValidators() []validator.Set {
 // controlPlaneAccountsNeedServiceToken refuses LKE's control-plane accounts
 // in revoke_service_accounts when the service token is not regenerated:
 // nothing would give the re-created accounts tokens, and LKE's components
-// would stop working. It also refuses recreate_admin_service_account = true
-// without regenerate_kubeconfig, which could not take effect.
+// would stop working.
 type controlPlaneAccountsNeedServiceToken struct{}
 
 func (controlPlaneAccountsNeedServiceToken) Description(context.Context) string {
@@ -138,19 +137,11 @@ func (v controlPlaneAccountsNeedServiceToken) MarkdownDescription(ctx context.Co
 }
 
 func (controlPlaneAccountsNeedServiceToken) check(ctx context.Context, config tfsdk.Config, diags *diag.Diagnostics) {
-	var st, kc, admin types.Bool
+	var st types.Bool
 	var accounts types.Set
 	diags.Append(config.GetAttribute(ctx, path.Root("regenerate_service_token"), &st)...)
-	diags.Append(config.GetAttribute(ctx, path.Root("regenerate_kubeconfig"), &kc)...)
-	diags.Append(config.GetAttribute(ctx, path.Root("recreate_admin_service_account"), &admin)...)
 	diags.Append(config.GetAttribute(ctx, path.Root("revoke_service_accounts"), &accounts)...)
-	falseSet := func(b types.Bool) bool { return !b.IsNull() && !b.IsUnknown() && !b.ValueBool() }
-	if !admin.IsNull() && !admin.IsUnknown() && admin.ValueBool() && falseSet(kc) {
-		diags.AddAttributeError(path.Root("recreate_admin_service_account"), "lke-admin cannot be re-created without a new kubeconfig",
-			"recreate_admin_service_account = true needs regenerate_kubeconfig = true: only the kubeconfig's regeneration gives the re-created "+
-				"lke-admin a token. Set regenerate_kubeconfig = true, or leave recreate_admin_service_account unset.")
-	}
-	if !falseSet(st) || accounts.IsNull() || accounts.IsUnknown() {
+	if !isFalse(st) || accounts.IsNull() || accounts.IsUnknown() {
 		return
 	}
 	for _, e := range accounts.Elements() {
@@ -167,6 +158,32 @@ func (controlPlaneAccountsNeedServiceToken) check(ctx context.Context, config tf
 		}
 	}
 }
+
+// recreateAdminNeedsKubeconfig refuses recreate_admin_service_account =
+// true without regenerate_kubeconfig, which could not take effect.
+type recreateAdminNeedsKubeconfig struct{}
+
+func (recreateAdminNeedsKubeconfig) Description(context.Context) string {
+	return "recreate_admin_service_account = true needs regenerate_kubeconfig = true"
+}
+
+func (v recreateAdminNeedsKubeconfig) MarkdownDescription(ctx context.Context) string {
+	return v.Description(ctx)
+}
+
+func (recreateAdminNeedsKubeconfig) check(ctx context.Context, config tfsdk.Config, diags *diag.Diagnostics) {
+	var kc, admin types.Bool
+	diags.Append(config.GetAttribute(ctx, path.Root("regenerate_kubeconfig"), &kc)...)
+	diags.Append(config.GetAttribute(ctx, path.Root("recreate_admin_service_account"), &admin)...)
+	if !admin.IsNull() && !admin.IsUnknown() && admin.ValueBool() && isFalse(kc) {
+		diags.AddAttributeError(path.Root("recreate_admin_service_account"), "lke-admin cannot be re-created without a new kubeconfig",
+			"recreate_admin_service_account = true needs regenerate_kubeconfig = true: only the kubeconfig's regeneration gives the re-created "+
+				"lke-admin a token. Set regenerate_kubeconfig = true, or leave recreate_admin_service_account unset.")
+	}
+}
+
+// isFalse: set, known, and false.
+func isFalse(b types.Bool) bool { return !b.IsNull() && !b.IsUnknown() && !b.ValueBool() }
 
 // workloadKindsValidators check restart_workloads.kinds.
 func workloadKindsValidators() []validator.Set {
@@ -231,7 +248,9 @@ type rotationConfigCheck interface {
 	check(ctx context.Context, config tfsdk.Config, diags *diag.Diagnostics)
 }
 
-var rotationConfigChecks = []rotationConfigCheck{regenerateSomething{}, restartNamespacesRequired{}, controlPlaneAccountsNeedServiceToken{}}
+var rotationConfigChecks = []rotationConfigCheck{
+	regenerateSomething{}, restartNamespacesRequired{}, controlPlaneAccountsNeedServiceToken{}, recreateAdminNeedsKubeconfig{},
+}
 
 // positiveTimeout reports a timeout that is not positive: the timeouts
 // library parses "-5m" without complaint, and a rotation given no time at

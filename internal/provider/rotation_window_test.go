@@ -4,7 +4,6 @@ package provider
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -42,15 +41,8 @@ resource "kubecreds_lke_secret_rotation" "r" {
 func applyWatching(t *testing.T, dir string, on func(line string)) (string, error) {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), os.Getenv("TF_ACC_TERRAFORM_PATH"), "apply", "-auto-approve", "-input=false", "-no-color")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+builtProvider(t), "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "TF_LOG=INFO")
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	stderr, err := cmd.StderrPipe()
+	out, stderr, err := startLogged(t, cmd, dir)
 	if err != nil {
-		return "", err
-	}
-	if err := cmd.Start(); err != nil {
 		return "", err
 	}
 	scanner := bufio.NewScanner(stderr)
