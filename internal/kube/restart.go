@@ -40,7 +40,7 @@ const restartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
 // workloads (kind/namespace/name) and the skipped ones (namespace/name),
 // sorted.
 func RestartWorkloads(ctx context.Context, k *Clients, at time.Time, namespaces, kinds []string) (restarted, paused []string, err error) {
-	patch := []byte(fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, restartedAtAnnotation, at.Format(time.RFC3339)))
+	patch := restartPatch(at)
 	for _, ns := range namespaces {
 		for _, kind := range kinds {
 			gvr, ok := workloadResources[kind]
@@ -68,6 +68,40 @@ func RestartWorkloads(ctx context.Context, k *Clients, at time.Time, namespaces,
 	slices.Sort(restarted)
 	slices.Sort(paused)
 	return restarted, paused, nil
+}
+
+// restartPatch is the patch kubectl rollout restart sends.
+func restartPatch(at time.Time) []byte {
+	return []byte(fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, restartedAtAnnotation, at.Format(time.RFC3339)))
+}
+
+// restartOne restarts one workload as kubectl rollout restart does; a
+// paused deployment is left alone (restarted false), as kubectl refuses it.
+func restartOne(ctx context.Context, k *Clients, at time.Time, kind, ns, name string) (restarted bool, err error) {
+	if kind == KindDeployment {
+		var paused bool
+		err := k.Retry.Do(ctx, func() error {
+			d, err := k.Core.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+			if err == nil {
+				paused = d.Spec.Paused
+			}
+			return err
+		})
+		if err != nil {
+			return false, fmt.Errorf("read deployment %s/%s: %w", ns, name, err)
+		}
+		if paused {
+			return false, nil
+		}
+	}
+	err = k.Retry.Do(ctx, func() error {
+		_, err := k.Meta.Resource(workloadResources[kind]).Namespace(ns).Patch(ctx, name, types.StrategicMergePatchType, restartPatch(at), metav1.PatchOptions{})
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("restart %s %s/%s: %w", kind, ns, name, err)
+	}
+	return true, nil
 }
 
 // listRestartable lists the workloads of one kind in a namespace that a
