@@ -63,6 +63,9 @@ type AccountRotationResult struct {
 	// Resumed are the accounts an earlier, stopped run had deleted and not
 	// created again: they were created from its checkpoint.
 	Resumed []string
+	// Missing are the accounts deleted and not created again (the run
+	// failed there): the next run creates them from their checkpoints.
+	Missing []string
 	// TokenSecretsRecreated are the legacy token secrets created again
 	// (namespace/name); TokenSecretsRemoved those that went with the old
 	// accounts because RecreateTokenSecrets was false.
@@ -81,6 +84,9 @@ type AccountRotationResult struct {
 // Done lists what was changed so far, for an error that says it.
 func (r *AccountRotationResult) Done() []string {
 	var done []string
+	for _, a := range r.Missing {
+		done = append(done, "service account "+a+" deleted, not created again yet")
+	}
 	for _, a := range r.Recreated {
 		done = append(done, "service account "+a.String()+" re-created")
 	}
@@ -392,11 +398,15 @@ func recreateAccount(ctx context.Context, k *Clients, s *accountState, tokenSecr
 		}
 		var err error
 		if rec, err = RecreateServiceAccount(ctx, k, s.ref); err != nil {
+			if errors.Is(err, ErrDeletedNotCreated) {
+				res.Missing = append(res.Missing, s.ref.String())
+			}
 			return err
 		}
 	} else {
 		created, err := createAgain(context.WithoutCancel(ctx), k, s.checkpoint.Account)
 		if err != nil {
+			res.Missing = append(res.Missing, s.ref.String())
 			return fmt.Errorf("service account %s was deleted by an earlier run that stopped, and creating it from its checkpoint failed: %w: %w",
 				s.ref, ErrDeletedNotCreated, err)
 		}

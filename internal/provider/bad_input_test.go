@@ -28,6 +28,10 @@ func ephemeralWith(body string) string {
 	return "ephemeral \"kubecreds_short_lived_kubeconfig\" \"k\" {\n" + body + "\n}\n"
 }
 
+func accountRotationWith(body string) string {
+	return "resource \"kubecreds_service_account_rotation\" \"r\" {\n" + body + "\n}\n"
+}
+
 func providerWith(body string) string {
 	return "provider \"kubecreds\" {\n" + body + "\n}\n" + rotationWith("cluster_id = 1")
 }
@@ -64,6 +68,16 @@ var badInputs = []badInput{
 	{"control-plane account without a new service token", rotationWith("cluster_id = 1\nregenerate_service_token = false\nrevoke_service_accounts = [\"kube-system/ccm-user\"]"), `revoke_service_accounts`, `Set regenerate_service_token = true`},
 	{"admin re-created without a new kubeconfig", rotationWith("cluster_id = 1\nregenerate_kubeconfig = false\nrecreate_admin_service_account = true"), `recreate_admin_service_account`, `needs regenerate_kubeconfig = true`},
 	{"timeout not a duration", rotationWith("cluster_id = 1\ntimeouts {\ncreate = \"forever\"\n}"), `create = "forever"`, `must be a string containing a sequence of decimal numbers, each with optional fraction and a unit suffix`},
+
+	// kubecreds_service_account_rotation
+	{"no accounts to rotate", accountRotationWith(`service_accounts = []`), `service_accounts`, `at least 1 elements`},
+	{"accounts missing", accountRotationWith(`verify = true`), `"service_accounts"`, `is required`},
+	{"account without namespace", accountRotationWith(`service_accounts = ["deployer"]`), `service_accounts`, `must be namespace/name`},
+	{"account name with capitals", accountRotationWith(`service_accounts = ["ci/Deploy_Bot"]`), `service_accounts`, `must be namespace/name`},
+	{"account rotation from two sources", accountRotationWith("service_accounts = [\"ci/deployer\"]\nlke_cluster_id = 1\nbase_kubeconfig = \"x\""), `lke_cluster_id`, `base_kubeconfig`},
+	{"account rotation with a malformed kubeconfig", accountRotationWith("service_accounts = [\"ci/deployer\"]\nbase_kubeconfig = \"not: [a kubeconfig\""), `base_kubeconfig`, `must be a kubeconfig`},
+	{"account rotation every 5 minutes", accountRotationWith("service_accounts = [\"ci/deployer\"]\nrotate_every = \"5m\""), `rotate_every`, `between 1h and 87600h`},
+	{"account rotation with a fractional cluster id", accountRotationWith("service_accounts = [\"ci/deployer\"]\nlke_cluster_id = 0.5"), `lke_cluster_id`, `must be a whole number`},
 
 	// kubecreds_short_lived_kubeconfig
 	{"ttl too short", ephemeralWith("lke_cluster_id = 1\nttl = \"5m\""), `ttl`, `between 10m and 4320h`},

@@ -440,34 +440,44 @@ func (h *closeHandle) revokeThroughLinode(ctx context.Context) error {
 // clusterConfig resolves where the cluster is: lke_cluster_id,
 // base_kubeconfig, or the provider's kubernetes block.
 func (r *shortLivedKubeconfig) clusterConfig(ctx context.Context, m *shortLivedKubeconfigModel) (*rest.Config, string, diag.Diagnostics) {
+	return r.data.clusterConfig(ctx, m.LKEClusterID, m.BaseKubeconfig, openTimeout/2, "issue a kubeconfig for")
+}
+
+// clusterConfig reaches a cluster as the types for any cluster do: an LKE
+// cluster through the kubeconfig the Linode API serves (waiting at most
+// wait), a base_kubeconfig, or else the provider's kubernetes block. It
+// also names the cluster for a rendered kubeconfig. forWhat completes
+// "No cluster to ...".
+func (d *providerData) clusterConfig(ctx context.Context, lkeClusterID wholeNumber, base types.String, wait time.Duration,
+	forWhat string) (*rest.Config, string, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	switch {
-	case !m.LKEClusterID.IsNull():
-		id := int(m.LKEClusterID.ValueInt64())
-		cfg, d := r.data.lkeRESTConfig(ctx, id, openTimeout/2)
+	case !lkeClusterID.IsNull() && !lkeClusterID.IsUnknown():
+		id := int(lkeClusterID.ValueInt64())
+		cfg, d := d.lkeRESTConfig(ctx, id, wait)
 		return cfg, fmt.Sprintf("lke%d", id), d
-	case !m.BaseKubeconfig.IsNull():
-		raw := []byte(m.BaseKubeconfig.ValueString())
+	case !base.IsNull() && !base.IsUnknown():
+		raw := []byte(base.ValueString())
 		cfg, err := kubeconfig.RESTConfigFromKubeconfig(raw)
 		if err != nil {
 			diags.AddAttributeError(path.Root("base_kubeconfig"), "Unusable base_kubeconfig", err.Error())
 			return nil, "", diags
 		}
-		cfg.UserAgent = r.data.userAgent
-		cfg.Timeout = r.data.requestTimeout
+		cfg.UserAgent = d.userAgent
+		cfg.Timeout = d.requestTimeout
 		name := kubeconfig.ClusterName(raw)
 		if name == "" {
 			name = "cluster"
 		}
 		return cfg, name, nil
 	default:
-		cfg, d := r.data.KubernetesConfig()
-		if d.HasError() {
-			diags.AddError("No cluster to issue a kubeconfig for",
-				"Set lke_cluster_id or base_kubeconfig on the ephemeral resource, or configure the provider's kubernetes block. "+d[0].Detail())
+		cfg, dd := d.KubernetesConfig()
+		if dd.HasError() {
+			diags.AddError("No cluster to "+forWhat,
+				"Set lke_cluster_id or base_kubeconfig, or configure the provider's kubernetes block. "+dd[0].Detail())
 			return nil, "", diags
 		}
-		cfg.Timeout = r.data.requestTimeout
+		cfg.Timeout = d.requestTimeout
 		return cfg, "kubernetes", nil
 	}
 }

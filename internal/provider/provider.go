@@ -393,11 +393,11 @@ func (p *kubecredsProvider) Configure(ctx context.Context, req provider.Configur
 // Actions need Terraform 1.14 or later; older Terraform and OpenTofu do not
 // ask for them, and the rest of the provider works there as before.
 func (p *kubecredsProvider) Actions(context.Context) []func() action.Action {
-	return []func() action.Action{newLKERotateCredentialsAction, newSKEStartRotationAction, newSKECompleteRotationAction}
+	return []func() action.Action{newLKERotateCredentialsAction, newSKEStartRotationAction, newSKECompleteRotationAction, newRotateServiceAccountAction}
 }
 
 func (p *kubecredsProvider) Resources(context.Context) []func() resource.Resource {
-	return []func() resource.Resource{newLKESecretRotationResource, newSKERotationResource}
+	return []func() resource.Resource{newLKESecretRotationResource, newSKERotationResource, newServiceAccountRotationResource}
 }
 
 func (p *kubecredsProvider) DataSources(context.Context) []func() datasource.DataSource {
