@@ -230,33 +230,20 @@ func accountState(t *testing.T, dir string) map[string]any {
 	return stateAttributes(t, dir, "kubecreds_service_account_rotation.ci")
 }
 
-// The offboarding case through the provider's kubernetes block: every
-// token the CI account had is rejected, its legacy token secret holds a
-// working token of the new account, the deployment running as it was
-// restarted, the paused one and the bare pod are named and untouched, and
-// the next plan is empty.
+// The offboarding guide's CI-account example, applied as written through
+// the provider's kubernetes block: every token the CI account had is
+// rejected, its legacy token secret holds a working token of the new
+// account, the deployment running as it was restarted, the paused one and
+// the bare pod are named and untouched, and the next plan is empty.
 func TestAccServiceAccountRotation_throughTheKubernetesBlock(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
-	s := newAccountScene(t, c, "sarot-kube", true)
+	s := newAccountScene(t, c, "ci", true)
 	cs := adminClient(t, c)
-	dir := configDir(t, map[string]string{"main.tf": actionProviders + fmt.Sprintf(`
-provider "kubecreds" {
-  kubernetes {
-    config_path = %q
-  }
-}
-
-resource "kubecreds_service_account_rotation" "ci" {
-  service_accounts       = ["%s/deployer"]
-  recreate_token_secrets = true
-  keepers = {
-    ticket = "OFFBOARD-42"
-  }
-}
-`, c.AdminKubeconfigPath(), s.ns)})
+	dir := copyExample(t, "examples/guides/offboarding-ci-account")
+	vars := map[string]string{"TF_VAR_kubeconfig_path": c.AdminKubeconfigPath()}
 	regens := c.Regenerations()
-	out := mustTF(t, dir, nil, "apply", "-auto-approve", "-input=false")
+	out := mustTF(t, dir, vars, "apply", "-auto-approve", "-input=false")
 	t.Logf("terraform apply printed:\n%s", out)
 	s.checkRevoked(t, c)
 	if n := c.Regenerations() - regens; n != 0 {
@@ -309,7 +296,7 @@ resource "kubecreds_service_account_rotation" "ci" {
 	if _, err := cs.CoreV1().ConfigMaps(s.ns).Get(t.Context(), "kubecreds-recreate-deployer", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the checkpoint is left after a finished rotation (%v)", err)
 	}
-	if out, err := tfRun(t, dir, nil, "plan", "-detailed-exitcode", "-input=false"); err != nil || !strings.Contains(out, "No changes.") {
+	if out, err := tfRun(t, dir, vars, "plan", "-detailed-exitcode", "-input=false"); err != nil || !strings.Contains(out, "No changes.") {
 		t.Fatalf("the next plan is not empty (%v):\n%s", err, out)
 	}
 }

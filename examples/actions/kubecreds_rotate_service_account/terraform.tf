@@ -1,0 +1,7 @@
+terraform {
+  required_providers {
+    kubecreds = {
+      source = "kubecreds/kubecreds"
+    }
+  }
+}
