@@ -596,7 +596,10 @@ var replicaSets = workloadResources[KindDeployment].GroupVersion().WithResource(
 func awaitCanariesRejected(ctx context.Context, k *Clients, states []*accountState, within time.Duration) error {
 	var still []string
 	var lastErr error
-	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, within, true, func(ctx context.Context) (bool, error) {
+	// The checks run with ctx, not the poll's context, so that one in
+	// flight when the time runs out finishes and a token still accepted is
+	// reported as such, not as the rate limiter's deadline error.
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, within, true, func(context.Context) (bool, error) {
 		still = nil
 		for _, s := range states {
 			if s.canary == "" {

@@ -45,7 +45,11 @@ func (r *run) verifyOldCredentialsRejected(ctx context.Context) (map[string]any,
 	adminGone, canaryGone := !checkAdmin, false
 	var stillAccounts []string
 	var lastErr error
-	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, r.opts.OldTokenTimeout, true, func(ctx context.Context) (bool, error) {
+	// Each check runs with the run's context, not the poll's: a check in
+	// flight when the poll's time runs out finishes, so a token still
+	// accepted is reported as such, never as the client rate limiter's
+	// "would exceed context deadline".
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, r.opts.OldTokenTimeout, true, func(context.Context) (bool, error) {
 		if !adminGone {
 			ok, err := r.old.Authenticates(ctx) // retries transient errors itself
 			if lastErr = err; err != nil {

@@ -43,6 +43,7 @@ type Emulator struct {
 	listener net.Listener
 	closing  chan struct{}
 	faults   fakecloud.FaultTable
+	sticky   stickyTable // SetStickyTokens
 
 	logMu   sync.Mutex
 	log     []RequestRecord

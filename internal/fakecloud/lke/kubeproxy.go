@@ -154,6 +154,9 @@ func (p *kubeProxy) serve(w http.ResponseWriter, r *http.Request) {
 		}()
 		r = r.WithContext(ctx)
 	}
+	if p.serveSticky(w, r, endpoint) {
+		return
+	}
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		cert := r.TLS.PeerCertificates[0]
 		r.Header.Set("X-Remote-User", cert.Subject.CommonName)
