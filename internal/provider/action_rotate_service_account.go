@@ -115,6 +115,7 @@ func (a *rotateServiceAccountAction) Invoke(ctx context.Context, req action.Invo
 	res, diags := a.data.rotateAccounts(ctx, accountRotationRequest{
 		lkeClusterID: m.LKEClusterID,
 		base:         m.BaseKubeconfig,
+		block:        "action",
 		opts: kube.AccountRotation{
 			Accounts:             accounts,
 			RecreateTokenSecrets: boolOr(m.RecreateTokenSecrets, accountDefaults.RecreateTokenSecrets),

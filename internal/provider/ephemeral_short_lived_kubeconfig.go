@@ -440,16 +440,17 @@ func (h *closeHandle) revokeThroughLinode(ctx context.Context) error {
 // clusterConfig resolves where the cluster is: lke_cluster_id,
 // base_kubeconfig, or the provider's kubernetes block.
 func (r *shortLivedKubeconfig) clusterConfig(ctx context.Context, m *shortLivedKubeconfigModel) (*rest.Config, string, diag.Diagnostics) {
-	return r.data.clusterConfig(ctx, m.LKEClusterID, m.BaseKubeconfig, openTimeout/2, "issue a kubeconfig for")
+	return r.data.clusterConfig(ctx, m.LKEClusterID, m.BaseKubeconfig, openTimeout/2, "issue a kubeconfig for", "the ephemeral resource")
 }
 
 // clusterConfig reaches a cluster as the types for any cluster do: an LKE
 // cluster through the kubeconfig the Linode API serves (waiting at most
 // wait), a base_kubeconfig, or else the provider's kubernetes block. It
 // also names the cluster for a rendered kubeconfig. forWhat completes
-// "No cluster to ...".
+// "No cluster to ..."; where names the block lke_cluster_id and
+// base_kubeconfig are set on.
 func (d *providerData) clusterConfig(ctx context.Context, lkeClusterID wholeNumber, base types.String, wait time.Duration,
-	forWhat string) (*rest.Config, string, diag.Diagnostics) {
+	forWhat, where string) (*rest.Config, string, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	switch {
 	case !lkeClusterID.IsNull() && !lkeClusterID.IsUnknown():
@@ -474,7 +475,7 @@ func (d *providerData) clusterConfig(ctx context.Context, lkeClusterID wholeNumb
 		cfg, dd := d.KubernetesConfig()
 		if dd.HasError() {
 			diags.AddError("No cluster to "+forWhat,
-				"Set lke_cluster_id or base_kubeconfig, or configure the provider's kubernetes block. "+dd[0].Detail())
+				"Set lke_cluster_id or base_kubeconfig on "+where+", or configure the provider's kubernetes block. "+dd[0].Detail())
 			return nil, "", diags
 		}
 		cfg.Timeout = d.requestTimeout

@@ -242,6 +242,7 @@ func (r *serviceAccountRotationResource) Create(ctx context.Context, req resourc
 	res, diags := r.data.rotateAccounts(ctx, accountRotationRequest{
 		lkeClusterID: plan.LKEClusterID,
 		base:         config.BaseKubeconfig,
+		block:        "resource",
 		opts: kube.AccountRotation{
 			Accounts:             accounts,
 			RecreateTokenSecrets: plan.RecreateTokenSecrets.ValueBool(),

@@ -79,13 +79,14 @@ func accountRefs(ctx context.Context, set types.Set) ([]kube.ServiceAccountRef, 
 type accountRotationRequest struct {
 	lkeClusterID wholeNumber
 	base         types.String
+	block        string // "resource" or "action", for the errors
 	opts         kube.AccountRotation
 	step         func(ctx context.Context, step string, fields map[string]any)
 }
 
 // rotateAccounts reaches the cluster and rotates the accounts.
 func (d *providerData) rotateAccounts(ctx context.Context, req accountRotationRequest) (*kube.AccountRotationResult, diag.Diagnostics) {
-	cfg, _, diags := d.clusterConfig(ctx, req.lkeClusterID, req.base, openTimeout/2, "rotate service accounts on")
+	cfg, _, diags := d.clusterConfig(ctx, req.lkeClusterID, req.base, openTimeout/2, "rotate service accounts on", "the "+req.block)
 	if diags.HasError() {
 		return nil, diags
 	}
