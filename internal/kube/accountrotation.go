@@ -502,6 +502,16 @@ func recreateTokenSecret(ctx context.Context, k *Clients, ref ServiceAccountRef,
 	return nil
 }
 
+// RestartRunningAs does a rollout restart of the workloads whose pods run
+// as any of the accounts (see restartRunningAs): what it restarted
+// (kind/namespace/name), the paused deployments it skipped
+// (namespace/name), and the pods no rollout restart reaches, with why.
+func RestartRunningAs(ctx context.Context, k *Clients, at time.Time, refs []ServiceAccountRef) (restarted, paused, notRestarted []string, err error) {
+	var res AccountRotationResult
+	err = restartRunningAs(ctx, k, at, refs, &res)
+	return res.Restarted, res.Paused, res.NotRestarted, err
+}
+
 // restartRunningAs does a rollout restart of the workloads whose pods run
 // as any of the accounts, as `kubectl rollout restart` would: paused
 // deployments are skipped and named; pods that no deployment, daemonset or

@@ -92,6 +92,10 @@ type Result struct {
 	// SkippedPaused are paused deployments (namespace/name) that the restart
 	// left alone, as kubectl rollout restart refuses them.
 	SkippedPaused []string
+	// NotRestarted are the pods running as a re-created account that no
+	// rollout restart reaches (bare pods, Jobs), with why: only deleting
+	// them gives them tokens of the new account.
+	NotRestarted  []string
 	RecycledNodes int
 	// RecreatedServiceAccounts are the accounts re-created (namespace/name).
 	RecreatedServiceAccounts []string
@@ -218,7 +222,7 @@ func (r *Runner) Rotate(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	if opts.RestartWorkloads != nil {
+	if opts.RestartWorkloads != nil || len(opts.RevokeServiceAccounts) > 0 {
 		if err := run.step(ctx, StepRestartWorkloads, run.restartWorkloads); err != nil {
 			return nil, err
 		}

@@ -166,6 +166,23 @@ func TestAccOffboarding_guideExampleRevokesEveryCredential(t *testing.T) {
 	}
 	killedToken := capturedToken(t, killedFile)
 
+	// Workloads running as the CI account: one to restart, one paused.
+	cs := adminClient(t, c)
+	for _, name := range []string{"offboard-web", "offboard-frozen"} {
+		_ = cs.AppsV1().Deployments("ci").Delete(t.Context(), name, metav1.DeleteOptions{}) // left by an earlier run
+		if err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			_, err := cs.AppsV1().Deployments("ci").Create(ctx, deploymentAs(name, "deployer"), metav1.CreateOptions{})
+			return err == nil, nil
+		}); err != nil {
+			t.Fatalf("create deployment ci/%s: %v", name, err)
+		}
+	}
+	waitPods(t, cs, "ci", "app=offboard-frozen")
+	if _, err := cs.AppsV1().Deployments("ci").Patch(t.Context(), "offboard-frozen", "application/strategic-merge-patch+json",
+		[]byte(`{"spec":{"paused":true}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
 	leaver := kubeconfigClient(t, oldKC)
 	before := map[string]string{"the old admin token": kubeconfigToken(t, oldKC),
 		"the short-lived token opened with revoke_on_close = false": keptToken,
@@ -222,6 +239,18 @@ func TestAccOffboarding_guideExampleRevokesEveryCredential(t *testing.T) {
 	}
 	if left := boundSecrets(t, c, "kube-system"); len(left) != 0 {
 		t.Errorf("bound Secrets left after the rotation: %v", left)
+	}
+	// The deployment running as the re-created ci/deployer was restarted,
+	// so that its pods get tokens of the new account; the paused one is
+	// named and untouched.
+	if web, err := cs.AppsV1().Deployments("ci").Get(t.Context(), "offboard-web", metav1.GetOptions{}); err != nil || web.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == "" {
+		t.Errorf("ci/offboard-web, which runs as the re-created ci/deployer, was not restarted (%v)", err)
+	}
+	if frozen, err := cs.AppsV1().Deployments("ci").Get(t.Context(), "offboard-frozen", metav1.GetOptions{}); err != nil || frozen.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] != "" {
+		t.Errorf("the paused ci/offboard-frozen was touched (%v)", err)
+	}
+	if flat := strings.Join(strings.Fields(out), " "); !strings.Contains(flat, "Paused deployments were not restarted") || !strings.Contains(flat, "ci/offboard-frozen") {
+		t.Errorf("the apply does not name the paused deployment it skipped:\n%s", out)
 	}
 	if out, err := terraformCmd(t, work, map[string]string{"TF_VAR_cluster_id": strconv.Itoa(c.ID)}, "plan", "-detailed-exitcode", "-input=false", "-no-color"); err != nil {
 		t.Errorf("a plan after the rotation is not empty: %v\n%s", err, out)

@@ -683,6 +683,12 @@ func addRotationWarnings(diags *diag.Diagnostics, opts lke.Options, result *lke.
 				"Run kubectl rollout resume on them (they then roll out any pending change) and restart them, or restart them after you resume them.",
 				strings.Join(result.SkippedPaused, ", ")))
 	}
+	if len(result.NotRestarted) > 0 {
+		diags.AddAttributeWarning(path.Root("revoke_service_accounts"), "Pods running as a re-created account were not restarted",
+			fmt.Sprintf("Their projected tokens named the old account and are rejected, and no deployment, daemonset or statefulset "+
+				"controls them, so no rollout restart reaches them: %s. Delete them (their owner, if any, creates them again) to give them "+
+				"tokens of the new account.", strings.Join(result.NotRestarted, ", ")))
+	}
 }
 
 func nonNil(s []string) []string {

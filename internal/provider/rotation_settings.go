@@ -88,8 +88,9 @@ var (
 		"tokens issued for it with TokenRequest stay valid until they expire."
 	descRevokeServiceAccounts = "Service accounts to delete and re-create before the admin account, as `namespace/name` (for example " +
 		"`[\"ci/deployer\"]`), so that every token they ever had is rejected, whoever issued it. What the owners set on each account is kept, " +
-		"and RoleBindings apply to the new account. Pods running as a listed account keep their projected tokens until they are restarted " +
-		"(list their namespaces in `restart_workloads`). `kube-system/lke-admin` is re-created by `recreate_admin_service_account`; LKE's " +
+		"and RoleBindings apply to the new account. The projected tokens of pods running as a listed account name the old one and are " +
+		"rejected, so the deployments, daemonsets and statefulsets whose pods run as it are restarted after the rotation, as " +
+		"`kubectl rollout restart` does (paused deployments and pods no rollout reaches are named in a warning). `kube-system/lke-admin` is re-created by `recreate_admin_service_account`; LKE's " +
 		"control-plane accounts (" + strings.Join(lke.ControlPlaneAccounts(), ", ") + ") may be listed only when `regenerate_service_token` " +
 		"is true, since only that gives them new tokens."
 	descRestartNamespaces = "Namespaces whose workloads are restarted. Required in the block."
