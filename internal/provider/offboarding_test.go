@@ -17,10 +17,13 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/clock"
 
 	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
 )
 
 // shortLivedCaptureConfig opens a short-lived kubeconfig for the cluster and
@@ -138,8 +141,11 @@ func stringsOf(v any) []string {
 // credential that existed before the apply answers 401 after it — the old
 // admin kubeconfig, a legacy token secret in each configured namespace, a
 // short-lived kubeconfig opened with revoke_on_close = false, one from a run
-// killed with SIGKILL, and `kubectl create token` tokens of lke-admin and of
-// the listed CI account made with the old admin kubeconfig.
+// killed with SIGKILL, `kubectl create token` tokens of lke-admin and of
+// the listed CI account made with the old admin kubeconfig, and a legacy
+// token secret and a Secret-bound token planted with it while the rotation
+// ran. A deployment running as the CI account is restarted; a paused one is
+// named and untouched.
 func TestAccOffboarding_guideExampleRevokesEveryCredential(t *testing.T) {
 	t.Parallel()
 	c := takeCluster(t)
@@ -204,10 +210,46 @@ func TestAccOffboarding_guideExampleRevokesEveryCredential(t *testing.T) {
 		t.Fatalf("before the rotation the bound Secrets are %v; want at least the two short-lived kubeconfigs'", boundBefore)
 	}
 
+	// The leaver's window: right after the rotation deleted the token
+	// secrets, and before the old admin credential is rejected, they plant
+	// a legacy token secret and mint a token bound to a kubecreds Secret.
+	if _, err := cs.CoreV1().ServiceAccounts("kube-system").Create(t.Context(),
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "backdoor"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	var plantedName, windowBound string
+	var plantErr error
+	planted := false
 	work := copyExample(t, "examples/guides/offboarding")
-	out, err := terraformCmd(t, work, map[string]string{"TF_VAR_cluster_id": strconv.Itoa(c.ID)}, "apply", "-auto-approve", "-input=false", "-no-color")
+	if err := os.WriteFile(filepath.Join(work, "terraform.tfvars"), fmt.Appendf(nil, "cluster_id = %d\n", c.ID), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := applyWatching(t, work, func(line string) {
+		if planted || !strings.Contains(line, "rotation step: delete service-account-token secrets:") {
+			return
+		}
+		planted = true
+		var legacyTok string
+		plantedName, legacyTok, plantErr = plantLegacyToken(t.Context(), leaver, "kube-system", "backdoor")
+		if plantErr != nil {
+			return
+		}
+		before["a legacy token secret planted in the rotation window"] = legacyTok
+		issuer := &kubeconfig.Issuer{Client: leaver, Clock: clock.RealClock{}}
+		tok, err := issuer.IssueServiceAccountToken(t.Context(), kubeconfig.ServiceAccountToken{Namespace: "kube-system", Name: "backdoor", TTL: time.Hour})
+		if plantErr = err; err == nil {
+			before["a Secret-bound token minted in the rotation window"] = tok.Token
+			windowBound = tok.Bound.Namespace + "/" + tok.Bound.Name
+		}
+	})
 	if err != nil {
 		t.Fatalf("applying the offboarding guide's example failed: %v\n%s", err, out)
+	}
+	if !planted || plantErr != nil {
+		t.Fatalf("the old admin kubeconfig could not plant credentials right after the delete step (planted %v): %v\n%s", planted, plantErr, out)
+	}
+	if flat := strings.Join(strings.Fields(strings.ReplaceAll(out, "│", " ")), " "); !strings.Contains(flat, "kube-system/"+plantedName) {
+		t.Errorf("the apply's warnings do not name the planted legacy token secret kube-system/%s", plantedName)
 	}
 	applied := time.Now()
 	// The apply verified the old admin token and a short-lived canary
@@ -227,6 +269,8 @@ func TestAccOffboarding_guideExampleRevokesEveryCredential(t *testing.T) {
 	for _, name := range boundBefore {
 		wantRevoked = append(wantRevoked, "kube-system/"+name)
 	}
+	// The second sweep revoked the one minted in the window too.
+	wantRevoked = append(wantRevoked, windowBound)
 	slices.Sort(wantRevoked)
 	if got := stringsOf(a["revoked_short_lived_kubeconfigs"]); !slices.Equal(got, wantRevoked) {
 		t.Errorf("revoked_short_lived_kubeconfigs = %v, want %v", got, wantRevoked)
