@@ -5,8 +5,11 @@ package provider
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 )
@@ -76,5 +79,47 @@ resource "kubecreds_service_account_rotation" "ci" {
 	mustTF(t, dir, vars, "apply", "-auto-approve", "-input=false")
 	if out, err := tfRun(t, dir, vars, "plan", "-detailed-exitcode", "-input=false"); err != nil || !strings.Contains(out, "No changes.") {
 		t.Fatalf("after the re-run the plan is not empty (%v):\n%s", err, out)
+	}
+}
+
+// A run killed with SIGKILL after it deleted the account and before it
+// created it again leaves the account missing; the next apply creates it
+// from the checkpoint the killed run wrote, and every old token is
+// rejected.
+func TestAccServiceAccountRotation_killedRunResumes(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	t.Cleanup(func() { testEnv.Emulator.ClearClusterFaults(c.ID) })
+	s := newAccountScene(t, c, "sarot-killed", false)
+	kc := servedKubeconfig(t, c)
+	dir := configDir(t, map[string]string{"cluster.kubeconfig": string(kc), "main.tf": actionProviders + `
+resource "kubecreds_service_account_rotation" "ci" {
+  service_accounts = ["` + s.ns + `/deployer"]
+  base_kubeconfig  = file("${path.module}/cluster.kubeconfig")
+}
+`})
+	// Hold the create that follows the delete, so that the kill lands in
+	// between.
+	testEnv.Emulator.InjectClusterFaults(c.ID, fakelke.KubeCreateServiceAccount, fakelke.Fault{Delay: time.Minute})
+	cs := adminClient(t, c)
+	out, err := runKilledWhen(t, dir, nil, func() bool {
+		_, errSA := cs.CoreV1().ServiceAccounts(s.ns).Get(t.Context(), "deployer", metav1.GetOptions{})
+		_, errCP := cs.CoreV1().ConfigMaps(s.ns).Get(t.Context(), "kubecreds-recreate-deployer", metav1.GetOptions{})
+		return apierrors.IsNotFound(errSA) && errCP == nil
+	})
+	if err != nil {
+		t.Fatalf("the apply was not killed between the delete and the create: %v\n%s", err, out)
+	}
+	testEnv.Emulator.ClearClusterFaults(c.ID)
+	if _, err := cs.CoreV1().ServiceAccounts(s.ns).Get(t.Context(), "deployer", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the account is not missing after the kill (%v): the test would prove nothing", err)
+	}
+	out = mustTF(t, dir, nil, "apply", "-auto-approve", "-input=false")
+	if !strings.Contains(out, "created from a stopped run's checkpoint") {
+		t.Errorf("the apply after the kill does not say it created the account from the checkpoint:\n%s", out)
+	}
+	s.checkRevoked(t, c)
+	if out, err := tfRun(t, dir, nil, "plan", "-detailed-exitcode", "-input=false"); err != nil || !strings.Contains(out, "No changes.") {
+		t.Fatalf("the plan after the resumed apply is not empty (%v):\n%s", err, out)
 	}
 }
