@@ -224,6 +224,31 @@ func mustTF(t *testing.T, dir string, env map[string]string, args ...string) str
 	return out
 }
 
+// noLinodeAPI points the provider at no Linode API at all, for the tests
+// that reach the cluster through base_kubeconfig only.
+var noLinodeAPI = map[string]string{"LINODE_TOKEN": "", "LINODE_URL": "https://127.0.0.1:9/v4"}
+
+// servedAccountDir is a configuration rotating ns/deployer through
+// base_kubeconfig set to the kubeconfig LKE serves, which reaches the
+// cluster through its proxy, where faults and sticky tokens apply.
+func servedAccountDir(t *testing.T, c *fakelke.Cluster, ns string) string {
+	t.Helper()
+	return configDir(t, map[string]string{"cluster.kubeconfig": string(servedKubeconfig(t, c)), "main.tf": actionProviders + fmt.Sprintf(`
+resource "kubecreds_service_account_rotation" "ci" {
+  service_accounts = ["%s/deployer"]
+  base_kubeconfig  = file("${path.module}/cluster.kubeconfig")
+}
+`, ns)})
+}
+
+// mustPlanEmpty fails the test unless the next plan in dir is empty.
+func mustPlanEmpty(t *testing.T, dir string, env map[string]string, after string) {
+	t.Helper()
+	if out, err := tfRun(t, dir, env, "plan", "-detailed-exitcode", "-input=false"); err != nil || !strings.Contains(out, "No changes.") {
+		t.Fatalf("the plan %s is not empty (%v):\n%s", after, err, out)
+	}
+}
+
 // accountState reads the kubecreds_service_account_rotation's attributes.
 func accountState(t *testing.T, dir string) map[string]any {
 	t.Helper()
@@ -296,9 +321,7 @@ func TestAccServiceAccountRotation_throughTheKubernetesBlock(t *testing.T) {
 	if _, err := cs.CoreV1().ConfigMaps(s.ns).Get(t.Context(), "kubecreds-recreate-deployer", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the checkpoint is left after a finished rotation (%v)", err)
 	}
-	if out, err := tfRun(t, dir, vars, "plan", "-detailed-exitcode", "-input=false"); err != nil || !strings.Contains(out, "No changes.") {
-		t.Fatalf("the next plan is not empty (%v):\n%s", err, out)
-	}
+	mustPlanEmpty(t, dir, vars, "after the rotation")
 }
 
 // The same through base_kubeconfig, with no Linode API at all: a create
@@ -313,7 +336,6 @@ func TestAccServiceAccountRotation_baseKubeconfigResumesAndImports(t *testing.T)
 	// The kubeconfig LKE serves reaches the cluster through its proxy,
 	// where faults can be injected.
 	kc := servedKubeconfig(t, c)
-	noLinode := map[string]string{"LINODE_TOKEN": "", "LINODE_URL": "https://127.0.0.1:9/v4"}
 	config := actionProviders + fmt.Sprintf(`
 resource "kubecreds_service_account_rotation" "ci" {
   service_accounts = ["%s/deployer"]
@@ -323,7 +345,7 @@ resource "kubecreds_service_account_rotation" "ci" {
 	dir := configDir(t, map[string]string{"main.tf": config, "cluster.kubeconfig": string(kc)})
 
 	testEnv.Emulator.InjectClusterFaults(c.ID, fakelke.KubeCreateServiceAccount, fakelke.Fault{Status: http.StatusForbidden})
-	out, err := tfRun(t, dir, noLinode, "apply", "-auto-approve", "-input=false")
+	out, err := tfRun(t, dir, noLinodeAPI, "apply", "-auto-approve", "-input=false")
 	if err == nil {
 		t.Fatalf("the apply succeeded though the account's create was refused:\n%s", out)
 	}
@@ -340,14 +362,12 @@ resource "kubecreds_service_account_rotation" "ci" {
 		t.Fatalf("the account is not missing after the refused create (%v): the test would prove nothing", err)
 	}
 
-	out = mustTF(t, dir, noLinode, "apply", "-auto-approve", "-input=false")
+	out = mustTF(t, dir, noLinodeAPI, "apply", "-auto-approve", "-input=false")
 	if !strings.Contains(out, "created from a stopped run's checkpoint") {
 		t.Errorf("the resumed apply does not say it created the account from the checkpoint:\n%s", out)
 	}
 	s.checkRevoked(t, c)
-	if out, err := tfRun(t, dir, noLinode, "plan", "-detailed-exitcode", "-input=false"); err != nil || !strings.Contains(out, "No changes.") {
-		t.Fatalf("the next plan is not empty (%v):\n%s", err, out)
-	}
+	mustPlanEmpty(t, dir, noLinodeAPI, "after the resumed apply")
 	if raw, err := os.ReadFile(filepath.Join(dir, "terraform.tfstate")); err != nil || strings.Contains(string(raw), kube.TokenOf(kc)) {
 		t.Fatalf("the state holds base_kubeconfig's token (%v)", err)
 	}
@@ -358,10 +378,8 @@ resource "kubecreds_service_account_rotation" "ci" {
 		t.Fatal(err)
 	}
 	imported := configDir(t, map[string]string{"main.tf": config, "cluster.kubeconfig": string(kc)})
-	mustTF(t, imported, noLinode, "import", "-input=false", "kubecreds_service_account_rotation.ci", s.ns+"/deployer")
-	if out, err := tfRun(t, imported, noLinode, "plan", "-detailed-exitcode", "-input=false"); err != nil || !strings.Contains(out, "No changes.") {
-		t.Fatalf("the plan after an import is not empty (%v):\n%s", err, out)
-	}
+	mustTF(t, imported, noLinodeAPI, "import", "-input=false", "kubecreds_service_account_rotation.ci", s.ns+"/deployer")
+	mustPlanEmpty(t, imported, noLinodeAPI, "after an import")
 	after, err := adminClient(t, c).CoreV1().ServiceAccounts(s.ns).Get(t.Context(), "deployer", metav1.GetOptions{})
 	if err != nil || after.UID != sa.UID {
 		t.Fatalf("the import re-created the account (%v)", err)

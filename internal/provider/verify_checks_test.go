@@ -57,18 +57,9 @@ func TestAccServiceAccountRotation_verifyFailsNamingTheAccountStillAccepted(t *t
 	c := takeCluster(t)
 	t.Cleanup(func() { testEnv.Emulator.SetStickyTokens(c.ID, fakelke.StickyTokens{}) })
 	s := newAccountScene(t, c, "sarot-sticky", false)
-	// Through the endpoint the served kubeconfig names, where the cluster
-	// can be made to keep accepting tokens.
-	kc := servedKubeconfig(t, c)
-	dir := configDir(t, map[string]string{"cluster.kubeconfig": string(kc), "main.tf": actionProviders + `
-resource "kubecreds_service_account_rotation" "ci" {
-  service_accounts = ["` + s.ns + `/deployer"]
-  base_kubeconfig  = file("${path.module}/cluster.kubeconfig")
-}
-`})
-	vars := map[string]string{"LINODE_TOKEN": "", "LINODE_URL": "https://127.0.0.1:9/v4"}
+	dir := servedAccountDir(t, c, s.ns)
 	testEnv.Emulator.SetStickyTokens(c.ID, fakelke.StickyTokens{TokensOf: []string{s.ns + "/deployer"}})
-	out, err := tfRun(t, dir, vars, "apply", "-auto-approve", "-input=false")
+	out, err := tfRun(t, dir, noLinodeAPI, "apply", "-auto-approve", "-input=false")
 	if err == nil {
 		t.Fatalf("the apply succeeded though a token of the account issued before stays accepted:\n%s", out)
 	}
@@ -76,10 +67,8 @@ resource "kubecreds_service_account_rotation" "ci" {
 		t.Fatalf("the failed apply does not say which token is still accepted:\n%s", out)
 	}
 	testEnv.Emulator.SetStickyTokens(c.ID, fakelke.StickyTokens{})
-	mustTF(t, dir, vars, "apply", "-auto-approve", "-input=false")
-	if out, err := tfRun(t, dir, vars, "plan", "-detailed-exitcode", "-input=false"); err != nil || !strings.Contains(out, "No changes.") {
-		t.Fatalf("after the re-run the plan is not empty (%v):\n%s", err, out)
-	}
+	mustTF(t, dir, noLinodeAPI, "apply", "-auto-approve", "-input=false")
+	mustPlanEmpty(t, dir, noLinodeAPI, "after the re-run")
 }
 
 // A run killed with SIGKILL after it deleted the account and before it
@@ -91,13 +80,7 @@ func TestAccServiceAccountRotation_killedRunResumes(t *testing.T) {
 	c := takeCluster(t)
 	t.Cleanup(func() { testEnv.Emulator.ClearClusterFaults(c.ID) })
 	s := newAccountScene(t, c, "sarot-killed", false)
-	kc := servedKubeconfig(t, c)
-	dir := configDir(t, map[string]string{"cluster.kubeconfig": string(kc), "main.tf": actionProviders + `
-resource "kubecreds_service_account_rotation" "ci" {
-  service_accounts = ["` + s.ns + `/deployer"]
-  base_kubeconfig  = file("${path.module}/cluster.kubeconfig")
-}
-`})
+	dir := servedAccountDir(t, c, s.ns)
 	// Hold the create that follows the delete, so that the kill lands in
 	// between.
 	testEnv.Emulator.InjectClusterFaults(c.ID, fakelke.KubeCreateServiceAccount, fakelke.Fault{Delay: time.Minute})
@@ -114,12 +97,10 @@ resource "kubecreds_service_account_rotation" "ci" {
 	if _, err := cs.CoreV1().ServiceAccounts(s.ns).Get(t.Context(), "deployer", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("the account is not missing after the kill (%v): the test would prove nothing", err)
 	}
-	out = mustTF(t, dir, nil, "apply", "-auto-approve", "-input=false")
+	out = mustTF(t, dir, noLinodeAPI, "apply", "-auto-approve", "-input=false")
 	if !strings.Contains(out, "created from a stopped run's checkpoint") {
 		t.Errorf("the apply after the kill does not say it created the account from the checkpoint:\n%s", out)
 	}
 	s.checkRevoked(t, c)
-	if out, err := tfRun(t, dir, nil, "plan", "-detailed-exitcode", "-input=false"); err != nil || !strings.Contains(out, "No changes.") {
-		t.Fatalf("the plan after the resumed apply is not empty (%v):\n%s", err, out)
-	}
+	mustPlanEmpty(t, dir, noLinodeAPI, "after the resumed apply")
 }
