@@ -196,7 +196,9 @@ func (b *bench) rotationEndToEnd(ctx context.Context) error {
 		"every 0.1–0.5 s for its first 10 s of waiting, then once a second (lke.KubeconfigPoll), to stay inside the Linode API's rate limits " +
 		"when many clusters rotate at once"
 	provider[false].Note = "the whole terraform apply: start-up, plan, delete, regenerate, wait for a kubeconfig with a new token, list nodes with it"
-	provider[true].Note = "as verify = false, then also waits until the old admin token gets 401"
+	provider[true].Note = "as verify = false, then also proves the old credentials dead: issues a short-lived canary token and one of lke-admin " +
+		"before the revocation, then waits until they and the old admin token get 401. The old credentials are last used before the regeneration, " +
+		"so by the time a slow kubeconfig is served the API server's 10 s authentication cache has run out and the wait is over at once"
 	// Every run must have fetched the new kubeconfig, or the samples of a
 	// variant would no longer line up with the draws.
 	lagOf := func(r *result) error {

@@ -43,9 +43,33 @@ func TestRotationFindingsAreComputedDrawByDraw(t *testing.T) {
 		"within 0.5 s in 2 of 3 draws",
 		"over 0.5 s at delays of 19.0 s",
 		"median ≤ 0.5 s — holds",
+		// Only the 19 s draw counts for the ≤ 1 s target, and it added 12 s.
+		"At kubeconfig delays of 10 s or more, `verify = true` added at most 12 s (target ≤ 1 s: **missed**). Delay: added, draw by draw: 19.0 s: +12.00 s.",
+		"Delay: added: 9.0 s: +10.00 s; 4.0 s: +10.00 s.",
 	} {
 		if !strings.Contains(s.String(), want) {
 			t.Errorf("findings lack %q:\n%s", want, s.String())
 		}
+	}
+}
+
+func TestVerifyCostTargetHoldsWhenSlowDrawsAddLittle(t *testing.T) {
+	var s strings.Builder
+	verdict := func(ok bool) string {
+		if ok {
+			return "holds"
+		}
+		return "missed"
+	}
+	verifyCostFindings(&s, []kubeconfigDraw{{Stale: 10, Pending: 5}, {Stale: 1, Pending: 1}, {Stale: 0, Pending: 28.8}}, []float64{0.4, 7, -0.7}, verdict)
+	for _, want := range []string{"added at most 0.4 s (target ≤ 1 s: holds)", "15.0 s: +0.40 s; 28.8 s: -0.70 s", "2.0 s: +7.00 s"} {
+		if !strings.Contains(s.String(), want) {
+			t.Errorf("findings lack %q:\n%s", want, s.String())
+		}
+	}
+	s.Reset()
+	verifyCostFindings(&s, []kubeconfigDraw{{Stale: 1, Pending: 1}}, []float64{7}, verdict)
+	if !strings.Contains(s.String(), "was not measured") {
+		t.Errorf("no slow draw, yet the findings do not say the target went unmeasured:\n%s", s.String())
 	}
 }

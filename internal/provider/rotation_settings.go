@@ -71,8 +71,10 @@ var (
 		"On standard (non-HA) clusters this briefly restarts the control plane."
 	descRecycleNodes = "After rotating, recycle every node through the Linode API and wait until the replacement nodes are Ready. " +
 		defaultsTo(lkeDefaults.RecycleNodes)
-	descVerify = "Wait for the new kubeconfig, list nodes with it, and confirm that the previous admin token and a short-lived token " +
-		"issued before the revocation are rejected (the API server caches authentication for about 10 seconds, so this adds 10–15 seconds). " +
+	descVerify = "Wait for the new kubeconfig, list nodes with it, and confirm that the previous admin token, a short-lived token " +
+		"issued before the revocation, and a token of each re-created account are rejected. The API server keeps a token's successful " +
+		"authentication for 10 seconds; the rotation last uses the old credentials before it regenerates, so this waits only when LKE " +
+		"serves the new kubeconfig sooner than that, and then for the rest of the 10 seconds. " +
 		defaultsTo(lkeDefaults.Verify)
 	descRestartWorkloads = "After the new credentials are in place, do what `kubectl rollout restart` does (set the " +
 		"`kubectl.kubernetes.io/restartedAt` annotation of the pod template) for these workloads, so that their pods are recreated " +
