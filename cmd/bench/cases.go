@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +28,7 @@ import (
 
 	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lke"
 )
 
 const tokenType = "kubernetes.io/service-account-token"
@@ -43,9 +46,15 @@ func (b *bench) buildProvider(ctx context.Context) error {
 
 // terraform runs terraform in dir; its output goes to dir/terraform.log.
 func (b *bench) terraform(ctx context.Context, dir string, vars map[string]string, args ...string) error {
+	return b.terraformWith(ctx, dir, nil, vars, args...)
+}
+
+// terraformWith is terraform with more environment variables.
+func (b *bench) terraformWith(ctx context.Context, dir string, env []string, vars map[string]string, args ...string) error {
 	cmd := exec.CommandContext(ctx, "terraform", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+b.tfrc, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1")
+	cmd.Env = append(cmd.Env, env...)
 	for k, v := range b.env.LinodeEnv() {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -196,6 +205,9 @@ func (b *bench) rotationEndToEnd(ctx context.Context) error {
 		"every 0.1–0.5 s for its first 10 s of waiting, then once a second (lke.KubeconfigPoll), to stay inside the Linode API's rate limits " +
 		"when many clusters rotate at once"
 	provider[false].Note = "the whole terraform apply: start-up, plan, delete, regenerate, wait for a kubeconfig with a new token, list nodes with it"
+	verifySteps := result{Case: name, Variant: variantVerifySteps, Unit: "s",
+		Note: "the steps only verify = true runs (" + strings.Join(verifyOnlySteps, "; ") + "), as the provider logs their durations; " +
+			"the tokens of re-created accounts it issues inside the re-creation step are not counted"}
 	provider[true].Note = "as verify = false, then also proves the old credentials dead: issues a short-lived canary token and one of lke-admin " +
 		"before the revocation, then waits until they and the old admin token get 401. The old credentials are last used before the regeneration, " +
 		"so by the time a slow kubeconfig is served the API server's 10 s authentication cache has run out and the wait is over at once"
@@ -226,11 +238,25 @@ func (b *bench) rotationEndToEnd(ctx context.Context) error {
 			time.Sleep(time.Second)
 			b.env.Emulator.ResetRequests()
 			vars := map[string]string{"cluster_id": strconv.Itoa(c.ID), "run": fmt.Sprintf("%d-%d", time.Now().UnixNano(), i)}
-			s, err := timed(func() error { return b.terraform(ctx, dirs[verify], vars, "apply", "-auto-approve", "-no-color") })
+			// Both variants log the provider's steps at INFO (the same
+			// cost), so that what verify's own steps took is read, not
+			// guessed.
+			logPath := filepath.Join(dirs[verify], fmt.Sprintf("provider-%d.log", i))
+			env := []string{"TF_LOG_PROVIDER=INFO", "TF_LOG_PATH=" + logPath}
+			s, err := timed(func() error {
+				return b.terraformWith(ctx, dirs[verify], env, vars, "apply", "-auto-approve", "-no-color")
+			})
 			if err != nil {
 				return err
 			}
 			provider[verify].Samples = append(provider[verify].Samples, s)
+			if verify {
+				spent, err := verifyStepsSeconds(logPath)
+				if err != nil {
+					return err
+				}
+				verifySteps.Samples = append(verifySteps.Samples, spent)
+			}
 			if err := lagOf(providerLag[verify]); err != nil {
 				return err
 			}
@@ -242,16 +268,45 @@ func (b *bench) rotationEndToEnd(ctx context.Context) error {
 	b.add(manual)
 	b.add(*provider[false])
 	b.add(*provider[true])
+	b.add(verifySteps)
 	b.add(manualLag)
 	b.add(*providerLag[false])
 	b.add(*providerLag[true])
 	return nil
 }
 
+// verifyOnlySteps are the rotation steps only verify = true runs.
+var verifyOnlySteps = []string{lke.StepIssueCanary, lke.StepVerifyNew, lke.StepVerifyOldRejected, lke.StepSweepAgain}
+
+// stepLine is a rotation step's log line, with its duration.
+var stepLine = regexp.MustCompile(`rotation step: ([^:]+): .*\bduration_ms=(\d+)`)
+
+// verifyStepsSeconds adds up, from a provider log, the durations of the
+// steps only verify = true runs.
+func verifyStepsSeconds(logPath string) (float64, error) {
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		return 0, fmt.Errorf("read the provider's log: %w", err)
+	}
+	var ms, found int
+	for _, m := range stepLine.FindAllSubmatch(raw, -1) {
+		if slices.Contains(verifyOnlySteps, string(m[1])) {
+			n, _ := strconv.Atoi(string(m[2]))
+			ms += n
+			found++
+		}
+	}
+	if found < len(verifyOnlySteps) {
+		return 0, fmt.Errorf("%s logs %d of the %d steps of verify", logPath, found, len(verifyOnlySteps))
+	}
+	return float64(ms) / 1000, nil
+}
+
 const (
-	rotationCase  = "rotation, random kubeconfig delays"
-	detectionCase = "detection lag, random kubeconfig delays"
-	variantScript = "manual runbook (kubectl + curl, 1 s poll, new token only)"
+	variantVerifySteps = "verify's own steps (verify = true)"
+	rotationCase       = "rotation, random kubeconfig delays"
+	detectionCase      = "detection lag, random kubeconfig delays"
+	variantScript      = "manual runbook (kubectl + curl, 1 s poll, new token only)"
 )
 
 func drawList(draws []kubeconfigDraw) string {

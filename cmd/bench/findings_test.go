@@ -44,7 +44,7 @@ func TestRotationFindingsAreComputedDrawByDraw(t *testing.T) {
 		"over 0.5 s at delays of 19.0 s",
 		"median ≤ 0.5 s — holds",
 		// Only the 19 s draw counts for the ≤ 1 s target, and it added 12 s.
-		"At kubeconfig delays of 10 s or more, `verify = true` added at most 12 s (target ≤ 1 s: **missed**). Delay: added, draw by draw: 19.0 s: +12.00 s.",
+		"At kubeconfig delays of 10 s or more, `verify = true` added 12 s at the median (target ≤ 1 s: **missed**), from 12 to 12 s. Delay: added, draw by draw: 19.0 s: +12.00 s.",
 		"Delay: added: 9.0 s: +10.00 s; 4.0 s: +10.00 s.",
 	} {
 		if !strings.Contains(s.String(), want) {
@@ -61,14 +61,16 @@ func TestVerifyCostTargetHoldsWhenSlowDrawsAddLittle(t *testing.T) {
 		}
 		return "missed"
 	}
-	verifyCostFindings(&s, []kubeconfigDraw{{Stale: 10, Pending: 5}, {Stale: 1, Pending: 1}, {Stale: 0, Pending: 28.8}}, []float64{0.4, 7, -0.7}, verdict)
-	for _, want := range []string{"added at most 0.4 s (target ≤ 1 s: holds)", "15.0 s: +0.40 s; 28.8 s: -0.70 s", "2.0 s: +7.00 s"} {
+	verifyCostFindings(&s, []kubeconfigDraw{{Stale: 10, Pending: 5}, {Stale: 1, Pending: 1}, {Stale: 0, Pending: 28.8}, {Stale: 20, Pending: 3}},
+		[]float64{0.4, 7, -0.7, 1.3}, []float64{0.05, 6.9, 0.04, 0.06}, verdict)
+	for _, want := range []string{"added 0.4 s at the median (target ≤ 1 s: holds), from -0.7 to 1.3 s", "own steps took at most 0.06 s",
+		"15.0 s: +0.40 s (steps 0.05 s); 28.8 s: -0.70 s (steps 0.04 s); 23.0 s: +1.30 s (steps 0.06 s)", "2.0 s: +7.00 s (steps 6.90 s)"} {
 		if !strings.Contains(s.String(), want) {
 			t.Errorf("findings lack %q:\n%s", want, s.String())
 		}
 	}
 	s.Reset()
-	verifyCostFindings(&s, []kubeconfigDraw{{Stale: 1, Pending: 1}}, []float64{7}, verdict)
+	verifyCostFindings(&s, []kubeconfigDraw{{Stale: 1, Pending: 1}}, []float64{7}, nil, verdict)
 	if !strings.Contains(s.String(), "was not measured") {
 		t.Errorf("no slow draw, yet the findings do not say the target went unmeasured:\n%s", s.String())
 	}
