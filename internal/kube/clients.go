@@ -43,7 +43,7 @@ type Clients struct {
 // are retried.
 func Connect(userAgent string, timeout time.Duration, policy retry.Policy) func([]byte) (*Clients, error) {
 	return func(raw []byte) (*Clients, error) {
-		cfg, err := kubeconfig.RESTConfigFromKubeconfig(raw)
+		cfg, err := kubeconfig.ParseServed(raw)
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -32,6 +33,9 @@ type Settings struct {
 	ProxyURL             string // http, https or socks5 proxy for the API server
 	// Exec gets credentials from a client-go credential plugin.
 	Exec *Exec
+	// AllowExecPlugins lets a plugin named by the kubeconfig files run;
+	// Exec, named here, always runs.
+	AllowExecPlugins bool
 }
 
 // Exec is a client-go exec credential plugin, as a kubeconfig's
@@ -81,31 +85,35 @@ func (s Settings) RESTConfig() (*rest.Config, error) {
 	if s.ClientKey != "" {
 		overrides.AuthInfo.ClientKeyData = []byte(s.ClientKey)
 	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
+	cfg, err := loader.ClientConfig()
 	if err != nil {
 		if s.ConfigPath == "" && len(s.ConfigPaths) == 0 && clientcmd.IsEmptyConfig(err) {
 			return nil, ErrNotConfigured
 		}
 		return nil, err
 	}
+	// Building the configuration ran nothing: client-go starts a plugin
+	// at the first request. A plugin the files name runs only if allowed.
+	if (cfg.AuthProvider != nil || (cfg.ExecProvider != nil && s.Exec == nil)) && !s.AllowExecPlugins {
+		what := "a credential plugin"
+		if raw, rerr := loader.RawConfig(); rerr == nil {
+			name := s.ConfigContext
+			if name == "" {
+				name = raw.CurrentContext
+			}
+			if c := raw.Contexts[name]; c != nil {
+				if u := raw.AuthInfos[c.AuthInfo]; u != nil {
+					only := clientcmdapi.NewConfig()
+					only.AuthInfos[c.AuthInfo] = u
+					what = strings.Join(Inspect(only).Plugins, ", ")
+				}
+			}
+		}
+		return nil, fmt.Errorf("%w: its current context names %s, which runs only when allowed; nothing was run", ErrRefused, what)
+	}
+	ScrubPluginEnv(cfg)
 	return cfg, nil
-}
-
-// RESTConfigFromKubeconfig parses a kubeconfig (YAML) and returns the client
-// configuration of its current context.
-func RESTConfigFromKubeconfig(raw []byte) (*rest.Config, error) {
-	cfg, err := clientcmd.Load(raw)
-	if err != nil {
-		return nil, fmt.Errorf("parse kubeconfig: %w", sanitize(err))
-	}
-	if cfg.CurrentContext == "" || cfg.Contexts[cfg.CurrentContext] == nil {
-		return nil, errors.New("kubeconfig has no current context")
-	}
-	rc, err := clientcmd.NewDefaultClientConfig(*cfg, &clientcmd.ConfigOverrides{}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig: %w", sanitize(err))
-	}
-	return rc, nil
 }
 
 // sanitize drops the text of YAML parse errors, which may quote the line

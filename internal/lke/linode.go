@@ -208,7 +208,11 @@ func decodeKubeconfig(kc *linodego.LKEClusterKubeconfig, clusterID int) ([]byte,
 	if err != nil {
 		return nil, fmt.Errorf("%w: cluster %d's kubeconfig is not base64", ErrUnusableKubeconfig, clusterID)
 	}
-	if _, err := kubeconfig.RESTConfigFromKubeconfig(raw); err != nil {
+	if _, err := kubeconfig.ParseServed(raw); errors.Is(err, kubeconfig.ErrRefused) {
+		// Not a kubeconfig that is not ready yet: asking again would get
+		// the same, so it is not retried.
+		return nil, fmt.Errorf("cluster %d: the Linode API served a kubeconfig that was refused: %w", clusterID, err)
+	} else if err != nil {
 		return nil, fmt.Errorf("%w: cluster %d: %w", ErrUnusableKubeconfig, clusterID, err)
 	}
 	return raw, nil

@@ -125,6 +125,9 @@ type Result struct {
 	// old token for longer than TokenWait, and the rotation deleted the old
 	// admin secret before the new kubeconfig was served (the runbook's order).
 	DeletedAdminSecretFirst bool
+	// InsecureKubeconfig is true when a kubeconfig the Linode API served
+	// turned TLS verification off (insecure-skip-tls-verify).
+	InsecureKubeconfig bool
 }
 
 // Logger receives one line per step, with counts and durations, never a secret.
@@ -349,8 +352,17 @@ func (r *run) fetchCurrentKubeconfig(ctx context.Context) (map[string]any, error
 	}
 	r.oldKubeconfig = kc
 	r.result.PreviousKubeconfigSHA256 = kubeconfigSHA256(kc)
+	r.noteInsecure(kc)
 	r.old, err = r.Connect(kc)
 	return nil, err
+}
+
+// noteInsecure records a served kubeconfig that does not verify the API
+// server's certificate, for a warning.
+func (r *run) noteInsecure(kc []byte) {
+	if cfg, err := kubeconfig.ParseServed(kc); err == nil && cfg.Insecure {
+		r.result.InsecureKubeconfig = true
+	}
 }
 
 // checkCurrentAccess decides between a fresh rotation and a resumed one: a
@@ -440,6 +452,7 @@ func (r *run) waitForKubeconfig(ctx context.Context) (map[string]any, error) {
 		}
 	}
 	r.result.KubeconfigSHA256 = kubeconfigSHA256(r.newKubeconfig)
+	r.noteInsecure(r.newKubeconfig)
 	var err error
 	r.new, err = r.Connect(r.newKubeconfig)
 	return map[string]any{"waited_ms": r.Clock.Since(start).Milliseconds(), "fetches": polls}, err

@@ -36,6 +36,7 @@ type rotateServiceAccountModel struct {
 	ServiceAccounts      types.Set      `tfsdk:"service_accounts"`
 	LKEClusterID         wholeNumber    `tfsdk:"lke_cluster_id"`
 	BaseKubeconfig       types.String   `tfsdk:"base_kubeconfig"`
+	AllowExecPlugins     types.Bool     `tfsdk:"allow_exec_plugins"`
 	RecreateTokenSecrets types.Bool     `tfsdk:"recreate_token_secrets"`
 	RestartWorkloads     types.Bool     `tfsdk:"restart_workloads"`
 	Verify               types.Bool     `tfsdk:"verify"`
@@ -71,6 +72,7 @@ func (a *rotateServiceAccountAction) Schema(ctx context.Context, _ action.Schema
 				WriteOnly:   true,
 				Validators:  []validator.String{validKubeconfig{}},
 			},
+			"allow_exec_plugins":     schema.BoolAttribute{Description: descAllowExecPlugins, Optional: true},
 			"recreate_token_secrets": schema.BoolAttribute{Description: descRecreateTokenSecrets, Optional: true},
 			"restart_workloads":      schema.BoolAttribute{Description: descAccountRestart, Optional: true},
 			"verify":                 schema.BoolAttribute{Description: descAccountVerify, Optional: true},
@@ -115,6 +117,7 @@ func (a *rotateServiceAccountAction) Invoke(ctx context.Context, req action.Invo
 	res, diags := a.data.rotateAccounts(ctx, accountRotationRequest{
 		lkeClusterID: m.LKEClusterID,
 		base:         m.BaseKubeconfig,
+		allowExec:    m.AllowExecPlugins,
 		block:        "action",
 		opts: kube.AccountRotation{
 			Accounts:             accounts,

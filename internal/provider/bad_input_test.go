@@ -28,6 +28,15 @@ func ephemeralWith(body string) string {
 	return "ephemeral \"kubecreds_short_lived_kubeconfig\" \"k\" {\n" + body + "\n}\n"
 }
 
+// kubeconfigUser is a kubeconfig whose one user is user (YAML flow).
+func kubeconfigUser(user string) string {
+	return "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://203.0.113.10:6443\"}}]\n" +
+		"users: [{name: u, user: {" + user + "}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"
+}
+
+// heredoc quotes s as an HCL heredoc.
+func heredoc(s string) string { return "<<-EOT\n" + s + "EOT\n" }
+
 func accountRotationWith(body string) string {
 	return "resource \"kubecreds_service_account_rotation\" \"r\" {\n" + body + "\n}\n"
 }
@@ -89,6 +98,12 @@ var badInputs = []badInput{
 	{"lke cluster id 0", ephemeralWith("lke_cluster_id = 0\nttl = \"1h\""), `lke_cluster_id`, `must be at least 1, got: 0`},
 	{"fractional lke cluster id", ephemeralWith("lke_cluster_id = 2.5\nttl = \"1h\""), `lke_cluster_id`, `must be a whole number`},
 	{"malformed base kubeconfig", ephemeralWith("base_kubeconfig = \"not: [a kubeconfig\"\nttl = \"1h\""), `base_kubeconfig`, `must be a kubeconfig`},
+	{"base kubeconfig with an exec plugin", ephemeralWith("base_kubeconfig = " + heredoc(kubeconfigUser("exec: {apiVersion: client.authentication.k8s.io/v1, command: get-token, interactiveMode: Never}")) + "\nttl = \"1h\""),
+		`base_kubeconfig`, regexp.QuoteMeta(`users["u"].exec (command "get-token") (a credential plugin runs only when allow_exec_plugins = true)`)},
+	{"base kubeconfig with a token file", ephemeralWith("base_kubeconfig = " + heredoc(kubeconfigUser("tokenFile: /var/run/token")) + "\nttl = \"1h\"\nallow_exec_plugins = true"),
+		`base_kubeconfig`, regexp.QuoteMeta(`users["u"].tokenFile ("/var/run/token") (a kubeconfig given as a value must carry its credentials inline`)},
+	{"account rotation with an exec plugin", accountRotationWith("service_accounts = [\"ci/deployer\"]\nbase_kubeconfig = " + heredoc(kubeconfigUser("exec: {apiVersion: client.authentication.k8s.io/v1, command: aws, interactiveMode: Never}"))),
+		`base_kubeconfig`, regexp.QuoteMeta(`users["u"].exec (command "aws")`)},
 	{"unknown mode", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nmode = \"oidc\""), `mode`, `must be one of: \["service_account"\s+"client_certificate"\]`},
 	{"certificate without user", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nmode = \"client_certificate\""), `user`, `the user name the certificate is for`},
 	{"system:masters certificate", ephemeralWith("lke_cluster_id = 1\nttl = \"1h\"\nmode = \"client_certificate\"\nuser = \"a\"\ngroups = [\"system:masters\"]"), `groups`, `must be none of: \["system:masters"\]`},

@@ -57,23 +57,25 @@ type shortLivedKubeconfig struct {
 }
 
 type shortLivedKubeconfigModel struct {
-	LKEClusterID   wholeNumber          `tfsdk:"lke_cluster_id"`
-	BaseKubeconfig types.String         `tfsdk:"base_kubeconfig"`
-	TTL            duration             `tfsdk:"ttl"`
-	Mode           types.String         `tfsdk:"mode"`
-	ServiceAccount *serviceAccountModel `tfsdk:"service_account"`
-	Audiences      types.List           `tfsdk:"audiences"`
-	RevokeOnClose  types.Bool           `tfsdk:"revoke_on_close"`
-	User           types.String         `tfsdk:"user"`
-	Groups         types.List           `tfsdk:"groups"`
-	Kubeconfig     types.String         `tfsdk:"kubeconfig"`
-	Host           types.String         `tfsdk:"host"`
-	ClusterCA      types.String         `tfsdk:"cluster_ca_certificate"`
-	Token          types.String         `tfsdk:"token"`
-	ClientCert     types.String         `tfsdk:"client_certificate"`
-	ClientKey      types.String         `tfsdk:"client_key"`
-	ExpiresAt      types.String         `tfsdk:"expires_at"`
-	ContextName    types.String         `tfsdk:"context_name"`
+	LKEClusterID   wholeNumber  `tfsdk:"lke_cluster_id"`
+	BaseKubeconfig types.String `tfsdk:"base_kubeconfig"`
+	// AllowExecPlugins lets base_kubeconfig's exec plugin run.
+	AllowExecPlugins types.Bool           `tfsdk:"allow_exec_plugins"`
+	TTL              duration             `tfsdk:"ttl"`
+	Mode             types.String         `tfsdk:"mode"`
+	ServiceAccount   *serviceAccountModel `tfsdk:"service_account"`
+	Audiences        types.List           `tfsdk:"audiences"`
+	RevokeOnClose    types.Bool           `tfsdk:"revoke_on_close"`
+	User             types.String         `tfsdk:"user"`
+	Groups           types.List           `tfsdk:"groups"`
+	Kubeconfig       types.String         `tfsdk:"kubeconfig"`
+	Host             types.String         `tfsdk:"host"`
+	ClusterCA        types.String         `tfsdk:"cluster_ca_certificate"`
+	Token            types.String         `tfsdk:"token"`
+	ClientCert       types.String         `tfsdk:"client_certificate"`
+	ClientKey        types.String         `tfsdk:"client_key"`
+	ExpiresAt        types.String         `tfsdk:"expires_at"`
+	ContextName      types.String         `tfsdk:"context_name"`
 }
 
 type serviceAccountModel struct {
@@ -105,6 +107,7 @@ func (r *shortLivedKubeconfig) Schema(_ context.Context, _ ephemeral.SchemaReque
 				Sensitive:  true,
 				Validators: []validator.String{validKubeconfig{}},
 			},
+			"allow_exec_plugins": schema.BoolAttribute{Description: descAllowExecPlugins, Optional: true},
 			"ttl": schema.StringAttribute{
 				Description: "How long the credentials are valid, as a Go duration between 10m (the API server's minimum for a token) " +
 					"and 4320h (six months), e.g. `\"1h\"`.",
@@ -281,6 +284,14 @@ func (r *shortLivedKubeconfig) Open(ctx context.Context, req ephemeral.OpenReque
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	if cfg.Insecure {
+		// Without a CA to check against, a kubeconfig that verified would
+		// not work: it is issued as its base is, and says so.
+		resp.Diagnostics.AddWarning("The issued kubeconfig skips TLS verification",
+			"The kubeconfig this ephemeral resource issues carries insecure-skip-tls-verify: true, as the configuration it was "+
+				"issued from does: whoever uses it does not check the API server's certificate either. Give the source a "+
+				"certificate-authority-data (or kubernetes.cluster_ca_certificate) instead.")
+	}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot build a Kubernetes client", err.Error())
@@ -440,7 +451,7 @@ func (h *closeHandle) revokeThroughLinode(ctx context.Context) error {
 // clusterConfig resolves where the cluster is: lke_cluster_id,
 // base_kubeconfig, or the provider's kubernetes block.
 func (r *shortLivedKubeconfig) clusterConfig(ctx context.Context, m *shortLivedKubeconfigModel) (*rest.Config, string, diag.Diagnostics) {
-	return r.data.clusterConfig(ctx, m.LKEClusterID, m.BaseKubeconfig, openTimeout/2, "issue a kubeconfig for", "the ephemeral resource")
+	return r.data.clusterConfig(ctx, m.LKEClusterID, m.BaseKubeconfig, m.AllowExecPlugins, openTimeout/2, "issue a kubeconfig for", "the ephemeral resource")
 }
 
 // clusterConfig reaches a cluster as the types for any cluster do: an LKE
@@ -449,7 +460,7 @@ func (r *shortLivedKubeconfig) clusterConfig(ctx context.Context, m *shortLivedK
 // also names the cluster for a rendered kubeconfig. forWhat completes
 // "No cluster to ..."; where names the block lke_cluster_id and
 // base_kubeconfig are set on.
-func (d *providerData) clusterConfig(ctx context.Context, lkeClusterID wholeNumber, base types.String, wait time.Duration,
+func (d *providerData) clusterConfig(ctx context.Context, lkeClusterID wholeNumber, base types.String, allowExec types.Bool, wait time.Duration,
 	forWhat, where string) (*rest.Config, string, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	switch {
@@ -459,10 +470,13 @@ func (d *providerData) clusterConfig(ctx context.Context, lkeClusterID wholeNumb
 		return cfg, fmt.Sprintf("lke%d", id), d
 	case !base.IsNull() && !base.IsUnknown():
 		raw := []byte(base.ValueString())
-		cfg, err := kubeconfig.RESTConfigFromKubeconfig(raw)
+		cfg, err := kubeconfig.ParseValue(raw, allowExec.ValueBool())
 		if err != nil {
 			diags.AddAttributeError(path.Root("base_kubeconfig"), "Unusable base_kubeconfig", err.Error())
 			return nil, "", diags
+		}
+		if note := kubeconfig.InsecureNote(cfg); note != "" {
+			diags.AddAttributeWarning(path.Root("base_kubeconfig"), "TLS verification is off", "base_kubeconfig: "+note+".")
 		}
 		cfg.UserAgent = d.userAgent
 		cfg.Timeout = d.requestTimeout
@@ -470,16 +484,17 @@ func (d *providerData) clusterConfig(ctx context.Context, lkeClusterID wholeNumb
 		if name == "" {
 			name = "cluster"
 		}
-		return cfg, name, nil
+		return cfg, name, diags
 	default:
 		cfg, dd := d.KubernetesConfig()
+		diags.Append(dd.Warnings()...)
 		if dd.HasError() {
 			diags.AddError("No cluster to "+forWhat,
 				"Set lke_cluster_id or base_kubeconfig on "+where+", or configure the provider's kubernetes block. "+dd[0].Detail())
 			return nil, "", diags
 		}
 		cfg.Timeout = d.requestTimeout
-		return cfg, "kubernetes", nil
+		return cfg, "kubernetes", diags
 	}
 }
 
@@ -504,7 +519,7 @@ func describeKubeError(err error, host string) string {
 	case errors.Is(err, context.DeadlineExceeded):
 		return err.Error()
 	default:
-		return fmt.Sprintf("Cannot reach the Kubernetes API server at %s: %v", host, err)
+		return fmt.Sprintf("Cannot reach the Kubernetes API server at %s: %v", shownURL(host), err) // a password in the URL is masked
 	}
 }
 
@@ -515,7 +530,9 @@ func newHandle() string {
 }
 
 // validKubeconfig checks at validate time that a string is a kubeconfig with
-// a usable current context. The message never quotes the document.
+// a usable current context, whose credentials are inline, and that names an
+// exec plugin only when the allow_exec_plugins beside it is true
+// (kubeconfig.CheckValue). The message never quotes the document.
 type validKubeconfig struct{}
 
 func (validKubeconfig) Description(context.Context) string {
@@ -528,7 +545,20 @@ func (v validKubeconfig) ValidateString(ctx context.Context, req validator.Strin
 	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
 		return
 	}
-	if _, err := kubeconfig.RESTConfigFromKubeconfig([]byte(req.ConfigValue.ValueString())); err != nil {
+	var allow types.Bool
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, req.Path.ParentPath().AtName("allow_exec_plugins"), &allow)...)
+	err := kubeconfig.ValidateValue([]byte(req.ConfigValue.ValueString()), allow.ValueBool() || allow.IsUnknown())
+	switch {
+	case errors.Is(err, kubeconfig.ErrRefused):
+		resp.Diagnostics.AddAttributeError(req.Path, "Refused kubeconfig", fmt.Sprintf("%s: %v.", req.Path, err))
+	case err != nil:
 		resp.Diagnostics.AddAttributeError(req.Path, "Invalid kubeconfig", fmt.Sprintf("%s %s: %v.", req.Path, v.Description(ctx), err))
 	}
 }
+
+// descAllowExecPlugins describes allow_exec_plugins beside a base_kubeconfig.
+const descAllowExecPlugins = "Let a credential plugin that `base_kubeconfig` names (`users[].exec`, such as `aws eks get-token` " +
+	"or `gke-gcloud-auth-plugin`) run. Without it, a `base_kubeconfig` naming one fails at plan and nothing runs: a kubeconfig given " +
+	"as a value often comes from remote state or a module input, and its plugin is a program run as the user Terraform runs as. " +
+	"The plugin gets the provider's environment without its cloud credentials (`LINODE_*` and `STACKIT_*` are set to empty). " +
+	"Defaults to `false`."

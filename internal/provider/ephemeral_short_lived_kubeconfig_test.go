@@ -455,7 +455,9 @@ func TestAccShortLived_openErrorsSayWhatToFix(t *testing.T) {
 	csrNoApprove := limitedKubeconfig(t, c, "csr-no-approve", []rbacv1.PolicyRule{
 		{APIGroups: []string{"certificates.k8s.io"}, Resources: []string{"certificatesigningrequests"}, Verbs: []string{"create", "get", "delete"}},
 	})
-	unreachable := writeKubeconfig(t, "https://127.0.0.1:1", c.CACertificate(), "x")
+	// A password in the server's URL is masked wherever the URL is shown.
+	secretForLeakScan("hunter2-in-the-url", "a password in a kubeconfig's server URL")
+	unreachable := writeKubeconfig(t, "https://ops:hunter2-in-the-url@127.0.0.1:1", c.CACertificate(), "x")
 	for name, tc := range map[string]struct{ body, want string }{
 		"unknown service account": {fmt.Sprintf("lke_cluster_id = %d\nttl = \"1h\"\nservice_account {\nnamespace = \"kube-system\"\nname = \"nobody\"\n}", c.ID),
 			"service account not found: kube-system/nobody does not exist: create it"},
@@ -464,7 +466,7 @@ func TestAccShortLived_openErrorsSayWhatToFix(t *testing.T) {
 		"no right to approve CSRs": {fmt.Sprintf("base_kubeconfig = file(%q)\nttl = \"1h\"\nmode = \"client_certificate\"\nuser = \"bob\"", csrNoApprove),
 			"forbidden: the credentials used need RBAC permission to update certificatesigningrequests/approval and approve on signers kubernetes.io/kube-apiserver-client"},
 		"unreachable cluster": {fmt.Sprintf("base_kubeconfig = file(%q)\nttl = \"1h\"\nservice_account {\nnamespace = \"default\"\nname = \"x\"\n}", unreachable),
-			"Cannot reach the Kubernetes API server at https://127.0.0.1:1"},
+			`Cannot reach the Kubernetes API server at "https://ops:xxxxx@127.0.0.1:1"`},
 		"no source at all": {"ttl = \"1h\"\nservice_account {\nnamespace = \"default\"\nname = \"x\"\n}",
 			"Set lke_cluster_id or base_kubeconfig on the ephemeral resource, or configure the provider's kubernetes block"},
 	} {

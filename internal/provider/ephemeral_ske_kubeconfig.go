@@ -14,7 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
-	"k8s.io/client-go/tools/clientcmd"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/ske"
 )
@@ -148,7 +148,7 @@ func (r *skeKubeconfig) Open(ctx context.Context, req ephemeral.OpenRequest, res
 		resp.Diagnostics.AddError("Cannot get a kubeconfig of SKE cluster "+ref.String(), describeSKEError(err, ref))
 		return
 	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig([]byte(kc.Kubeconfig))
+	cfg, err := kubeconfig.ParseServed([]byte(kc.Kubeconfig))
 	if err != nil {
 		resp.Diagnostics.AddError("The SKE API answered an unusable kubeconfig", err.Error())
 		return

@@ -47,6 +47,7 @@ func takeCluster(t *testing.T) *fakelke.Cluster {
 				clusterMu.Unlock()
 				t.Cleanup(func() {
 					c.SetKubeconfigDelay(0)
+					c.SetServedKubeconfigEdit(nil)
 					clusterMu.Lock()
 					delete(clusterUsed, c.ID)
 					clusterMu.Unlock()

@@ -51,6 +51,12 @@ func newKubernetesAccess(m *kubernetesModel, diags *diag.Diagnostics) kubernetes
 		ClientCertificate:    str(m.ClientCertificate, "client_certificate", "KUBE_CLIENT_CERT_DATA"),
 		ClientKey:            str(m.ClientKey, "client_key", "KUBE_CLIENT_KEY_DATA"),
 	}
+	switch {
+	case m.AllowExecPlugins.IsUnknown():
+		k.unknown = append(k.unknown, "kubernetes.allow_exec_plugins")
+	default:
+		k.AllowExecPlugins = m.AllowExecPlugins.ValueBool()
+	}
 	k.TLSServerName = str(m.TLSServerName, "tls_server_name", "KUBE_TLS_SERVER_NAME")
 	k.ProxyURL = str(m.ProxyURL, "proxy_url", "KUBE_PROXY_URL")
 	k.ConfigPaths = k.stringList(m.ConfigPaths, "kubernetes.config_paths")
@@ -193,9 +199,20 @@ func (k *kubernetesAccess) config(userAgent string) (*rest.Config, diag.Diagnost
 				"or kubernetes { host } with credentials (or KUBE_HOST and KUBE_TOKEN / KUBE_CLIENT_CERT_DATA).")
 		return nil, diags
 	}
+	if errors.Is(err, kubeconfig.ErrRefused) {
+		diags.AddAttributeError(path.Root("kubernetes").AtName("config_path"), "Refused kubeconfig",
+			"The kubeconfig of the provider's kubernetes block (config_path, config_paths or KUBE_CONFIG_PATH): "+err.Error()+
+				". Set kubernetes { allow_exec_plugins = true } to let it run.")
+		return nil, diags
+	}
 	if err != nil {
 		diags.AddError("Invalid Kubernetes provider configuration", "The provider's kubernetes block (or KUBE_* variables): "+err.Error())
 		return nil, diags
+	}
+	if note := kubeconfig.InsecureNote(cfg); note != "" && !k.Insecure {
+		// kubernetes.insecure itself was warned about at configure.
+		diags.AddAttributeWarning(path.Root("kubernetes").AtName("config_path"), "TLS verification is off",
+			"The kubeconfig of the provider's kubernetes block: "+note+".")
 	}
 	cfg.UserAgent = userAgent
 	return cfg, nil

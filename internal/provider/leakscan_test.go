@@ -127,6 +127,19 @@ func (l *leakCapture) scan(env *fakelke.Environment) (*leakReport, error) {
 			secrets[tok] = fmt.Sprintf("a token of cluster %d", c.ID)
 		}
 	}
+	registeredSecrets.Range(func(k, v any) bool {
+		secrets[k.(string)] = v.(string)
+		return true
+	})
+	// The configurations the tests wrote hold what the user typed: a
+	// proxy password there is the test's, not a leak. Everything else is
+	// searched for every secret.
+	shaped := map[string]string{}
+	for k, v := range secrets {
+		if !slices.Contains(freeForm(secrets), k) {
+			shaped[k] = v
+		}
+	}
 	r := &leakReport{values: len(secrets)}
 	echoDirs := map[string]bool{}
 	_ = filepath.WalkDir(filepath.Join(l.dir, "work"), func(path string, d fs.DirEntry, err error) error {
@@ -164,6 +177,10 @@ func (l *leakCapture) scan(env *fakelke.Environment) (*leakReport, error) {
 				return nil
 			}
 			raw = unzipAll(raw)
+		}
+		if strings.HasSuffix(d.Name(), ".tf") || strings.HasSuffix(d.Name(), ".tfvars") {
+			r.hits = append(r.hits, findLeaks(rel, raw, shaped)...)
+			return nil
 		}
 		r.hits = append(r.hits, findLeaks(rel, raw, secrets)...)
 		return nil

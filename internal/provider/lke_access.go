@@ -702,12 +702,15 @@ func (d *providerData) lkeRESTConfig(ctx context.Context, clusterID int, wait ti
 		diags.AddError("Cannot get the kubeconfig of LKE cluster "+fmt.Sprint(clusterID), describeLinodeError(err, clusterID))
 		return nil, diags
 	}
-	cfg, err := kubeconfig.RESTConfigFromKubeconfig(raw)
+	cfg, err := kubeconfig.ParseServed(raw)
 	if err != nil {
 		diags.AddError("Unusable kubeconfig for LKE cluster "+fmt.Sprint(clusterID), "The Linode API served a kubeconfig that cannot be used: "+err.Error())
 		return nil, diags
 	}
+	if note := kubeconfig.InsecureNote(cfg); note != "" {
+		diags.AddWarning("TLS verification is off", fmt.Sprintf("The kubeconfig the Linode API serves for LKE cluster %d: %s.", clusterID, note))
+	}
 	cfg.UserAgent = d.userAgent
 	cfg.Timeout = d.requestTimeout
-	return cfg, nil
+	return cfg, diags
 }

@@ -121,6 +121,7 @@ type kubernetesModel struct {
 	TLSServerName        types.String `tfsdk:"tls_server_name"`
 	ProxyURL             types.String `tfsdk:"proxy_url"`
 	Exec                 *execModel   `tfsdk:"exec"`
+	AllowExecPlugins     types.Bool   `tfsdk:"allow_exec_plugins"`
 }
 
 // execAPIVersions are the ExecCredential versions client-go speaks.
@@ -339,8 +340,17 @@ func (p *kubecredsProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 						Optional:    true,
 					},
 					"proxy_url": schema.StringAttribute{
-						Description: "URL of the proxy to reach the API server through (`http://`, `https://` or `socks5://`). Falls back to KUBE_PROXY_URL.",
-						Optional:    true,
+						Description: "URL of the proxy to reach the API server through (`http://`, `https://` or `socks5://`). Falls back to KUBE_PROXY_URL. " +
+							"Sensitive, since it may carry a password.",
+						Optional:  true,
+						Sensitive: true,
+					},
+					"allow_exec_plugins": schema.BoolAttribute{
+						Description: "Let a credential plugin that the current context of `config_path` / `config_paths` names " +
+							"(`users[].exec`, such as `aws eks get-token`) run. Without it, such a kubeconfig is refused before anything runs, " +
+							"naming the plugin; the `exec` block, which names its plugin here, always runs. A plugin gets the provider's " +
+							"environment without its cloud credentials (`LINODE_*` and `STACKIT_*` are set to empty). Defaults to `false`.",
+						Optional: true,
 					},
 				},
 				Blocks: map[string]schema.Block{
@@ -358,14 +368,17 @@ func (p *kubecredsProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 								Optional:    true,
 							},
 							"args": schema.ListAttribute{
-								Description: "Arguments to the plugin.",
+								Description: "Arguments to the plugin. Sensitive, since they may carry a secret.",
 								ElementType: types.StringType,
 								Optional:    true,
+								Sensitive:   true,
 							},
 							"env": schema.MapAttribute{
-								Description: "Environment variables set for the plugin, beside the provider's own.",
+								Description: "Environment variables set for the plugin, beside the provider's own environment " +
+									"(whose `LINODE_*` and `STACKIT_*` the plugin does not get). Sensitive, since they may carry a secret.",
 								ElementType: types.StringType,
 								Optional:    true,
+								Sensitive:   true,
 							},
 						},
 					},

@@ -683,6 +683,12 @@ func addRotationWarnings(diags *diag.Diagnostics, opts lke.Options, result *lke.
 				"Run kubectl rollout resume on them (they then roll out any pending change) and restart them, or restart them after you resume them.",
 				strings.Join(result.SkippedPaused, ", ")))
 	}
+	if result.InsecureKubeconfig {
+		diags.AddWarning("TLS verification is off",
+			"The kubeconfig the Linode API serves for this cluster has insecure-skip-tls-verify: true, so this rotation did not check the API "+
+				"server's certificate: anyone on the network path could read the credentials it sent. LKE's own kubeconfigs carry the cluster's CA; "+
+				"find out what serves this one.")
+	}
 	if len(result.NotRestarted) > 0 {
 		diags.AddAttributeWarning(path.Root("revoke_service_accounts"), "Pods running as a re-created account were not restarted",
 			fmt.Sprintf("Their projected tokens named the old account and are rejected, and no deployment, daemonset or statefulset "+

@@ -49,6 +49,7 @@ type serviceAccountRotationModel struct {
 	ServiceAccounts       types.Set         `tfsdk:"service_accounts"`
 	LKEClusterID          wholeNumber       `tfsdk:"lke_cluster_id"`
 	BaseKubeconfig        types.String      `tfsdk:"base_kubeconfig"`
+	AllowExecPlugins      types.Bool        `tfsdk:"allow_exec_plugins"`
 	Keepers               types.Map         `tfsdk:"keepers"`
 	RotateEvery           duration          `tfsdk:"rotate_every"`
 	RecreateTokenSecrets  types.Bool        `tfsdk:"recreate_token_secrets"`
@@ -106,6 +107,7 @@ func (r *serviceAccountRotationResource) Schema(ctx context.Context, _ resource.
 				WriteOnly:  true,
 				Validators: []validator.String{validKubeconfig{}},
 			},
+			"allow_exec_plugins": schema.BoolAttribute{Description: descAllowExecPlugins, Optional: true},
 			"keepers": schema.MapAttribute{
 				Description: "Arbitrary values that trigger a rotation when any of them changes: `time_rotating.x.id`, an incident " +
 					"ticket number, anything. Changing it forces a new resource.",
@@ -242,6 +244,7 @@ func (r *serviceAccountRotationResource) Create(ctx context.Context, req resourc
 	res, diags := r.data.rotateAccounts(ctx, accountRotationRequest{
 		lkeClusterID: plan.LKEClusterID,
 		base:         config.BaseKubeconfig,
+		allowExec:    plan.AllowExecPlugins,
 		block:        "resource",
 		opts: kube.AccountRotation{
 			Accounts:             accounts,
@@ -338,6 +341,7 @@ func (r *serviceAccountRotationResource) ImportState(ctx context.Context, req re
 		ServiceAccounts:       types.SetValueMust(types.StringType, elems),
 		LKEClusterID:          wholeNumber{Int64Value: types.Int64Null(), example: clusterIDExample},
 		BaseKubeconfig:        types.StringNull(),
+		AllowExecPlugins:      types.BoolNull(),
 		Keepers:               types.MapNull(types.StringType),
 		RotateEvery:           nullDuration(rotateEveryRange),
 		RecreateTokenSecrets:  types.BoolValue(accountDefaults.RecreateTokenSecrets),

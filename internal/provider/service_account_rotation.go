@@ -79,6 +79,7 @@ func accountRefs(ctx context.Context, set types.Set) ([]kube.ServiceAccountRef, 
 type accountRotationRequest struct {
 	lkeClusterID wholeNumber
 	base         types.String
+	allowExec    types.Bool
 	block        string // "resource" or "action", for the errors
 	opts         kube.AccountRotation
 	step         func(ctx context.Context, step string, fields map[string]any)
@@ -86,7 +87,7 @@ type accountRotationRequest struct {
 
 // rotateAccounts reaches the cluster and rotates the accounts.
 func (d *providerData) rotateAccounts(ctx context.Context, req accountRotationRequest) (*kube.AccountRotationResult, diag.Diagnostics) {
-	cfg, _, diags := d.clusterConfig(ctx, req.lkeClusterID, req.base, openTimeout/2, "rotate service accounts on", "the "+req.block)
+	cfg, _, diags := d.clusterConfig(ctx, req.lkeClusterID, req.base, req.allowExec, openTimeout/2, "rotate service accounts on", "the "+req.block)
 	if diags.HasError() {
 		return nil, diags
 	}

@@ -23,6 +23,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud"
 )
@@ -86,6 +88,10 @@ type Cluster struct {
 	extraTokens     int        // more auto-generated token secrets in kube-system
 	regenerations   int        // regenerations the API acted on
 	recycles        int        // recycles the API acted on
+	// edit, when set, changes every kubeconfig GET /kubeconfig serves: a
+	// kubeconfig the real API would never serve (an exec plugin, a token
+	// file), to show the provider refuses it.
+	edit func(*clientcmdapi.Config)
 }
 
 // Regenerations counts the regenerations (POST /regenerate, DELETE
@@ -524,12 +530,37 @@ func (c *Cluster) servedKubeconfig() (kc []byte, ready bool) {
 	defer c.mu.Unlock()
 	now := time.Now()
 	if now.Before(c.lastRegenAt.Add(c.regenStale)) && c.staleKubeconfig != nil {
-		return c.staleKubeconfig, true // stale: the regeneration is not visible yet
+		return c.edited(c.staleKubeconfig), true // stale: the regeneration is not visible yet
 	}
 	if c.pendingRegens > 0 || now.Before(c.lastRegenAt.Add(c.regenStale+c.regenDelay)) {
 		return nil, false
 	}
-	return c.kubeconfig, true
+	return c.edited(c.kubeconfig), true
+}
+
+// SetServedKubeconfigEdit makes GET /kubeconfig serve every kubeconfig
+// changed by edit (nil: as made). The cluster's own record is unchanged.
+func (c *Cluster) SetServedKubeconfigEdit(edit func(*clientcmdapi.Config)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.edit = edit
+}
+
+// edited is kc changed by the edit in force; c.mu is held.
+func (c *Cluster) edited(kc []byte) []byte {
+	if c.edit == nil || kc == nil {
+		return kc
+	}
+	cfg, err := clientcmd.Load(kc)
+	if err != nil {
+		return kc
+	}
+	c.edit(cfg)
+	out, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return kc
+	}
+	return out
 }
 
 // SetActDelay sets how long a regeneration shows no effect at all: the
