@@ -79,6 +79,14 @@ type AccountRotationResult struct {
 	NotRestarted []string
 	// Verified: every canary was rejected afterwards.
 	Verified bool
+	// AdoptedFrom names the run this one waited for, which rotated every
+	// account after this one started (the last at AdoptedAt): this run
+	// changed nothing. Recreated then holds the accounts' current UIDs.
+	AdoptedFrom string
+	AdoptedAt   time.Time
+	// Unlocked says why the rotation ran without its locks ("" when it
+	// held them): the credentials may not use Leases there.
+	Unlocked string
 }
 
 // Done lists what was changed so far, for an error that says it.
@@ -197,13 +205,44 @@ func RotateAccounts(ctx context.Context, k *Clients, opts AccountRotation) (*Acc
 		return nil
 	}
 	var states []*accountState
+	var locks []*Lock
+	finished := false
+	defer func() {
+		for _, l := range locks {
+			_ = l.Release(ctx, finished) // one that fails expires by itself
+		}
+	}()
 	if err := step(StepReadAccounts, func() (map[string]any, error) {
+		// Read first: an account that does not exist fails the run before
+		// it writes anything, a Lease included.
 		var err error
-		states, err = readAccounts(ctx, k, opts.Accounts)
-		return map[string]any{"accounts": len(states)}, err
+		if states, err = readAccounts(ctx, k, opts.Accounts); err != nil {
+			return nil, err
+		}
+		var waited bool
+		locks, waited, err = lockAccounts(ctx, k, opts, res)
+		if err != nil {
+			return nil, err
+		}
+		if waited {
+			// Another run rotated them meanwhile: read them as they are now.
+			if states, err = readAccounts(ctx, k, opts.Accounts); err != nil {
+				return nil, err
+			}
+		}
+		return map[string]any{"accounts": len(states), "adopted_from": res.AdoptedFrom}, nil
 	}); err != nil {
 		return res, err
 	}
+	if res.AdoptedFrom != "" {
+		for _, s := range states {
+			if s.current != nil {
+				res.Recreated = append(res.Recreated, Recreated{ServiceAccountRef: s.ref, NewUID: string(s.current.UID)})
+			}
+		}
+		return res, nil
+	}
+
 	if opts.Verify {
 		if err := step(StepIssueCanaries, func() (map[string]any, error) {
 			n := 0
@@ -252,6 +291,7 @@ func RotateAccounts(ctx context.Context, k *Clients, opts AccountRotation) (*Acc
 		}
 		res.Verified = true
 	}
+	finished = true
 	return res, nil
 }
 
@@ -639,3 +679,57 @@ func awaitCanariesRejected(ctx context.Context, k *Clients, states []*accountSta
 
 // ErrAccountMissing is returned when an account to rotate does not exist.
 var ErrAccountMissing = errors.New("service account does not exist")
+
+// lockAccounts takes the rotation lock of each account (a Lease
+// kubecreds-rotation-<name> in its namespace), in name order so that two
+// runs over overlapping accounts cannot each hold one the other waits for.
+// When every lock was held by runs that completed a rotation after this
+// one started, those rotations did what this one was asked to:
+// res.AdoptedFrom says so. Credentials that may not use Leases leave the
+// rotation unlocked, said in res.Unlocked, rather than failing it.
+func lockAccounts(ctx context.Context, k *Clients, opts AccountRotation, res *AccountRotationResult) (locks []*Lock, waited bool, err error) {
+	start := time.Now().Truncate(time.Second)
+	refs := slices.Clone(opts.Accounts)
+	slices.SortFunc(refs, func(a, b ServiceAccountRef) int { return strings.Compare(a.String(), b.String()) })
+	adopted, holder, last := len(refs) > 0, "", time.Time{}
+	for _, ref := range refs {
+		l, got, lerr := AcquireLock(ctx, k, LockOptions{Namespace: ref.Namespace, Name: accountLockName(ref.Name),
+			What: "rotation of service account " + ref.String(),
+			Waiting: func(h string, waited time.Duration) {
+				if opts.Step != nil {
+					opts.Step(ctx, StepReadAccounts+": waiting for the rotation under way", map[string]any{"holder": h, "waited_ms": waited.Milliseconds()})
+				}
+			}})
+		err = lerr
+		if apierrors.IsForbidden(errors.Unwrap(err)) || apierrors.IsForbidden(err) {
+			res.Unlocked = fmt.Sprintf("the credentials may not create or update Leases in namespace %s (%v)", ref.Namespace, err)
+			for _, l := range locks {
+				_ = l.Release(ctx, false)
+			}
+			return nil, false, nil
+		}
+		if err != nil {
+			return locks, waited, err
+		}
+		locks = append(locks, l)
+		waited = waited || got.Waited
+		if !got.Waited || got.LastFinished.Before(start) {
+			adopted = false
+		} else {
+			holder, last = got.Holder, got.LastFinished
+		}
+	}
+	if adopted {
+		res.AdoptedFrom, res.AdoptedAt = holder, last
+	}
+	return locks, waited, nil
+}
+
+// accountLockName is the Lease of an account's rotations.
+func accountLockName(account string) string {
+	name := LockName + "-" + account
+	if len(name) > 253 {
+		name = name[:253]
+	}
+	return name
+}

@@ -2,6 +2,7 @@ package lke
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -58,6 +59,13 @@ type Options struct {
 	// Retry is how Kubernetes requests (and polls of the Linode API) failing
 	// with transient errors are retried; the Linode client retries its own.
 	Retry retry.Policy
+	// LockDuration is the rotation lock's lease (default
+	// kube.LockDuration), and how long a served kubeconfig may stay
+	// rejected, with no sign of a rotation under way, before this run
+	// resumes it as interrupted: the holder of the lock has no working
+	// credential between re-creating lke-admin and the new kubeconfig,
+	// and neither has a waiter.
+	LockDuration time.Duration
 }
 
 // RestartOptions choose the workloads a rollout restart touches.
@@ -121,6 +129,11 @@ type Result struct {
 	// one, so another was made by someone else, and which is LKE's cannot
 	// be told. Left alone (deleting LKE's would stop its component).
 	ExtraControlPlaneSecrets []string
+	// AdoptedFrom names the run this one waited for, which completed a
+	// rotation after this one started (at AdoptedAt): this run changed
+	// nothing and took that rotation for its own.
+	AdoptedFrom string
+	AdoptedAt   time.Time
 	// DeletedAdminSecretFirst is true when the served kubeconfig kept the
 	// old token for longer than TokenWait, and the rotation deleted the old
 	// admin secret before the new kubeconfig was served (the runbook's order).
@@ -160,82 +173,98 @@ func (r *Runner) Rotate(ctx context.Context, opts Options) (*Result, error) {
 	}
 	opts = opts.withDefaults()
 	run := &run{Runner: r, opts: opts, result: &Result{RotatedAt: r.Clock.Now().UTC()}}
+	finished := false
+	defer func() { run.releaseLock(ctx, finished) }()
+	res, err := run.rotate(ctx)
+	if errors.Is(err, errAdopted) {
+		return run.adopted(ctx)
+	}
+	finished = err == nil
+	return res, err
+}
 
-	if err := run.step(ctx, StepGetCluster, run.getCluster); err != nil {
+// rotate runs the steps, in order.
+func (r *run) rotate(ctx context.Context) (*Result, error) {
+	opts := r.opts
+
+	if err := r.step(ctx, StepGetCluster, r.getCluster); err != nil {
 		return nil, err
 	}
-	if err := run.step(ctx, StepFetchKubeconfig, run.fetchCurrentKubeconfig); err != nil {
+	if err := r.step(ctx, StepFetchKubeconfig, r.fetchCurrentKubeconfig); err != nil {
 		return nil, err
 	}
-	if err := run.step(ctx, StepCheckAccess, run.checkCurrentAccess); err != nil {
+	if err := r.step(ctx, StepCheckAccess, r.checkCurrentAccess); err != nil {
 		return nil, err
 	}
-	if !run.result.Resumed {
-		if err := run.step(ctx, StepListSecrets, run.listServiceAccountTokens); err != nil {
+	if r.result.AdoptedFrom != "" {
+		return nil, errAdopted
+	}
+	if !r.result.Resumed {
+		if err := r.step(ctx, StepListSecrets, r.listServiceAccountTokens); err != nil {
 			return nil, err
 		}
-		if err := run.step(ctx, StepDeleteSecrets, run.deleteServiceAccountTokens); err != nil {
+		if err := r.step(ctx, StepDeleteSecrets, r.deleteServiceAccountTokens); err != nil {
 			return nil, err
 		}
 		if opts.Verify {
-			if err := run.step(ctx, StepIssueCanary, run.issueCanary); err != nil {
+			if err := r.step(ctx, StepIssueCanary, r.issueCanary); err != nil {
 				return nil, err
 			}
 		}
-		if len(opts.RevokeServiceAccounts) > 0 || run.recreatesAdmin() {
-			if err := run.step(ctx, StepRecreateServiceAccounts, run.recreateServiceAccounts); err != nil {
+		if len(opts.RevokeServiceAccounts) > 0 || r.recreatesAdmin() {
+			if err := r.step(ctx, StepRecreateServiceAccounts, r.recreateServiceAccounts); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if err := run.step(ctx, StepRegenerate, run.regenerate); err != nil {
+	if err := r.step(ctx, StepRegenerate, r.regenerate); err != nil {
 		return nil, err
 	}
-	if err := run.step(ctx, StepWaitKubeconfig, run.waitForKubeconfig); err != nil {
+	if err := r.step(ctx, StepWaitKubeconfig, r.waitForKubeconfig); err != nil {
 		return nil, err
 	}
 	if opts.RegenerateServiceToken {
-		if err := run.step(ctx, StepWaitControlPlane, run.waitForControlPlane); err != nil {
+		if err := r.step(ctx, StepWaitControlPlane, r.waitForControlPlane); err != nil {
 			return nil, err
 		}
 	}
-	if run.result.Resumed {
+	if r.result.Resumed {
 		// The interrupted run may have stopped before every namespace was done.
-		if err := run.step(ctx, StepFinishDeletion, run.finishResumedDeletion); err != nil {
+		if err := r.step(ctx, StepFinishDeletion, r.finishResumedDeletion); err != nil {
 			return nil, err
 		}
 	}
-	if len(run.ownSecret) > 0 {
-		if err := run.step(ctx, StepDeleteOldSecret, run.deleteOldAdminSecret); err != nil {
+	if len(r.ownSecret) > 0 {
+		if err := r.step(ctx, StepDeleteOldSecret, r.deleteOldAdminSecret); err != nil {
 			return nil, err
 		}
 	}
-	run.keepMountsOfDeleted()
-	if err := run.step(ctx, StepRevokeShortLived, run.revokeShortLivedKubeconfigs); err != nil {
+	r.keepMountsOfDeleted()
+	if err := r.step(ctx, StepRevokeShortLived, r.revokeShortLivedKubeconfigs); err != nil {
 		return nil, err
 	}
 	if opts.Verify {
-		if err := run.step(ctx, StepVerifyNew, run.verifyNewKubeconfig); err != nil {
+		if err := r.step(ctx, StepVerifyNew, r.verifyNewKubeconfig); err != nil {
 			return nil, err
 		}
-		if err := run.step(ctx, StepVerifyOldRejected, run.verifyOldCredentialsRejected); err != nil {
+		if err := r.step(ctx, StepVerifyOldRejected, r.verifyOldCredentialsRejected); err != nil {
 			return nil, err
 		}
-		if err := run.step(ctx, StepSweepAgain, run.sweepAgain); err != nil {
+		if err := r.step(ctx, StepSweepAgain, r.sweepAgain); err != nil {
 			return nil, err
 		}
 	}
 	if opts.RestartWorkloads != nil || len(opts.RevokeServiceAccounts) > 0 {
-		if err := run.step(ctx, StepRestartWorkloads, run.restartWorkloads); err != nil {
+		if err := r.step(ctx, StepRestartWorkloads, r.restartWorkloads); err != nil {
 			return nil, err
 		}
 	}
 	if opts.RecycleNodes {
-		if err := run.step(ctx, StepRecycleNodes, run.recycleNodes); err != nil {
+		if err := r.step(ctx, StepRecycleNodes, r.recycleNodes); err != nil {
 			return nil, err
 		}
 	}
-	return run.result, nil
+	return r.result, nil
 }
 
 func (o Options) withDefaults() Options {
@@ -256,6 +285,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ActSettle <= 0 {
 		o.ActSettle = 60 * time.Second
+	}
+	if o.LockDuration <= 0 {
+		o.LockDuration = kube.LockDuration
 	}
 	if o.KubeconfigPoll.FailFor == 0 {
 		o.KubeconfigPoll.FailFor = KubeconfigPollFor(o.Retry).FailFor
@@ -287,6 +319,7 @@ type run struct {
 	accountCanaries []accountCanary         // tokens of re-created accounts issued before
 	adminRecreated  bool                    // lke-admin was re-created: the old credential is dead
 	adminDeleted    bool                    // lke-admin was deleted and its create failed: it is missing
+	lock            *kube.Lock              // the rotation lock, once taken
 
 	done []string // what has been changed so far, for error messages
 }
@@ -365,23 +398,64 @@ func (r *run) noteInsecure(kc []byte) {
 	}
 }
 
-// checkCurrentAccess decides between a fresh rotation and a resumed one: a
-// current kubeconfig whose token is rejected means an earlier run already
-// deleted the secrets.
+// checkCurrentAccess takes the rotation lock and decides between a fresh
+// rotation and a resumed one: a current kubeconfig whose token stays
+// rejected, with no rotation under way, means an earlier run already
+// deleted the secrets (see awaitWorkingKubeconfig). A run that waited for
+// another's rotation, completed since it started, adopts it.
 func (r *run) checkCurrentAccess(ctx context.Context) (map[string]any, error) {
-	ok, err := r.old.Authenticates(ctx)
+	start := r.Clock.Now()
+	for {
+		ok, err := r.old.Authenticates(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			if !r.opts.RegenerateKubeconfig {
+				return nil, fmt.Errorf("the kubeconfig the Linode API serves is rejected (401) and regenerate_kubeconfig is false, " +
+					"so this rotation cannot restore access: set regenerate_kubeconfig = true")
+			}
+			working, err := r.awaitWorkingKubeconfig(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if working {
+				continue
+			}
+			r.result.Resumed = true
+			r.done = append(r.done, "secrets deleted by an earlier run")
+			return map[string]any{"resumed": true, "waited_ms": r.Clock.Since(start).Milliseconds()}, nil
+		}
+		adopted, err := r.takeLock(ctx, r.old)
+		if errors.Is(err, kube.ErrLockCredentialRejected) {
+			// The run that held the lock has revoked the credential
+			// this one waited with: read the served kubeconfig again.
+			if _, err := r.refetchCurrent(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		fields := map[string]any{"resumed": false, "waited_ms": r.Clock.Since(start).Milliseconds()}
+		if adopted {
+			fields["adopted_from"] = r.result.AdoptedFrom
+		}
+		return fields, nil
+	}
+}
+
+// adopted is the result of a run that took another's rotation for its own.
+func (r *run) adopted(ctx context.Context) (*Result, error) {
+	kc, err := FetchKubeconfig(ctx, r.Poll, r.opts.ClusterID, r.opts.KubeconfigPoll)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		if !r.opts.RegenerateKubeconfig {
-			return nil, fmt.Errorf("the kubeconfig the Linode API serves is rejected (401) and regenerate_kubeconfig is false, " +
-				"so this rotation cannot restore access: set regenerate_kubeconfig = true")
-		}
-		r.result.Resumed = true
-		r.done = append(r.done, "secrets deleted by an earlier run")
-	}
-	return map[string]any{"resumed": r.result.Resumed}, nil
+	return &Result{
+		RotatedAt: r.result.AdoptedAt.UTC(), KubeconfigSHA256: kubeconfigSHA256(kc), PreviousKubeconfigSHA256: r.result.PreviousKubeconfigSHA256,
+		AdoptedFrom: r.result.AdoptedFrom, AdoptedAt: r.result.AdoptedAt.UTC(),
+	}, nil
 }
 
 // regenerate asks LKE for a new kubeconfig and/or service token, once: if
@@ -455,6 +529,15 @@ func (r *run) waitForKubeconfig(ctx context.Context) (map[string]any, error) {
 	r.noteInsecure(r.newKubeconfig)
 	var err error
 	r.new, err = r.Connect(r.newKubeconfig)
+	if err == nil {
+		if r.lock != nil {
+			r.useForLock(r.new)
+		} else if _, lerr := r.takeLock(ctx, r.new); lerr == nil {
+			// A resumed rotation: no run could read the lock while the
+			// kubeconfig was rejected; it holds it from here on.
+			r.result.AdoptedFrom = ""
+		}
+	}
 	return map[string]any{"waited_ms": r.Clock.Since(start).Milliseconds(), "fetches": polls}, err
 }
 

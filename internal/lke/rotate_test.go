@@ -333,6 +333,7 @@ func fastOptions(o Options) Options {
 	o.TokenWait = 50 * time.Millisecond
 	o.NodePollMax = 5 * time.Millisecond
 	o.Retry = retry.Policy{Max: 2, Initial: time.Millisecond}
+	o.LockDuration = 200 * time.Millisecond
 	return o
 }
 

@@ -167,6 +167,11 @@ func (a *lkeRotateCredentialsAction) Invoke(ctx context.Context, req action.Invo
 		return
 	}
 	addRotationWarnings(&resp.Diagnostics, opts, result)
+	if result.AdoptedFrom != "" {
+		progress.say("LKE cluster %d was rotated by another run while this one waited (finished %s): nothing more to do",
+			opts.ClusterID, result.AdoptedAt.Format(time.RFC3339))
+		return
+	}
 	verified := "not verified (verify = false)"
 	if opts.Verify {
 		verified = fmt.Sprintf("the new kubeconfig lists %d nodes and the old admin token is rejected", result.NodesVerified)

@@ -596,6 +596,13 @@ func describeRotationError(err error, clusterID int, timeout time.Duration, time
 // settle by itself: what a resumed run found and did, the pods that used a
 // deleted token secret, and the paused deployments left alone.
 func addRotationWarnings(diags *diag.Diagnostics, opts lke.Options, result *lke.Result) {
+	if result.AdoptedFrom != "" {
+		diags.AddWarning("Another run rotated this cluster",
+			fmt.Sprintf("While this apply waited for the rotation lock (Lease kube-system/%s), another run (%s) rotated the cluster and "+
+				"finished at %s, after this apply started. That rotation did what this one was asked to, so this apply changed nothing and "+
+				"records it as its own: no second regeneration.", kube.LockName, result.AdoptedFrom, result.AdoptedAt.Format(time.RFC3339)))
+		return
+	}
 	if result.Resumed {
 		verified := " It verified the new kubeconfig."
 		if !opts.Verify {

@@ -261,6 +261,9 @@ func (r *serviceAccountRotationResource) Create(ctx context.Context, req resourc
 		return
 	}
 	now := r.data.clock.Now().UTC().Truncate(1e9)
+	if res.AdoptedFrom != "" {
+		now = res.AdoptedAt.UTC()
+	}
 	ids := make([]string, len(accounts))
 	uids := map[string]attr.Value{}
 	for i, a := range accounts {

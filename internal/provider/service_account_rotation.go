@@ -138,6 +138,19 @@ func describeAccountRotationError(err error, host string) string {
 // addAccountRotationWarnings tells what the rotation could not settle by
 // itself.
 func addAccountRotationWarnings(diags *diag.Diagnostics, opts kube.AccountRotation, res *kube.AccountRotationResult) {
+	if res.AdoptedFrom != "" {
+		diags.AddWarning("Another run rotated these service accounts",
+			fmt.Sprintf("While this run waited for the accounts' rotation locks (Leases %s-<account> in their namespaces), another run (%s) "+
+				"re-created every one of them, finishing at %s, after this run started. That did what this run was asked to, so it changed "+
+				"nothing and records that rotation as its own.", kube.LockName, res.AdoptedFrom, res.AdoptedAt.Format(time.RFC3339)))
+		return
+	}
+	if res.Unlocked != "" {
+		diags.AddWarning("Rotated without the rotation lock",
+			"The accounts were rotated without taking their rotation locks, because "+res.Unlocked+". A second rotation of the same accounts "+
+				"at the same moment (another configuration, the action) would then run too, and the two could fail each other's checks. "+
+				"Allow get, create and update on coordination.k8s.io leases in those namespaces to have rotations wait for each other.")
+	}
 	if len(res.Resumed) > 0 {
 		diags.AddWarning("Service accounts created from a stopped run's checkpoint",
 			fmt.Sprintf("An earlier run deleted %s and stopped before creating it again; this apply created it from that run's checkpoint, "+
