@@ -103,9 +103,24 @@ func lockIdentity(what string) string {
 
 var identityProcess = regexp.MustCompile(` on (\S+), pid (\d+) started (\d+) \(`)
 
-// holderGone tells whether identity is a run on this machine whose process
-// is gone: a holder killed with SIGKILL, whose lease need not be waited out.
+// ended are the identities of this process's runs that have released (or
+// tried to release) their lock: one whose release failed (it ended with no
+// working credential) is not waited out by a later run of this process.
+var ended sync.Map
+
+// HolderEnded reports whether identity is a run of this process that ended.
+func HolderEnded(identity string) bool {
+	_, ok := ended.Load(identity)
+	return ok
+}
+
+// holderGone tells whether identity is a run on this machine that is over:
+// its process is gone (a holder killed with SIGKILL), or it is a run of
+// this process that ended. Its lease need not be waited out.
 func holderGone(identity string) bool {
+	if HolderEnded(identity) {
+		return true
+	}
 	m := identityProcess.FindStringSubmatch(identity)
 	if m == nil {
 		return false
@@ -328,6 +343,9 @@ func (l *Lock) renew() {
 	}
 }
 
+// Identity is the holder identity this run writes into the Lease.
+func (l *Lock) Identity() string { return l.identity }
+
 // Lost reports whether another run took the lock while this one held it.
 func (l *Lock) Lost() bool {
 	if l == nil {
@@ -345,6 +363,7 @@ func (l *Lock) Release(ctx context.Context, finished bool) error {
 	if l == nil {
 		return nil
 	}
+	defer ended.Store(l.identity, true)
 	close(l.stop)
 	<-l.done
 	l.mu.Lock()

@@ -29,41 +29,49 @@ import (
 // for LockDuration without a sign of progress (a 503 "not yet available" or a
 // new kubeconfig is one), then resumes the interrupted rotation.
 
-// holderFile is where a run on this machine says it rotates a cluster.
+// HolderFile is where a run on this machine says it rotates a cluster (the
+// process's pid and start time, then the run's lock identity); a run that
+// ends unfinished leaves it.
+func HolderFile(clusterID int) string { return holderFile(clusterID) }
+
 func holderFile(clusterID int) string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("kubecreds-rotation-lke%d.pid", clusterID))
 }
 
-// claimHolderFile records this process as the one rotating the cluster.
-func claimHolderFile(clusterID int) {
+// claimHolderFile records this run (its process, and its lock identity)
+// as the one rotating the cluster.
+func claimHolderFile(clusterID int, identity string) {
 	pid := os.Getpid()
-	_ = os.WriteFile(holderFile(clusterID), []byte(fmt.Sprintf("%d %s\n", pid, kube.ProcessStart(pid))), 0o600)
+	_ = os.WriteFile(holderFile(clusterID), []byte(fmt.Sprintf("%d %s\n%s\n", pid, kube.ProcessStart(pid), identity)), 0o600)
 }
 
-// dropHolderFile removes the record, if it is this process's.
-func dropHolderFile(clusterID int) {
-	if pid, _, ok := readHolderFile(clusterID); ok && pid == os.Getpid() {
+// dropHolderFile removes the record, if it is this run's. A run that ends
+// unfinished keeps it: the next run here then knows at once that the
+// rotation which left the kubeconfig rejected is over.
+func dropHolderFile(clusterID int, identity string) {
+	if _, _, id, ok := readHolderFile(clusterID); ok && id == identity {
 		_ = os.Remove(holderFile(clusterID))
 	}
 }
 
-func readHolderFile(clusterID int) (pid int, start string, ok bool) {
+func readHolderFile(clusterID int) (pid int, start, identity string, ok bool) {
 	raw, err := os.ReadFile(holderFile(clusterID))
 	if err != nil {
-		return 0, "", false
+		return 0, "", "", false
 	}
-	f := strings.Fields(string(raw))
+	first, rest, _ := strings.Cut(string(raw), "\n")
+	f := strings.Fields(first)
 	if len(f) == 0 {
-		return 0, "", false
+		return 0, "", "", false
 	}
 	pid, err = strconv.Atoi(f[0])
 	if err != nil {
-		return 0, "", false
+		return 0, "", "", false
 	}
 	if len(f) > 1 {
 		start = f[1]
 	}
-	return pid, start, true
+	return pid, start, strings.TrimSpace(rest), true
 }
 
 // holderOnThisMachine tells whether a run on this machine rotates the
@@ -77,9 +85,14 @@ const (
 )
 
 func localHolder(clusterID int) holderState {
-	pid, start, ok := readHolderFile(clusterID)
-	if !ok || pid == os.Getpid() {
+	pid, start, identity, ok := readHolderFile(clusterID)
+	switch {
+	case !ok:
 		return holderUnknown
+	case pid == os.Getpid() && kube.HolderEnded(identity):
+		return holderDead // an earlier run of this process, over
+	case pid == os.Getpid():
+		return holderAlive
 	}
 	now := kube.ProcessStart(pid)
 	switch {
@@ -112,7 +125,7 @@ func (r *run) takeLock(ctx context.Context, k *kube.Clients) (adopted bool, err 
 		return false, err
 	}
 	r.lock = lock
-	claimHolderFile(r.opts.ClusterID)
+	claimHolderFile(r.opts.ClusterID, lock.Identity())
 	if got.Waited && !got.LastFinished.Before(r.result.RotatedAt.Truncate(time.Second)) {
 		r.result.AdoptedFrom = got.Holder
 		r.result.AdoptedAt = got.LastFinished
@@ -130,7 +143,9 @@ func (r *run) releaseLock(ctx context.Context, finished bool) {
 	if err := r.lock.Release(ctx, finished); err != nil {
 		r.note(ctx, "release the rotation lock: it expires by itself", map[string]any{"cluster_id": r.opts.ClusterID, "error": err.Error()})
 	}
-	dropHolderFile(r.opts.ClusterID)
+	if finished {
+		dropHolderFile(r.opts.ClusterID, r.lock.Identity())
+	}
 }
 
 // useForLock renews the lock with k from now on.

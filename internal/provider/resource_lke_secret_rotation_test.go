@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -26,6 +28,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	fakelke "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/lke"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lke"
 )
 
 const rotationAddr = "kubecreds_lke_secret_rotation.r"
@@ -726,6 +729,7 @@ provider "kubecreds" {
 // deleted, its token rejected.
 func killServedKubeconfig(t *testing.T, c *fakelke.Cluster, served []byte) {
 	t.Helper()
+	interruptedRunHere(t, c)
 	for name, sa := range tokenSecrets(t, c, "kube-system") {
 		if sa == "lke-admin" {
 			ns, n, _ := strings.Cut(name, "/")
@@ -976,4 +980,22 @@ func TestAccRotation_waitsThroughAStaleKubeconfig(t *testing.T) {
 			},
 		}},
 	})
+}
+
+// interruptedRunHere leaves what a run on this machine that stopped
+// unfinished leaves: its holder file (lke.HolderFile), naming a process
+// that is gone. The next run then resumes at once, instead of waiting for
+// a rotation under way elsewhere (TestAccRotationLock_byHandWaitsThenResumes
+// covers that wait).
+func interruptedRunHere(t *testing.T, c *fakelke.Cluster) {
+	t.Helper()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf("%d 1\nrotation of LKE cluster %d by a run that stopped\n", gone.Process.Pid, c.ID)
+	if err := os.WriteFile(lke.HolderFile(c.ID), []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(lke.HolderFile(c.ID)) })
 }

@@ -122,7 +122,7 @@ resource "kubecreds_lke_secret_rotation" "r" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`rotation step: ` + regexp.QuoteMeta(lke.StepCheckAccess) + `: .*\bwaited_ms=(\d+)`).FindSubmatch(raw)
+	m := checkAccessWaited(raw)
 	if m == nil {
 		t.Fatalf("the next run logged no %q step:\n%s", lke.StepCheckAccess, out)
 	}
@@ -175,4 +175,97 @@ action "kubecreds_lke_rotate_credentials" "now" {
 		}
 		mustPlanEmpty(t, resourceDir, vars, fmt.Sprintf("after round %d", round))
 	}
+}
+
+// Two workspaces rotating one service account at once: one re-creates it,
+// the other waits for the account's lock and adopts that rotation; both
+// states hold the account's one new UID, and both next plans are empty.
+func TestAccRotationLock_serviceAccountTwoWorkspacesAtOnce(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	s := newAccountScene(t, c, "locked", false)
+	dirs := []string{servedAccountDir(t, c, "locked"), servedAccountDir(t, c, "locked")}
+	outs, errs := make([]string, 2), make([]error, 2)
+	var wg sync.WaitGroup
+	for i, dir := range dirs {
+		wg.Go(func() { outs[i], errs[i] = tfRun(t, dir, noLinodeAPI, "apply", "-auto-approve", "-input=false") })
+	}
+	wg.Wait()
+	for i := range dirs {
+		if errs[i] != nil {
+			t.Fatalf("workspace %d failed: %v\n%s", i, errs[i], outs[i])
+		}
+	}
+	if !wrapped("Another run rotated these service accounts").MatchString(outs[0] + outs[1]) {
+		t.Errorf("neither apply says it adopted the other's rotation:\n%s\n----\n%s", outs[0], outs[1])
+	}
+	sa, err := adminClient(t, c).CoreV1().ServiceAccounts("locked").Get(t.Context(), "deployer", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(sa.UID) == s.uid {
+		t.Fatal("the account was not re-created")
+	}
+	for i, dir := range dirs {
+		uids, _ := accountState(t, dir)["service_account_uids"].(map[string]any)
+		if uids["locked/deployer"] != string(sa.UID) {
+			t.Errorf("workspace %d records UID %v; the account's is %s", i, uids["locked/deployer"], sa.UID)
+		}
+		mustPlanEmpty(t, dir, noLinodeAPI, fmt.Sprintf("of workspace %d", i))
+	}
+}
+
+// A served kubeconfig rejected with no run on this machine behind it (a
+// person deleted its secret, or a rotation elsewhere is between
+// re-creating lke-admin and the new kubeconfig): the run waits the lease's
+// duration for a rotation under way to show progress, then resumes.
+func TestAccRotationLock_byHandWaitsThenResumes(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	dir := t.TempDir()
+	writeConfig(t, dir, fmt.Sprintf(lockedRotation, c.ID))
+	_ = os.Remove(lke.HolderFile(c.ID))
+	for name, sa := range tokenSecrets(t, c, "kube-system") {
+		if sa == "lke-admin" {
+			ns, n, _ := strings.Cut(name, "/")
+			if err := adminClient(t, c).CoreV1().Secrets(ns).Delete(t.Context(), n, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := waitRejected(t, servedKubeconfig(t, c), 20*time.Second); err != nil {
+		t.Fatal("the old token is still accepted 20 s after its secret was deleted")
+	}
+	logPath := filepath.Join(t.TempDir(), "apply.log")
+	out := mustTF(t, dir, map[string]string{"TF_VAR_round": "by-hand", "TF_LOG_PROVIDER": "INFO", "TF_LOG_PATH": logPath}, "apply", "-auto-approve", "-input=false")
+	if !wrapped("Rotation resumed").MatchString(out) {
+		t.Errorf("the apply does not say it resumed:\n%s", out)
+	}
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := checkAccessWaited(raw)
+	if m == nil {
+		t.Fatalf("no %q step logged", lke.StepCheckAccess)
+	}
+	waited, _ := strconv.Atoi(string(m[1]))
+	if w := time.Duration(waited) * time.Millisecond; w < kube.LockDuration || w > kube.LockDuration+15*time.Second {
+		t.Errorf("waited %s before resuming; want the lease's %s (and little more)", w, kube.LockDuration)
+	}
+	if err := kubeconfigWorks(t, servedKubeconfig(t, c)); err != nil {
+		t.Errorf("the served kubeconfig does not work after the resumed rotation: %v", err)
+	}
+	t.Logf("waited %d ms for a rotation under way, then resumed", waited)
+}
+
+// checkAccessWaited finds the check-access step's line (the step's own, not
+// a note logged while it waited: those name what they wait for) and its
+// waited_ms.
+func checkAccessWaited(log []byte) [][]byte {
+	all := regexp.MustCompile(`rotation step: `+regexp.QuoteMeta(lke.StepCheckAccess)+`: [^\n]*\bresumed=[^\n]*`).FindAll(log, -1)
+	if len(all) == 0 {
+		return nil
+	}
+	return regexp.MustCompile(`\bwaited_ms=(\d+)`).FindSubmatch(all[len(all)-1])
 }
