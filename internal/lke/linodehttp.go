@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/linode/linodego"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/retry"
 )
 
 // CheckLinodeAnswer is a linodego OnAfterResponse hook that turns every
@@ -49,7 +51,7 @@ func CheckLinodeAnswer(resp *linodego.Response) error {
 			// a resty.Response) but here for any JSON Content-Type:
 			// linodego compares it to Accept as a string, and would make
 			// "application/json; charset=utf-8" an error quoting the body.
-			return &linodego.Error{Code: status, Response: resp.RawResponse, Message: linodego.APIError{Errors: body.Errors}.Error()}
+			return &linodego.Error{Code: status, Response: resp.RawResponse, Message: retry.Excerpt(linodego.APIError{Errors: body.Errors}.Error())}
 		}
 		return &linodego.Error{Code: status, Response: notTheAPIs(resp.RawResponse), //nolint:bodyclose // a header-only copy of a response whose body resty has read and closed
 			Message: fmt.Sprintf("%s, with a JSON body that holds no Linode error list%s", statusText(status), shortMessage(body.Message))}

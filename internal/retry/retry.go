@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
@@ -246,4 +247,21 @@ func RetryAfterHeader(h http.Header) time.Duration {
 		return time.Duration(seconds) * time.Second
 	}
 	return 0
+}
+
+// MaxExcerpt bounds how much of an API's own error message reaches a
+// diagnostic or a log.
+const MaxExcerpt = 300
+
+// Excerpt is msg cut to MaxExcerpt bytes (at a character boundary) with an
+// ellipsis: an API's message is quoted, never a body without bound.
+func Excerpt(msg string) string {
+	if len(msg) <= MaxExcerpt {
+		return msg
+	}
+	cut := MaxExcerpt
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "…"
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -200,5 +201,16 @@ func TestActOnceAdoptsWhatAnotherPartyDid(t *testing.T) {
 	a.Refused = func(err error) bool { return apierrors.IsConflict(err) }
 	if _, err := ActOnce(t.Context(), a); !apierrors.IsConflict(err) || f.sent != 1 {
 		t.Fatalf("refused and not done: %v, sent %d; want the 409 after one request", err, f.sent)
+	}
+}
+
+func TestExcerptBoundsAnAPIsMessage(t *testing.T) {
+	if got := Excerpt("short"); got != "short" {
+		t.Errorf("Excerpt(short) = %q", got)
+	}
+	long := strings.Repeat("é", MaxExcerpt) // two bytes each
+	got := Excerpt(long)
+	if len(got) > MaxExcerpt+len("…") || !strings.HasSuffix(got, "…") || !utf8.ValidString(got) {
+		t.Errorf("Excerpt of %d bytes = %d bytes, valid UTF-8 %v", len(long), len(got), utf8.ValidString(got))
 	}
 }

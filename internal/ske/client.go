@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/stackitcloud/stackit-sdk-go/core/oapierror"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/retry"
 )
 
 // DefaultBaseURL is the SKE API's.
@@ -264,7 +266,7 @@ func apiError(resp *http.Response, raw []byte) error {
 	msg := resp.Status
 	var keep []byte
 	if json.Unmarshal(raw, &envelope) == nil && envelope.Message != "" {
-		msg = envelope.Message
+		msg = retry.Excerpt(envelope.Message)
 		keep = raw
 	}
 	e := &APIError{Err: oapierror.NewErrorWithBody(resp.StatusCode, msg, keep, nil)}
