@@ -75,3 +75,19 @@ func TestVerifyCostTargetHoldsWhenSlowDrawsAddLittle(t *testing.T) {
 		t.Errorf("no slow draw, yet the findings do not say the target went unmeasured:\n%s", s.String())
 	}
 }
+
+func TestLockFindingsStateBothTargets(t *testing.T) {
+	b := &bench{results: []result{
+		{Case: lockCase, Variant: variantLockSingle, Baseline: true, Samples: []float64{10, 11, 12}},
+		{Case: lockCase, Variant: variantLockPair, Samples: []float64{12, 14, 15}},
+		{Case: lockCase, Variant: variantLockOwn, Samples: []float64{0.02, 0.03, 0.2}},
+	}}
+	var s strings.Builder
+	b.targets(&s)
+	for _, want := range []string{"took 30 ms at the median to take, uncontended (max 200 ms; target ≤ 100 ms: holds)",
+		"both finished in 14 s at the median, 1.27× one rotation alone (11 s; target ≤ 1.2×: **missed**)"} {
+		if !strings.Contains(s.String(), want) {
+			t.Errorf("findings lack %q:\n%s", want, s.String())
+		}
+	}
+}

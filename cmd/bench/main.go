@@ -103,6 +103,7 @@ func run(ctx context.Context, runs int, out, only string, kubectlWaitMax int, se
 		fn   func(context.Context) error
 	}{
 		{"rotation", b.rotationEndToEnd},
+		{"lock", b.rotationLock},
 		{"delete", b.deleteAtScale},
 		{"issue", b.shortLivedIssuance},
 		{"footprint", b.footprint},
@@ -229,6 +230,7 @@ func (b *bench) targets(s *strings.Builder) {
 	}
 	s.WriteString("\nTargets and findings:\n\n")
 	b.rotationFindings(s, find, verdict)
+	b.lockFindings(s, find, verdict)
 	var missed5x, floorUnder5x bool
 	literalMax := 0 // the largest N kubectl ran at as the runbook writes it
 	for _, n := range []int{100, 1000, 5000} {

@@ -426,6 +426,7 @@ func (r *run) checkCurrentAccess(ctx context.Context) (map[string]any, error) {
 			r.done = append(r.done, "secrets deleted by an earlier run")
 			return map[string]any{"resumed": true, "waited_ms": r.Clock.Since(start).Milliseconds()}, nil
 		}
+		lockStart := r.Clock.Now()
 		adopted, err := r.takeLock(ctx, r.old)
 		if errors.Is(err, kube.ErrLockCredentialRejected) {
 			// The run that held the lock has revoked the credential
@@ -438,7 +439,8 @@ func (r *run) checkCurrentAccess(ctx context.Context) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		fields := map[string]any{"resumed": false, "waited_ms": r.Clock.Since(start).Milliseconds()}
+		fields := map[string]any{"resumed": false, "waited_ms": r.Clock.Since(start).Milliseconds(),
+			"lock_ms": r.Clock.Since(lockStart).Milliseconds()}
 		if adopted {
 			fields["adopted_from"] = r.result.AdoptedFrom
 		}
