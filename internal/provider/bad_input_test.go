@@ -5,6 +5,7 @@ package provider
 import (
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -148,25 +149,31 @@ func TestAccBadInputCatalogue(t *testing.T) {
 		t.Fatalf("the catalogue holds %d configurations; it is meant to hold at least 25", len(badInputs))
 	}
 	before := testEnv.Emulator.CountRequests("")
-	rejected := 0
-	for _, b := range badInputs {
-		ok := t.Run(b.name, func(t *testing.T) {
-			resource.Test(t, resource.TestCase{
-				TerraformVersionChecks:   ephemeralVersions,
-				ProtoV6ProviderFactories: testProviders,
-				Steps: []resource.TestStep{{
-					Config:      b.config,
-					PlanOnly:    true,
-					ExpectError: regexp.MustCompile(`(?s)` + attributePattern(b.want) + `.*` + wrappedPattern(b.allowed) + `|` + wrappedPattern(b.allowed) + `.*` + attributePattern(b.want)),
-				}},
+	// The configurations run in parallel with each other, and with
+	// nothing else: this test is not parallel, so the count of requests
+	// covers these plans only. The group returns once all have ended.
+	var rejected atomic.Int64
+	t.Run("catalogue", func(t *testing.T) {
+		for _, b := range badInputs {
+			t.Run(b.name, func(t *testing.T) {
+				t.Parallel()
+				resource.Test(t, resource.TestCase{
+					TerraformVersionChecks:   ephemeralVersions,
+					ProtoV6ProviderFactories: testProviders,
+					Steps: []resource.TestStep{{
+						Config:      b.config,
+						PlanOnly:    true,
+						ExpectError: regexp.MustCompile(`(?s)` + attributePattern(b.want) + `.*` + wrappedPattern(b.allowed) + `|` + wrappedPattern(b.allowed) + `.*` + attributePattern(b.want)),
+					}},
+				})
+				if !t.Failed() {
+					rejected.Add(1)
+				}
 			})
-		})
-		if ok {
-			rejected++
 		}
-	}
+	})
 	calls := testEnv.Emulator.CountRequests("") - before
-	t.Logf("bad input catalogue: %d of %d configurations rejected at validate/plan; Linode API requests made: %d", rejected, len(badInputs), calls)
+	t.Logf("bad input catalogue: %d of %d configurations rejected at validate/plan; Linode API requests made: %d", rejected.Load(), len(badInputs), calls)
 	if calls != 0 {
 		t.Errorf("the bad configurations made %d Linode API requests; want none", calls)
 	}
