@@ -346,16 +346,6 @@ func (l *Lock) renew() {
 // Identity is the holder identity this run writes into the Lease.
 func (l *Lock) Identity() string { return l.identity }
 
-// Lost reports whether another run took the lock while this one held it.
-func (l *Lock) Lost() bool {
-	if l == nil {
-		return false
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.lost
-}
-
 // Release stops the renewals and frees the lock; finished records that the
 // rotation completed, for runs waiting for it. A release that fails leaves
 // the lease to expire.

@@ -32,9 +32,7 @@ import (
 // HolderFile is where a run on this machine says it rotates a cluster (the
 // process's pid and start time, then the run's lock identity); a run that
 // ends unfinished leaves it.
-func HolderFile(clusterID int) string { return holderFile(clusterID) }
-
-func holderFile(clusterID int) string {
+func HolderFile(clusterID int) string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("kubecreds-rotation-lke%d.pid", clusterID))
 }
 
@@ -42,7 +40,7 @@ func holderFile(clusterID int) string {
 // as the one rotating the cluster.
 func claimHolderFile(clusterID int, identity string) {
 	pid := os.Getpid()
-	_ = os.WriteFile(holderFile(clusterID), []byte(fmt.Sprintf("%d %s\n%s\n", pid, kube.ProcessStart(pid), identity)), 0o600)
+	_ = os.WriteFile(HolderFile(clusterID), []byte(fmt.Sprintf("%d %s\n%s\n", pid, kube.ProcessStart(pid), identity)), 0o600)
 }
 
 // dropHolderFile removes the record, if it is this run's. A run that ends
@@ -50,12 +48,12 @@ func claimHolderFile(clusterID int, identity string) {
 // rotation which left the kubeconfig rejected is over.
 func dropHolderFile(clusterID int, identity string) {
 	if _, _, id, ok := readHolderFile(clusterID); ok && id == identity {
-		_ = os.Remove(holderFile(clusterID))
+		_ = os.Remove(HolderFile(clusterID))
 	}
 }
 
 func readHolderFile(clusterID int) (pid int, start, identity string, ok bool) {
-	raw, err := os.ReadFile(holderFile(clusterID))
+	raw, err := os.ReadFile(HolderFile(clusterID))
 	if err != nil {
 		return 0, "", "", false
 	}
@@ -147,9 +145,6 @@ func (r *run) releaseLock(ctx context.Context, finished bool) {
 		dropHolderFile(r.opts.ClusterID, r.lock.Identity())
 	}
 }
-
-// useForLock renews the lock with k from now on.
-func (r *run) useForLock(k *kube.Clients) { r.lock.Use(k) }
 
 // refetchCurrent fetches the served kubeconfig again (waiting through a
 // regeneration under way) and connects with it; it reports whether its

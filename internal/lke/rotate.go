@@ -533,7 +533,7 @@ func (r *run) waitForKubeconfig(ctx context.Context) (map[string]any, error) {
 	r.new, err = r.Connect(r.newKubeconfig)
 	if err == nil {
 		if r.lock != nil {
-			r.useForLock(r.new)
+			r.lock.Use(r.new)
 		} else if _, lerr := r.takeLock(ctx, r.new); lerr == nil {
 			// A resumed rotation: no run could read the lock while the
 			// kubeconfig was rejected; it holds it from here on.

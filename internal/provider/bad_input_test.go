@@ -149,12 +149,24 @@ func TestAccBadInputCatalogue(t *testing.T) {
 		t.Fatalf("the catalogue holds %d configurations; it is meant to hold at least 25", len(badInputs))
 	}
 	before := testEnv.Emulator.CountRequests("")
-	// The configurations run in parallel with each other, and with
-	// nothing else: this test is not parallel, so the count of requests
-	// covers these plans only. The group returns once all have ended.
+	rejected := runCatalogue(t, badInputs)
+	calls := testEnv.Emulator.CountRequests("") - before
+	t.Logf("bad input catalogue: %d of %d configurations rejected at validate/plan; Linode API requests made: %d", rejected, len(badInputs), calls)
+	if calls != 0 {
+		t.Errorf("the bad configurations made %d Linode API requests; want none", calls)
+	}
+}
+
+// runCatalogue plans each bad configuration, expecting it to fail naming
+// the attribute and what is allowed, and returns how many did. The
+// configurations run in parallel with each other and, since the calling
+// test is not parallel, with nothing else: a count of API requests around
+// the call covers these plans only. It returns once all have ended.
+func runCatalogue(t *testing.T, inputs []badInput) int64 {
+	t.Helper()
 	var rejected atomic.Int64
 	t.Run("catalogue", func(t *testing.T) {
-		for _, b := range badInputs {
+		for _, b := range inputs {
 			t.Run(b.name, func(t *testing.T) {
 				t.Parallel()
 				resource.Test(t, resource.TestCase{
@@ -172,11 +184,7 @@ func TestAccBadInputCatalogue(t *testing.T) {
 			})
 		}
 	})
-	calls := testEnv.Emulator.CountRequests("") - before
-	t.Logf("bad input catalogue: %d of %d configurations rejected at validate/plan; Linode API requests made: %d", rejected.Load(), len(badInputs), calls)
-	if calls != 0 {
-		t.Errorf("the bad configurations made %d Linode API requests; want none", calls)
-	}
+	return rejected.Load()
 }
 
 func attributePattern(attr string) string {

@@ -3,11 +3,7 @@
 package provider
 
 import (
-	"regexp"
-	"sync/atomic"
 	"testing"
-
-	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 )
 
 func skeRotationWith(body string) string {
@@ -77,31 +73,9 @@ func TestAccSKEBadInputCatalogue(t *testing.T) {
 	}
 	_, api := sharedSKECluster(t)
 	before := len(api.Requests())
-	// The configurations run in parallel with each other, and with
-	// nothing else: this test is not parallel, so the count of requests
-	// covers these plans only. The group returns once all have ended.
-	var rejected atomic.Int64
-	t.Run("catalogue", func(t *testing.T) {
-		for _, b := range skeBadInputs {
-			t.Run(b.name, func(t *testing.T) {
-				t.Parallel()
-				resource.Test(t, resource.TestCase{
-					TerraformVersionChecks:   ephemeralVersions,
-					ProtoV6ProviderFactories: testProviders,
-					Steps: []resource.TestStep{{
-						Config:      b.config,
-						PlanOnly:    true,
-						ExpectError: regexp.MustCompile(`(?s)` + attributePattern(b.want) + `.*` + wrappedPattern(b.allowed) + `|` + wrappedPattern(b.allowed) + `.*` + attributePattern(b.want)),
-					}},
-				})
-				if !t.Failed() {
-					rejected.Add(1)
-				}
-			})
-		}
-	})
+	rejected := runCatalogue(t, skeBadInputs)
 	calls := len(api.Requests()) - before
-	t.Logf("SKE bad input catalogue: %d of %d configurations rejected at validate/plan; SKE API requests made: %d", rejected.Load(), len(skeBadInputs), calls)
+	t.Logf("SKE bad input catalogue: %d of %d configurations rejected at validate/plan; SKE API requests made: %d", rejected, len(skeBadInputs), calls)
 	if calls != 0 {
 		t.Errorf("the bad configurations made %d SKE API requests; want none", calls)
 	}
