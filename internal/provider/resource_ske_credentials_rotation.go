@@ -391,6 +391,15 @@ func (r *skeRotationResource) Update(ctx context.Context, req resource.UpdateReq
 		resp.Diagnostics.AddError("Cannot complete the credentials rotation of SKE cluster "+ref.String(), describeSKEPhaseError(ctx, err, ref, timeout, "update"))
 		return
 	}
+	if !out.Completed {
+		how := "this apply found it " + out.Found
+		if out.Elsewhere {
+			how = "the SKE API refused this apply's complete because another run had just sent one"
+		}
+		resp.Diagnostics.AddWarning("Credentials rotation completed by another run",
+			"The credentials rotation of SKE cluster "+ref.String()+" was completed by someone else ("+how+
+				"). This apply waited until it was COMPLETED and recorded that, without completing it again.")
+	}
 	plan.fromCluster(out.Cluster)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }

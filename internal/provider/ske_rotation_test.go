@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,5 +259,72 @@ func TestAccSKERotation_phaseUnderWayIsWaitedForNotRestarted(t *testing.T) {
 	})
 	if starts, _ := c.Rotations(); starts != 1 {
 		t.Errorf("%d rotations started; the one under way should have been waited for", starts)
+	}
+}
+
+// TestAccSKERotation_twoWorkspacesAtOnce: two workspaces (no shared state
+// lock) apply the same SKE rotation at once, phase by phase, for several
+// rounds. The SKE API refuses a second start or complete, so in each phase
+// exactly one run acts and the other adopts what it did, with a warning;
+// both applies succeed, both states hold the phase, and the next plans are
+// empty.
+func TestAccSKERotation_twoWorkspacesAtOnce(t *testing.T) {
+	t.Parallel()
+	c := newSKECluster(t, "twoatonce")
+	c.SetPrepareDuration(3 * time.Second)
+	config := withKubecreds(`
+variable "round" { type = string }
+variable "complete" { type = bool }
+` + skeRotationConfig(c, "  keepers  = { round = var.round }\n  complete = var.complete\n"))
+	dirs := []string{t.TempDir(), t.TempDir()}
+	for _, dir := range dirs {
+		writeConfig(t, dir, config)
+	}
+	phases := []struct {
+		complete bool
+		phase    string
+		adopted  string
+	}{
+		{false, fakeske.PhasePrepared, "Credentials rotation adopted"},
+		{true, fakeske.PhaseCompleted, "Credentials rotation completed by another run"},
+	}
+	for round := range 2 {
+		for _, p := range phases {
+			vars := map[string]string{"TF_VAR_round": fmt.Sprint(round), "TF_VAR_complete": fmt.Sprint(p.complete)}
+			starts, completes := c.Rotations()
+			outs, errs := make([]string, 2), make([]error, 2)
+			var wg sync.WaitGroup
+			for i, dir := range dirs {
+				wg.Go(func() { outs[i], errs[i] = tfRun(t, dir, vars, "apply", "-auto-approve", "-input=false") })
+			}
+			wg.Wait()
+			for i := range dirs {
+				if errs[i] != nil {
+					t.Fatalf("round %d, %s: workspace %d failed: %v\n%s", round, p.phase, i, errs[i], outs[i])
+				}
+			}
+			s, cm := c.Rotations()
+			if p.complete && (s != starts || cm != completes+1) || !p.complete && (s != starts+1 || cm != completes) {
+				t.Errorf("round %d, %s: SKE acted on %d starts and %d completions; want exactly one of the phase's", round, p.phase, s-starts, cm-completes)
+			}
+			adopted := 0
+			for _, out := range outs {
+				if wrapped(p.adopted).MatchString(out) {
+					adopted++
+				}
+			}
+			if adopted != 1 {
+				t.Errorf("round %d, %s: %d of the two applies say %q; want 1:\n%s\n----\n%s", round, p.phase, adopted, p.adopted, outs[0], outs[1])
+			}
+			if phase, _ := c.Phase(); phase != p.phase {
+				t.Errorf("round %d: the cluster is %s; want %s", round, phase, p.phase)
+			}
+			for i, dir := range dirs {
+				if a := stateAttributes(t, dir, skeRotationAddr); a["phase"] != p.phase {
+					t.Errorf("round %d: workspace %d's state says phase %v; want %s", round, i, a["phase"], p.phase)
+				}
+				mustPlanEmpty(t, dir, vars, fmt.Sprintf("of workspace %d after round %d's %s", i, round, p.phase))
+			}
+		}
 	}
 }
