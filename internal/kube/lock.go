@@ -41,9 +41,13 @@ const LockName = "kubecreds-rotation"
 const LockDuration = 60 * time.Second
 
 // finishedLabel carries, on a released Lease, when the last rotation that
-// completed released it (Unix seconds): a run that waited for it can tell
-// whether that rotation already did its work.
-const finishedLabel = "kubecreds.io/rotation-finished-at"
+// completed released it (Unix milliseconds): a
+// run that overlapped it can tell whether that rotation already did its
+// work. finishedByAnnotation names that rotation's holder.
+const (
+	finishedLabel        = "kubecreds.io/rotation-finished-at"
+	finishedByAnnotation = "kubecreds.io/rotation-finished-by"
+)
 
 // ErrLockCredentialRejected means the credential the lock was being taken
 // with was rejected while waiting: the rotation that held the lock has
@@ -70,8 +74,9 @@ type Acquired struct {
 	// Holder is the identity this run waited for ("" when it did not).
 	Holder string
 	// LastFinished is when the last rotation that completed released the
-	// lock (zero when none did).
+	// lock (zero when none did), and LastHolder that rotation's identity.
 	LastFinished time.Time
+	LastHolder   string
 }
 
 // Lock is a held rotation lock. It renews itself, with the clients last
@@ -193,7 +198,7 @@ func AcquireLock(ctx context.Context, k *Clients, opts LockOptions) (*Lock, Acqu
 			}
 			return nil, got, l.failed(err)
 		}
-		got.LastFinished = finishedAt(l.lease.Labels)
+		got.LastFinished, got.LastHolder = finishedAt(l.lease.Labels), l.lease.Annotations[finishedByAnnotation]
 		if string(raw) != string(observed) {
 			observed, observedAt = raw, now
 		}
@@ -204,7 +209,7 @@ func AcquireLock(ctx context.Context, k *Clients, opts LockOptions) (*Lock, Acqu
 			if record.HolderIdentity == l.identity {
 				acquire = record.AcquireTime.Time
 			}
-			err := l.update(ctx, l.record(acquire, now), nil)
+			err := l.update(ctx, l.record(acquire, now), nil, nil)
 			if err == nil {
 				l.start(now)
 				return l, got, nil
@@ -259,7 +264,7 @@ func (l *Lock) create(ctx context.Context, rec resourcelock.LeaderElectionRecord
 
 // update writes rec over the Lease last read (its resourceVersion makes a
 // concurrent change a conflict), setting labels.
-func (l *Lock) update(ctx context.Context, rec resourcelock.LeaderElectionRecord, labels map[string]string) error {
+func (l *Lock) update(ctx context.Context, rec resourcelock.LeaderElectionRecord, labels, annotations map[string]string) error {
 	lease := l.lease.DeepCopy()
 	lease.Spec = resourcelock.LeaderElectionRecordToLeaseSpec(&rec)
 	for k, v := range labels {
@@ -267,6 +272,12 @@ func (l *Lock) update(ctx context.Context, rec resourcelock.LeaderElectionRecord
 			lease.Labels = map[string]string{}
 		}
 		lease.Labels[k] = v
+	}
+	for k, v := range annotations {
+		if lease.Annotations == nil {
+			lease.Annotations = map[string]string{}
+		}
+		lease.Annotations[k] = v
 	}
 	updated, err := l.clients.Core.CoordinationV1().Leases(l.namespace).Update(ctx, lease, metav1.UpdateOptions{})
 	if err == nil {
@@ -285,8 +296,8 @@ func (l *Lock) record(acquired, now time.Time) resourcelock.LeaderElectionRecord
 }
 
 func finishedAt(labels map[string]string) time.Time {
-	if s, err := strconv.ParseInt(labels[finishedLabel], 10, 64); err == nil && s > 0 {
-		return time.Unix(s, 0)
+	if ms, err := strconv.ParseInt(labels[finishedLabel], 10, 64); err == nil && ms > 0 {
+		return time.UnixMilli(ms)
 	}
 	return time.Time{}
 }
@@ -331,7 +342,7 @@ func (l *Lock) renew() {
 		}
 		l.mu.Lock()
 		ctx, cancel := context.WithTimeout(context.Background(), max(l.duration/3, time.Second))
-		err := l.update(ctx, l.record(l.acquired, l.clk.Now()), nil)
+		err := l.update(ctx, l.record(l.acquired, l.clk.Now()), nil, nil)
 		cancel()
 		if apierrors.IsConflict(err) {
 			// Another run took it: the lease had expired as it saw it.
@@ -365,14 +376,15 @@ func (l *Lock) Release(ctx context.Context, finished bool) error {
 	rec := l.record(l.acquired, now)
 	rec.HolderIdentity = ""
 	rec.LeaseDurationSeconds = 1
-	var labels map[string]string
+	var labels, annotations map[string]string
 	if finished {
-		labels = map[string]string{finishedLabel: strconv.FormatInt(now.Unix(), 10)}
+		labels = map[string]string{finishedLabel: strconv.FormatInt(now.UnixMilli(), 10)}
+		annotations = map[string]string{finishedByAnnotation: l.identity}
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	err := l.clients.Retry.Do(ctx, func() error {
-		err := l.update(ctx, rec, labels)
+		err := l.update(ctx, rec, labels, annotations)
 		if apierrors.IsConflict(err) {
 			// A renewal's answer was lost: read it again and retry.
 			if _, _, gerr := l.get(ctx); gerr == nil {

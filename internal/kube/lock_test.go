@@ -41,7 +41,7 @@ func TestLockWaitsForTheHolderAndTellsItFinished(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := <-second
-	if s.err != nil || !s.got.Waited || s.got.Holder == "" || s.got.LastFinished.Before(start.Truncate(time.Second)) {
+	if s.err != nil || !s.got.Waited || s.got.Holder == "" || s.got.LastFinished.Before(start) || s.got.LastHolder != first.Identity() {
 		t.Fatalf("second: %+v, %v; want it to have waited for a rotation that finished after it started", s.got, s.err)
 	}
 	_ = s.l.Release(t.Context(), false)

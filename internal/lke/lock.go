@@ -106,8 +106,11 @@ func localHolder(clusterID int) holderState {
 }
 
 // takeLock takes the rotation lock with k. adopted is true when this run
-// waited for another that completed a rotation since this run started:
-// that rotation did what this one was asked to.
+// waited for another, and a rotation completed after this run started:
+// that rotation did what this one was asked to. The wait need not have
+// been in this call: the holder revokes the credential a run waits with
+// (ErrLockCredentialRejected), and may have released the lock by the time
+// the run has reconnected and asks again.
 func (r *run) takeLock(ctx context.Context, k *kube.Clients) (adopted bool, err error) {
 	lock, got, err := kube.AcquireLock(ctx, k, kube.LockOptions{
 		Namespace: AdminAccount.Namespace,
@@ -119,17 +122,22 @@ func (r *run) takeLock(ctx context.Context, k *kube.Clients) (adopted bool, err 
 				map[string]any{"cluster_id": r.opts.ClusterID, "holder": holder, "waited_ms": waited.Milliseconds()})
 		},
 	})
+	if got.Waited {
+		r.waitedFor = got.Holder
+	}
 	if err != nil {
 		return false, err
 	}
 	r.lock = lock
 	claimHolderFile(r.opts.ClusterID, lock.Identity())
-	if got.Waited && !got.LastFinished.Before(r.result.RotatedAt.Truncate(time.Second)) {
-		r.result.AdoptedFrom = got.Holder
-		r.result.AdoptedAt = got.LastFinished
-		return true, nil
+	if r.waitedFor == "" || got.LastFinished.IsZero() || got.LastFinished.Before(r.result.RotatedAt) {
+		return false, nil
 	}
-	return false, nil
+	r.result.AdoptedFrom, r.result.AdoptedAt = got.LastHolder, got.LastFinished
+	if r.result.AdoptedFrom == "" {
+		r.result.AdoptedFrom = r.waitedFor
+	}
+	return true, nil
 }
 
 // releaseLock frees the lock at the end of the run; finished says the
@@ -204,6 +212,11 @@ func (r *run) awaitWorkingKubeconfig(ctx context.Context) (bool, error) {
 			return false, err
 		}
 		if ok {
+			// A new kubeconfig that works: another run regenerated it
+			// while this one waited.
+			if r.waitedFor == "" {
+				r.waitedFor = "the run that served a new kubeconfig"
+			}
 			return true, nil
 		}
 	}

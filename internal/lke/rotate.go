@@ -320,6 +320,7 @@ type run struct {
 	adminRecreated  bool                    // lke-admin was re-created: the old credential is dead
 	adminDeleted    bool                    // lke-admin was deleted and its create failed: it is missing
 	lock            *kube.Lock              // the rotation lock, once taken
+	waitedFor       string                  // the holder this run last waited for the lock behind
 
 	done []string // what has been changed so far, for error messages
 }
