@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	fakeske "github.com/kubecreds/terraform-provider-kubecreds/internal/fakecloud/ske"
 )
@@ -163,5 +164,34 @@ func TestAccSKEKubeconfig_badInputFailsAtValidate(t *testing.T) {
 	}
 	if n := len(api.Requests()) - before; n != 0 {
 		t.Errorf("%d requests reached the SKE API; bad input must fail before any", n)
+	}
+}
+
+// A kubeconfig the SKE API serves with an exec plugin in it is refused when
+// the ephemeral resource opens, naming the plugin, and the plugin never
+// runs: SKE serves client certificates inline, never a plugin.
+func TestAccSKEKubeconfig_servedPluginIsRefused(t *testing.T) {
+	t.Parallel()
+	c := newSKECluster(t, "servedexec")
+	script, record := credentialPlugin(t, t.TempDir(), "never-used")
+	c.SetServedKubeconfigEdit(func(cfg *clientcmdapi.Config) {
+		for _, u := range cfg.AuthInfos {
+			u.ClientCertificateData, u.ClientKeyData = nil, nil
+			u.Exec = &clientcmdapi.ExecConfig{APIVersion: "client.authentication.k8s.io/v1", Command: script,
+				InteractiveMode: clientcmdapi.NeverExecInteractiveMode}
+		}
+	})
+	want := fmt.Sprintf(`The SKE API answered an unusable kubeconfig.*users\[%q\]\.exec \(command %q\).*never carries.*nothing was run or read`,
+		c.Name, script)
+	resource.Test(t, resource.TestCase{
+		TerraformVersionChecks:   ephemeralVersions,
+		ProtoV6ProviderFactories: providersWithEcho(testProviders["kubecreds"]),
+		Steps: []resource.TestStep{{
+			Config:      skeKubeconfigConfig(c, `  ttl = "1h"`+"\n"),
+			ExpectError: regexp.MustCompile(`(?s)` + strings.ReplaceAll(want, " ", `\s+`)),
+		}},
+	})
+	if _, err := os.Stat(record); !os.IsNotExist(err) {
+		t.Errorf("the served kubeconfig's plugin ran (%s exists: %v)", record, err)
 	}
 }

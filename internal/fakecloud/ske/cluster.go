@@ -91,6 +91,10 @@ type Cluster struct {
 	// statusLag: after a start or complete, reads keep showing the status
 	// from before it until lagUntil (Gardener reports the phase only once
 	// its reconciliation has picked the request up).
+	// edit, when set, changes every kubeconfig POST …/kubeconfig serves:
+	// one the real API would never serve (an exec plugin, a file path), to
+	// show the provider refuses it.
+	edit      func(*clientcmdapi.Config)
 	statusLag time.Duration
 	lagUntil  time.Time
 	lagged    skeStatus
@@ -548,8 +552,22 @@ func (c *Cluster) Kubeconfig(expiration time.Duration) ([]byte, time.Time, error
 	cfg.AuthInfos[c.Name] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
 	cfg.Contexts[c.Name] = &clientcmdapi.Context{Cluster: c.Name, AuthInfo: c.Name}
 	cfg.CurrentContext = c.Name
+	c.mu.Lock()
+	edit := c.edit
+	c.mu.Unlock()
+	if edit != nil {
+		edit(cfg)
+	}
 	raw, err := clientcmd.Write(*cfg)
 	return raw, expires, err
+}
+
+// SetServedKubeconfigEdit makes POST …/kubeconfig serve every kubeconfig
+// changed by edit (nil: as made).
+func (c *Cluster) SetServedKubeconfigEdit(edit func(*clientcmdapi.Config)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.edit = edit
 }
 
 // Phase is the credentials rotation's phase; Aggregated the cluster's state.
