@@ -19,6 +19,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/clock"
+
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/retry"
 )
 
 // The steps of a service-account rotation, in the order they run.
@@ -51,6 +54,12 @@ type AccountRotation struct {
 	// RejectWithin bounds that wait (the API server caches successful
 	// authentications for 10 s).
 	RejectWithin time.Duration
+	// AuthCacheTTL is how long the API server accepts a token it
+	// authenticated after its revocation (zero: AuthCacheTTL). Verify waits
+	// that long after the last re-creation: a token of an account that its
+	// holder used a moment before the account was re-created is accepted
+	// until then, and no canary can show it.
+	AuthCacheTTL time.Duration
 	// Now stamps the restart, as kubectl rollout restart does.
 	Now func() time.Time
 	// Step, when set, is told each step as it ends.
@@ -262,9 +271,12 @@ func RotateAccounts(ctx context.Context, k *Clients, opts AccountRotation) (*Acc
 			return res, err
 		}
 	}
+	var lastRecreated time.Time
 	if err := step(StepRecreateAccounts, func() (map[string]any, error) {
 		for _, s := range states {
-			if err := recreateAccount(ctx, k, s, opts.RecreateTokenSecrets, res); err != nil {
+			err := recreateAccount(ctx, k, s, opts.RecreateTokenSecrets, res)
+			lastRecreated = time.Now() // its tokens may be dead even if this failed after deleting it
+			if err != nil {
 				return nil, err
 			}
 		}
@@ -284,8 +296,19 @@ func RotateAccounts(ctx context.Context, k *Clients, opts AccountRotation) (*Acc
 	if opts.Verify {
 		if err := step(StepVerifyRejected, func() (map[string]any, error) {
 			start := time.Now()
-			err := awaitCanariesRejected(ctx, k, states, opts.RejectWithin)
-			return map[string]any{"waited_ms": time.Since(start).Milliseconds()}, err
+			if err := awaitCanariesRejected(ctx, k, states, opts.RejectWithin); err != nil {
+				return map[string]any{"waited_ms": time.Since(start).Milliseconds()}, err
+			}
+			ttl := opts.AuthCacheTTL
+			if ttl == 0 {
+				ttl = AuthCacheTTL
+			}
+			cached := time.Until(lastRecreated.Add(ttl))
+			if lastRecreated.IsZero() || cached < 0 {
+				cached = 0
+			}
+			err := retry.Sleep(ctx, clock.RealClock{}, cached)
+			return map[string]any{"waited_ms": time.Since(start).Milliseconds(), "auth_cache_wait_ms": cached.Milliseconds()}, err
 		}); err != nil {
 			return res, err
 		}

@@ -35,6 +35,14 @@ func tokenSecretSelector() string {
 
 const tokenSecretType = string(corev1.SecretTypeServiceAccountToken)
 
+// AuthCacheTTL is how long kube-apiserver keeps a successful token
+// authentication: every token authenticator is wrapped in one cache
+// (pkg/kubeapiserver/authenticator/config.go, tokencache.New with
+// TokenSuccessCacheTTL, 10 s by default in
+// pkg/kubeapiserver/options/authentication.go). A token used just before
+// its revocation is accepted up to this long after it, whoever used it.
+const AuthCacheTTL = 10 * time.Second
+
 var secretsResource = corev1.SchemeGroupVersion.WithResource("secrets")
 
 // ListServiceAccountTokens lists the token secrets in each namespace, sorted

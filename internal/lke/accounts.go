@@ -119,7 +119,11 @@ func (r *run) recreateServiceAccounts(ctx context.Context) (map[string]any, erro
 
 // recreate re-creates one account with k, and records it.
 func (r *run) recreate(ctx context.Context, k *kube.Clients, a kube.ServiceAccountRef) error {
-	if _, err := kube.RecreateServiceAccount(ctx, k, a); err != nil {
+	_, err := kube.RecreateServiceAccount(ctx, k, a)
+	if err == nil || errors.Is(err, kube.ErrDeletedNotCreated) {
+		r.revokedNow() // the account's tokens die with it
+	}
+	if err != nil {
 		return err
 	}
 	r.result.RecreatedServiceAccounts = append(r.result.RecreatedServiceAccounts, a.String())

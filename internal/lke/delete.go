@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
+
+	"k8s.io/utils/clock"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/retry"
 )
 
 // LKE's control-plane components authenticate with these service accounts'
@@ -75,15 +79,55 @@ func (r *run) deleteServiceAccountTokens(ctx context.Context) (map[string]any, e
 // regenerating; it counts as deleted either way.
 func (r *run) deleteOldAdminSecret(ctx context.Context) (map[string]any, error) {
 	deleted, err := kube.DeleteEach(ctx, r.new, r.ownSecret, 1)
-	r.recordDeleted(deleted)
+	r.recordOwnDeleted(deleted)
 	return map[string]any{"deleted": len(deleted)}, err
 }
 
+// recordDeleted records token secrets this run deleted: someone's
+// credentials, revoked now.
 func (r *run) recordDeleted(names []string) {
+	if len(names) > 0 {
+		r.revokedNow()
+	}
+	r.recordOwnDeleted(names)
+}
+
+// recordOwnDeleted records the deletion of the secret behind the old
+// kubeconfig's token. That token is the one verify itself checks until it
+// is rejected (the API server caches by token, whoever used it), so its
+// deletion needs no wait for the authentication cache of its own.
+func (r *run) recordOwnDeleted(names []string) {
 	if len(names) == 0 {
 		return
 	}
 	r.result.DeletedSecrets = append(r.result.DeletedSecrets, names...)
 	slices.Sort(r.result.DeletedSecrets)
 	r.done = append(r.done, fmt.Sprintf("%d secrets deleted", len(names)))
+}
+
+// revokedNow records that this run has just revoked someone's credential:
+// the API server may accept it for kube.AuthCacheTTL more if it was used
+// just before (see waitOutAuthCache).
+func (r *run) revokedNow() {
+	r.lastRevoked = r.Clock.Now()
+}
+
+// waitOutAuthCache waits, once the checked credentials are rejected, until
+// the API server's authentication cache has let go of every credential this
+// run revoked: the canaries prove the revocation of what they stand for,
+// but a token someone used a moment before its revocation stays accepted
+// for the cache's lifetime after it. It returns how long it waited.
+func (r *run) waitOutAuthCache(ctx context.Context) (time.Duration, error) {
+	if r.lastRevoked.IsZero() {
+		return 0, nil
+	}
+	ttl := r.AuthCacheTTL
+	if ttl == 0 {
+		ttl = kube.AuthCacheTTL
+	}
+	left := r.lastRevoked.Add(ttl).Sub(r.Clock.Now())
+	if left <= 0 {
+		return 0, nil
+	}
+	return left, retry.Sleep(ctx, clock.RealClock{}, left)
 }

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	metadatafake "k8s.io/client-go/metadata/fake"
+	"k8s.io/utils/clock"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
@@ -62,7 +63,7 @@ func TestPodsUsingDeletedSecretsAreReportedOnlyForSecretsReallyDeleted(t *testin
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ci", Name: "uses-kept"}, Spec: corev1.PodSpec{Volumes: []corev1.Volume{
 			{Name: "t", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "spared-token"}}}}}},
 	)
-	r := &run{result: &Result{}}
+	r := &run{Runner: &Runner{Clock: clock.RealClock{}}, result: &Result{}}
 	r.scanPods(t.Context(), &kube.Clients{Core: core}, []kube.TokenSecret{{Namespace: "ci", Name: "deployer-token"}, {Namespace: "ci", Name: "spared-token"}})
 	r.result.DeletedSecrets = []string{"ci/deployer-token"} // spared-token's delete was refused, say
 	r.keepMountsOfDeleted()
@@ -103,7 +104,7 @@ func TestRevokeShortLivedDeletesBoundSecretsInEveryNamespace(t *testing.T) {
 		foreignSecret("team-a", "app-config"),              // the label alone: someone else's
 		tokenSecret("team-a", "not-ours", "x"),             // no label: not a short-lived kubeconfig's
 	)
-	r := &run{opts: Options{}.withDefaults(), new: &kube.Clients{Meta: meta}, result: &Result{}}
+	r := &run{Runner: &Runner{Clock: clock.RealClock{}}, opts: Options{}.withDefaults(), new: &kube.Clients{Meta: meta}, result: &Result{}}
 	if _, err := r.revokeShortLivedKubeconfigs(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -161,6 +161,9 @@ type Runner struct {
 	Scopes *LinodeScopes
 	// Retry applies where Options.Retry is not set.
 	Retry retry.Policy
+	// AuthCacheTTL is how long the API server keeps accepting a token it
+	// authenticated, after the token is revoked (zero: kube.AuthCacheTTL).
+	AuthCacheTTL time.Duration
 }
 
 // Rotate runs the LKE secret-rotation runbook for one cluster. It reads top to
@@ -321,6 +324,7 @@ type run struct {
 	adminDeleted    bool                    // lke-admin was deleted and its create failed: it is missing
 	lock            *kube.Lock              // the rotation lock, once taken
 	waitedFor       string                  // the holder this run last waited for the lock behind
+	lastRevoked     time.Time               // when this run last revoked someone's credential
 
 	done []string // what has been changed so far, for error messages
 }
@@ -515,7 +519,7 @@ func (r *run) waitForKubeconfig(ctx context.Context) (map[string]any, error) {
 		// secret itself, and nothing here can any more.
 		if len(r.ownSecret) > 0 && !r.adminRecreated && r.Clock.Since(start) >= r.opts.TokenWait {
 			deleted, err := kube.DeleteEach(ctx, r.old, r.ownSecret, 1)
-			r.recordDeleted(deleted)
+			r.recordOwnDeleted(deleted)
 			if err != nil {
 				return nil, fmt.Errorf("the served kubeconfig still had the old token after %s, and deleting its secret failed: %w", r.opts.TokenWait, err)
 			}

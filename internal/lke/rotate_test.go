@@ -323,7 +323,8 @@ func (f *fakeLKE) count(prefix string) int {
 // runner drives f. Its clock is the real one: the waits it bounds
 // (TokenWait, polls) are real timers of a few milliseconds here.
 func (f *fakeLKE) runner() *Runner {
-	return &Runner{Linode: f, Poll: f, Connect: f.connect, Clock: clock.RealClock{}}
+	// The fake API server caches no authentication.
+	return &Runner{Linode: f, Poll: f, Connect: f.connect, Clock: clock.RealClock{}, AuthCacheTTL: time.Nanosecond}
 }
 
 func fastOptions(o Options) Options {

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	metadatafake "k8s.io/client-go/metadata/fake"
+	"k8s.io/utils/clock"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kube"
 )
@@ -66,7 +67,7 @@ users: [{name: u, user: {token: "` + fakeJWT(`{"kubernetes.io/serviceaccount/nam
 contexts: [{name: x, context: {cluster: c, user: u}}]
 current-context: x
 `)
-	r := &run{opts: Options{Namespaces: []string{"kube-system"}, RegenerateKubeconfig: true, RegenerateServiceToken: true}.withDefaults(),
+	r := &run{Runner: &Runner{Clock: clock.RealClock{}}, opts: Options{Namespaces: []string{"kube-system"}, RegenerateKubeconfig: true, RegenerateServiceToken: true}.withDefaults(),
 		old: &kube.Clients{Meta: meta, Core: fake.NewClientset()}, oldKubeconfig: kubeconfig, result: &Result{}}
 	if _, err := r.listServiceAccountTokens(t.Context()); err != nil {
 		t.Fatal(err)

@@ -51,6 +51,9 @@ func (r *run) revokeShortLivedKubeconfigs(ctx context.Context) (map[string]any, 
 		}
 	}
 	slices.Sort(revoked)
+	if len(revoked) > 0 {
+		r.revokedNow()
+	}
 	r.result.RevokedShortLived = revoked
 	if len(revoked) > 0 {
 		r.done = append(r.done, fmt.Sprintf("%d short-lived kubeconfigs revoked", len(revoked)))

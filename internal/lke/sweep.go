@@ -120,6 +120,9 @@ func (r *run) sweepAgain(ctx context.Context) (map[string]any, error) {
 	}
 	r.noteForeign(bound.Foreign)
 	revoked, err := kube.DeleteEach(ctx, r.new, bound.Ours, r.opts.DeleteConcurrency)
+	if len(revoked) > 0 {
+		r.revokedNow()
+	}
 	r.result.RevokedShortLived = append(r.result.RevokedShortLived, revoked...)
 	slices.Sort(r.result.RevokedShortLived)
 	r.result.SweptAgain = append(r.result.SweptAgain, revoked...)
@@ -128,5 +131,12 @@ func (r *run) sweepAgain(ctx context.Context) (map[string]any, error) {
 		r.done = append(r.done, fmt.Sprintf("%d short-lived kubeconfigs revoked", len(revoked)))
 	}
 	fields["bound_secrets_revoked"] = len(revoked)
+	if err != nil {
+		return fields, err
+	}
+	// What this sweep revoked was made while the old credentials still
+	// worked, and may have been used a moment ago.
+	cached, err := r.waitOutAuthCache(ctx)
+	fields["auth_cache_wait_ms"] = cached.Milliseconds()
 	return fields, err
 }

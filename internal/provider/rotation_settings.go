@@ -74,7 +74,9 @@ var (
 	descVerify = "Wait for the new kubeconfig, list nodes with it, and confirm that the previous admin token, a short-lived token " +
 		"issued before the revocation, and a token of each re-created account are rejected. The API server keeps a token's successful " +
 		"authentication for 10 seconds; the rotation last uses the old credentials before it regenerates, so this waits only when LKE " +
-		"serves the new kubeconfig sooner than that, and then for the rest of the 10 seconds. " +
+		"serves the new kubeconfig sooner than that, and then for the rest of the 10 seconds. When the rotation revokes a credential " +
+		"later (a short-lived kubeconfig someone kept, a token secret made during the rotation), it also waits until 10 seconds after " +
+		"that revocation, so that nothing a holder used a moment before still works when the apply ends. " +
 		defaultsTo(lkeDefaults.Verify)
 	descRestartWorkloads = "After the new credentials are in place, do what `kubectl rollout restart` does (set the " +
 		"`kubectl.kubernetes.io/restartedAt` annotation of the pod template) for these workloads, so that their pods are recreated " +

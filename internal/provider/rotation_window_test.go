@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubecreds/terraform-provider-kubecreds/internal/kubeconfig"
+	"github.com/kubecreds/terraform-provider-kubecreds/internal/lke"
 )
 
 const windowRunConfig = `
@@ -143,4 +144,55 @@ func TestAccRotation_secondSweepRevokesWhatWasMadeInTheWindow(t *testing.T) {
 	if out, err := terraformCmd(t, dir, nil, "plan", "-detailed-exitcode", "-input=false"); err != nil {
 		t.Fatalf("the plan after the rotation is not empty: %v\n%s", err, out)
 	}
+}
+
+// A leaver's short-lived token, used a moment before the rotation revokes
+// it, is rejected when the apply ends, not some seconds later: the API
+// server keeps a token it authenticated for 10 s (kube.AuthCacheTTL), and
+// the rotation waits that long after its last revocation. The kubeconfig
+// is served 5 s after the regeneration, so the token is used well after
+// the rotation's own canaries were, and their rejection alone would end
+// the apply while this token still works (as it did before the wait).
+func TestAccRotation_aTokenUsedJustBeforeItsRevocationIsRejectedWhenTheApplyEnds(t *testing.T) {
+	t.Parallel()
+	c := takeCluster(t)
+	c.SetKubeconfigDelay(5 * time.Second)
+	t.Cleanup(func() { c.SetKubeconfigDelay(0) })
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), fmt.Appendf(nil, windowRunConfig, c.ID), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adminClient(t, c).CoreV1().ServiceAccounts("kube-system").Create(t.Context(),
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "backdoor"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	// Minted before the rotation with the admin kubeconfig, as a leaver's
+	// kubecreds_short_lived_kubeconfig with revoke_on_close = false is.
+	issuer := &kubeconfig.Issuer{Client: kubeconfigClient(t, servedKubeconfig(t, c)), Clock: clock.RealClock{}}
+	tok, err := issuer.IssueServiceAccountToken(t.Context(), kubeconfig.ServiceAccountToken{Namespace: "kube-system", Name: "backdoor", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var usedAt time.Time
+	var useErr error
+	out, err := applyWatching(t, dir, func(line string) {
+		if !usedAt.IsZero() || !strings.Contains(line, "rotation step: "+lke.StepWaitKubeconfig+":") || !strings.Contains(line, "duration_ms=") {
+			return
+		}
+		usedAt, useErr = time.Now(), tokenAuthenticates(t, c, tok.Token)
+	})
+	if err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	ended := time.Now()
+	if usedAt.IsZero() || useErr != nil {
+		t.Fatalf("the leaver's token was not used and accepted once the new kubeconfig was served (the moment this test needs): %v\n%s", useErr, out)
+	}
+	if err := tokenAuthenticates(t, c, tok.Token); !apierrors.IsUnauthorized(err) {
+		t.Fatalf("the leaver's short-lived token, used %s before the apply ended, is still accepted after it (%v)", ended.Sub(usedAt).Round(100*time.Millisecond), err)
+	}
+	if _, err := adminClient(t, c).CoreV1().Secrets(tok.Bound.Namespace).Get(t.Context(), tok.Bound.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the leaver's bound Secret %s/%s is still there (%v)", tok.Bound.Namespace, tok.Bound.Name, err)
+	}
+	t.Logf("the leaver's token was used %s before the apply ended, and is rejected", ended.Sub(usedAt).Round(100*time.Millisecond))
 }
