@@ -91,3 +91,28 @@ func TestLockFindingsStateBothTargets(t *testing.T) {
 		}
 	}
 }
+
+// The fleet's verdict and its profile come from the samples and the steps
+// the provider logged; a step line is read whatever its fields' order.
+func TestFleetFindingsNameTheVerdictAndTheGrownSteps(t *testing.T) {
+	log := []byte("2026-12-04T21:07:26.376Z [INFO]  provider.terraform-provider-kubecreds: rotation step: re-create service accounts: cluster_id=1 duration_ms=120 tf_rpc=ApplyResourceChange\n" +
+		"2026-12-04T21:07:26.377Z [INFO]  provider.terraform-provider-kubecreds: rotation step: check access with the current kubeconfig: waiting for the rotation under way: holder=x waited_ms=10\n" +
+		"2026-12-04T21:07:26.378Z [INFO]  provider.terraform-provider-kubecreds: rotation step: get cluster: duration_ms=5 cluster_id=1\n")
+	got := stepDurations(log)
+	if len(got) != 2 || got["re-create service accounts"][0] != 120 || got["get cluster"][0] != 5 {
+		t.Fatalf("stepDurations = %v; want the two steps with their durations, and no progress note", got)
+	}
+	b := &bench{results: []result{
+		{Case: fleetCase, Variant: "1 clusters, -parallelism=1", Baseline: true, Samples: []float64{10},
+			Steps: medianSteps(map[string][]float64{"re-create service accounts": {100}, "get cluster": {5}})},
+		{Case: fleetCase, Variant: "20 clusters, -parallelism=20", Samples: []float64{14},
+			Steps: medianSteps(map[string][]float64{"re-create service accounts": {1400, 1500, 1300}, "get cluster": {50}})},
+	}}
+	var s strings.Builder
+	b.targets(&s)
+	for _, want := range []string{"1.40× one cluster", "target ≤ 1.3×: **missed**", "re-create service accounts 100 → 1400 ms", "the steps sum to 0.105 s → 1.45 s"} {
+		if !strings.Contains(s.String(), want) {
+			t.Errorf("the findings do not say %q:\n%s", want, s.String())
+		}
+	}
+}

@@ -31,6 +31,9 @@ type result struct {
 	Note     string    `json:"note,omitempty"`
 	// Draws are the kubeconfig delays sample i ran against (rotation case).
 	Draws []kubeconfigDraw `json:"draws,omitempty"`
+	// Steps are the median durations (ms) of the rotation's steps over
+	// every cluster and run, as the provider logged them (fleet case).
+	Steps []stepTime `json:"steps,omitempty"`
 }
 
 func (r result) median() float64 {
@@ -231,6 +234,7 @@ func (b *bench) targets(s *strings.Builder) {
 	s.WriteString("\nTargets and findings:\n\n")
 	b.rotationFindings(s, find, verdict)
 	b.lockFindings(s, find, verdict)
+	b.fleetFindings(s, find, verdict)
 	var missed5x, floorUnder5x bool
 	literalMax := 0 // the largest N kubectl ran at as the runbook writes it
 	for _, n := range []int{100, 1000, 5000} {
