@@ -203,14 +203,24 @@ func (r *run) rotate(ctx context.Context) (*Result, error) {
 		return nil, errAdopted
 	}
 	if !r.result.Resumed {
-		if err := r.step(ctx, StepListSecrets, r.listServiceAccountTokens); err != nil {
-			return nil, err
+		// The canary is bound to an Opaque Secret, which the deletion does
+		// not touch: issued beside the list and the deletion rather than
+		// after them, it moves the revocations that follow earlier by its
+		// round trips, and with them the end of verify (waitOutAuthCache).
+		canary := func(context.Context) (map[string]any, error) { return nil, nil }
+		if opts.Verify {
+			canary = r.issueCanaryBeside(ctx)
 		}
-		if err := r.step(ctx, StepDeleteSecrets, r.deleteServiceAccountTokens); err != nil {
+		err := r.step(ctx, StepListSecrets, r.listServiceAccountTokens)
+		if err == nil {
+			err = r.step(ctx, StepDeleteSecrets, r.deleteServiceAccountTokens)
+		}
+		if err != nil {
+			_, _ = canary(ctx) // not left running: it writes the run's state
 			return nil, err
 		}
 		if opts.Verify {
-			if err := r.step(ctx, StepIssueCanary, r.issueCanary); err != nil {
+			if err := r.step(ctx, StepIssueCanary, canary); err != nil {
 				return nil, err
 			}
 		}

@@ -21,6 +21,29 @@ func (r *run) issueCanary(ctx context.Context) (map[string]any, error) {
 	return r.issueCanaryWith(ctx, r.old)
 }
 
+// issueCanaryBeside starts issuing the canary with the old credentials and
+// returns the step that waits for it: the canary's own time runs beside
+// whatever runs until then.
+func (r *run) issueCanaryBeside(ctx context.Context) func(context.Context) (map[string]any, error) {
+	type issued struct {
+		fields map[string]any
+		err    error
+	}
+	done := make(chan issued, 1)
+	go func() {
+		fields, err := r.issueCanary(ctx)
+		done <- issued{fields, err}
+	}()
+	var got *issued
+	return func(context.Context) (map[string]any, error) {
+		if got == nil {
+			g := <-done
+			got = &g
+		}
+		return got.fields, got.err
+	}
+}
+
 func (r *run) issueCanaryWith(ctx context.Context, k *kube.Clients) (map[string]any, error) {
 	tok, err := kube.IssueCanary(ctx, k, r.Clock)
 	if err != nil {
